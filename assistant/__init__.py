@@ -1,0 +1,1 @@
+"""banshi (办事): gateway, channels, CLI and custom Rasa components."""

@@ -1,0 +1,117 @@
+"""ServiceItemLinker: add ranked service items (ids + scores) to the parse result.
+
+Output property ``service_items``: ``[{"id", "name", "score"}, ...]`` best first
+(possibly empty). The ``service_item`` entity is reserved for explicit choices
+(quick-reply payloads such as ``/ask_materials{"service_item": "passport"}``). The index is built from the catalog at training time and stored
+with the model, so a model answers the same way wherever it is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import INTENT, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from knowledge.catalog import DEFAULT_CATALOG_DIR, catalog_files, fingerprint_files, load_catalog
+from knowledge.linker import ItemLinker, LinkerConfig
+
+logger = logging.getLogger(__name__)
+
+SERVICE_ITEMS = "service_items"
+# Training sentences of these intents teach the linker what "no item" looks like.
+NONE_INTENTS = ("out_of_scope", "greet", "goodbye", "thank", "affirm", "deny", "inform")
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=True
+)
+class ServiceItemLinker(GraphComponent):
+    @staticmethod
+    def get_default_config() -> Dict[str, Any]:
+        return {
+            "catalog_dir": None,  # default: knowledge/catalog of this project
+            "top_k": 5,
+            "min_score": 0.3,
+        }
+
+    def __init__(
+        self,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        linker: Optional[ItemLinker] = None,
+    ) -> None:
+        self._config = config
+        self._model_storage = model_storage
+        self._resource = resource
+        self._linker = linker
+
+    @staticmethod
+    def _catalog_dir(config: Dict[str, Any]) -> Path:
+        return Path(config.get("catalog_dir") or DEFAULT_CATALOG_DIR)
+
+    @staticmethod
+    def _linker_config(config: Dict[str, Any]) -> LinkerConfig:
+        return LinkerConfig(min_score=config["min_score"], top_k=config["top_k"])
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+        """Retrain when the catalog files change (they are not a graph input)."""
+        return fingerprint_files(catalog_files(cls._catalog_dir(config)))
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "ServiceItemLinker":
+        return cls(config, model_storage, resource)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        catalog = load_catalog(self._catalog_dir(self._config))
+        none_texts = [
+            m.get(TEXT)
+            for m in training_data.intent_examples
+            if m.get(INTENT) in NONE_INTENTS and m.get(TEXT)
+        ]
+        self._linker = ItemLinker.train(catalog, none_texts, self._linker_config(self._config))
+        with self._model_storage.write_to(self._resource) as directory:
+            self._linker.save(Path(directory))
+        return self._resource
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "ServiceItemLinker":
+        try:
+            with model_storage.read_from(resource) as directory:
+                linker = ItemLinker.load(Path(directory), cls._linker_config(config))
+        except ValueError:
+            logger.warning("nlu.item_linker.not_trained: no index in the model")
+            linker = None
+        return cls(config, model_storage, resource, linker)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            ranked = self._linker.link(message.get(TEXT) or "") if self._linker else []
+            items = [
+                {"id": item_id, "name": self._linker.names.get(item_id, item_id), "score": score}
+                for item_id, score in ranked
+            ]
+            message.set(SERVICE_ITEMS, items, add_to_output=True)
+        return messages

@@ -1,0 +1,67 @@
+"""Chinese text normalisation and pinyin helpers shared by NLU, search and voice."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from typing import List
+
+from opencc import OpenCC
+from pypinyin import Style, lazy_pinyin
+
+_T2S = OpenCC("t2s")
+
+# Initials and finals that Mandarin speakers (and speech recognisers) often confuse.
+_FUZZY_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"))
+_FUZZY_FINALS = (("ang", "an"), ("eng", "en"), ("ing", "in"))
+
+_SPACE_RE = re.compile(r"\s+")
+_PUNCT = set("，。！？、；：“”‘’（）《》【】,.!?;:'\"()[]<>~～…—-·")
+
+
+@lru_cache(maxsize=4096)
+def _t2s_char(ch: str) -> str:
+    out = _T2S.convert(ch)
+    return out if len(out) == 1 else ch
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → simplified, character by character (keeps offsets stable)."""
+    return "".join(_t2s_char(ch) if ord(ch) > 0x2E80 else ch for ch in text)
+
+
+def normalize(text: str) -> str:
+    """Full-width → half-width, lower case, traditional → simplified; same length as input
+    when the input has no compatibility characters that NFKC expands."""
+    folded = "".join(
+        unicodedata.normalize("NFKC", ch) if len(unicodedata.normalize("NFKC", ch)) == 1 else ch
+        for ch in text
+    )
+    return to_simplified(folded.lower())
+
+
+def compact(text: str) -> str:
+    """Normalised text without spaces and punctuation (for matching)."""
+    return "".join(ch for ch in _SPACE_RE.sub("", normalize(text)) if ch not in _PUNCT)
+
+
+@lru_cache(maxsize=8192)
+def _fuzzy_syllable(syllable: str) -> str:
+    for full, short in _FUZZY_INITIALS:
+        if syllable.startswith(full):
+            syllable = short + syllable[len(full):]
+            break
+    for full, short in _FUZZY_FINALS:
+        if syllable.endswith(full):
+            syllable = syllable[: -len(full)] + short
+            break
+    return syllable
+
+
+def syllables(text: str, fuzzy: bool = True) -> List[str]:
+    """One pinyin syllable (no tone) per character; other characters stay as they are."""
+    out = lazy_pinyin(text, style=Style.NORMAL, errors=lambda chunk: list(chunk))
+    if len(out) != len(text):  # pypinyin keeps unknown runs together in rare cases
+        out = [lazy_pinyin(ch, style=Style.NORMAL, errors=lambda c: list(c))[0] for ch in text]
+    return [_fuzzy_syllable(s) for s in out] if fuzzy else out
