@@ -178,6 +178,7 @@ def load_catalog(
     spec = load_spec(spec_path)
     records: Dict[str, Record] = {}
     files = catalog_files(catalog_dir)
+    failed = set()
     for path in files:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -186,6 +187,7 @@ def load_catalog(
             continue
         record = _parse_record(path, data, problems)
         if record is None:
+            failed.add(path.stem)
             continue
         expected_dir = KIND_DIRS[record.kind]
         if path.stem != record.id:
@@ -206,7 +208,7 @@ def load_catalog(
         _apply_override(records, override, problems)
 
     for item_id, entry in spec.items():
-        if item_id not in records:
+        if item_id not in records and item_id not in failed:
             sub = KIND_DIRS.get(entry.kind, "items")
             problems.append(f"{catalog_dir / sub / (item_id + '.yml')}: (file): missing; required by the spec")
 

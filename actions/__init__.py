@@ -1,0 +1,1 @@
+"""rasa-sdk action server of banshi: guidance answers, feedback, handoff requests."""

@@ -1,0 +1,92 @@
+"""好差评 (ratings) and complaints: recorded in the database, acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import SLOT_HUMAN_OFFERED, SLOT_ITEM, channel_of
+from assistant.pii import mask_pii
+from assistant.settings import get_settings
+from knowledge import db
+
+logger = logging.getLogger(__name__)
+
+RATING_GOOD, RATING_BAD = "good", "bad"
+OFFER_COMPLAINT = "complaint"
+# Checked in order: negative cues first ("不好" contains "好").
+_BAD_CUES = ("差评", "不好", "没用", "不行", "不满意", "垃圾", "答非所问", "看不懂", "失望", "太差", "很差", "不准确")
+_GOOD_CUES = ("好评", "满意", "不错", "有用", "很好", "挺好", "赞", "棒", "清楚", "方便", "好")
+
+THANKS_GOOD = "感谢您的好评！我们会继续努力。"
+THANKS_BAD = "抱歉没能帮到您，您的意见已记录，我们会改进。如需人工帮助，请说“转人工”。"
+THANKS_NEUTRAL = "感谢您的评价，已记录。"
+COMPLAINT_TEXT = "非常抱歉给您带来不好的体验。您的投诉已记录（编号 {id}），我们会转交相关部门核实处理。需要我为您转接人工客服吗？"
+HUMAN_BUTTONS = [
+    {"title": "转人工", "payload": "/request_human"},
+    {"title": "不用了", "payload": "/deny"},
+]
+
+
+def rating_of(text: str) -> Optional[str]:
+    if any(cue in text for cue in _BAD_CUES):
+        return RATING_BAD
+    if any(cue in text for cue in _GOOD_CUES):
+        return RATING_GOOD
+    return None
+
+
+def _text(tracker: Tracker) -> str:
+    return mask_pii(((tracker.latest_message or {}).get("text") or "").strip())[:1000]
+
+
+class ActionRecordFeedback(Action):
+    def name(self) -> Text:
+        return "action_record_feedback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        text = _text(tracker)
+        rating = rating_of(text)
+        await asyncio.to_thread(
+            db.add_feedback,
+            get_settings().db_url,
+            tracker.sender_id,
+            "feedback",
+            text,
+            rating,
+            tracker.get_slot(SLOT_ITEM),
+            channel_of(tracker),
+        )
+        logger.info("actions.feedback.recorded rating=%s", rating)
+        message = {RATING_GOOD: THANKS_GOOD, RATING_BAD: THANKS_BAD}.get(rating or "", THANKS_NEUTRAL)
+        dispatcher.utter_message(text=message)
+        return []
+
+
+class ActionRecordComplaint(Action):
+    def name(self) -> Text:
+        return "action_record_complaint"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        row_id = await asyncio.to_thread(
+            db.add_feedback,
+            get_settings().db_url,
+            tracker.sender_id,
+            "complaint",
+            _text(tracker),
+            RATING_BAD,
+            tracker.get_slot(SLOT_ITEM),
+            channel_of(tracker),
+        )
+        logger.info("actions.complaint.recorded id=%s", row_id)
+        dispatcher.utter_message(text=COMPLAINT_TEXT.format(id=row_id), buttons=HUMAN_BUTTONS)
+        return [SlotSet(SLOT_HUMAN_OFFERED, OFFER_COMPLAINT)]

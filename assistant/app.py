@@ -1,0 +1,122 @@
+"""The banshi gateway: FastAPI app with the Rasa agent loaded in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Dict, List, Optional
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from assistant.pii import install_log_masking
+from assistant.routers import conversation, health, items
+from assistant.runtime import AssistantRuntime
+from assistant.settings import Settings, get_settings
+from knowledge import db
+from knowledge.catalog import load_catalog
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Request bodies above this size are refused before they are parsed.
+MAX_BODY_BYTES = 64 * 1024
+
+BAD_JSON = "请求体不是有效的 JSON"
+BAD_REQUEST = "请求格式不正确"
+TOO_LARGE = "请求内容太大"
+SERVER_ERROR = "系统繁忙，请稍后再试"
+
+
+def _first_error_message(errors: List[Dict[str, Any]]) -> str:
+    for error in errors:
+        field = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        if error.get("type") == "value_error.jsondecode":
+            return BAD_JSON
+        message = str(error.get("msg", ""))
+        if error.get("type") == "value_error.missing":
+            return f"缺少字段：{field}"
+        if error.get("type", "").startswith("type_error"):
+            return f"字段类型不正确：{field}"
+        if error.get("type") == "value_error.extra":
+            return f"不支持的字段：{field}"
+        if any("\u4e00" <= ch <= "\u9fff" for ch in message):
+            return message
+        return f"{BAD_REQUEST}：{field}"
+    return BAD_REQUEST
+
+
+def sync_catalog(settings: Settings):
+    """Load the catalog files, store them in the database if changed, return what is stored."""
+    files = load_catalog(settings.catalog_dir, settings.region_override)
+    db.sync_catalog(settings.db_url, files)
+    catalog = db.read_catalog(settings.db_url, spec=files.spec)
+    return catalog
+
+
+def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    settings.ensure_dirs()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_log_masking()
+        app.state.catalog = await asyncio.to_thread(sync_catalog, settings)
+        if load_model:
+            app.state.runtime.load()
+        yield
+        await app.state.runtime.close()
+
+    app = FastAPI(
+        title="banshi 办事助手 API",
+        version="0.1.0",
+        description="Government-service guidance: chat, NLU parse, service catalog.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.runtime = AssistantRuntime(settings)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse({"detail": TOO_LARGE}, status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        message = _first_error_message(errors)
+        status = 400 if message == BAD_JSON else 422
+        safe = [{"loc": list(e.get("loc", ())), "type": e.get("type")} for e in errors]
+        return JSONResponse({"detail": message, "errors": safe}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else BAD_REQUEST
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "没有找到该地址"
+        elif exc.status_code == 405:
+            detail = "不支持该请求方法"
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("gateway.request.failed path=%s", request.url.path)
+        return JSONResponse({"detail": SERVER_ERROR}, status_code=500)
+
+    app.include_router(conversation.router)
+    app.include_router(items.router)
+    app.include_router(health.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def chat_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "chat" / "index.html")
+
+    return app

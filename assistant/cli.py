@@ -1,0 +1,326 @@
+"""The `banshi` command line.
+
+    banshi run                 action server + gateway, waits until ready, Ctrl-C stops both
+    banshi train [--force]     train the Rasa model unless its inputs are unchanged
+    banshi chat                chat in the terminal
+    banshi parse TEXT          parse one message (JSON, same shape as /api/v1/parse)
+    banshi parse --jsonl       one message per stdin line (text or {"text": ...}) → JSON lines
+    banshi kb validate         check the catalog files
+    banshi kb import FILE      import a catalog from .csv or .xlsx into YAML files
+    banshi kb dict             regenerate the jieba user dictionary
+    banshi actions             run only the action server
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import httpx
+
+from assistant.settings import PROJECT_ROOT, Settings, get_settings
+
+logger = logging.getLogger("banshi")
+
+READY_TIMEOUT_S = 180
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("LOG_LEVEL_LIBRARIES", "ERROR")
+    os.environ.setdefault("SQLALCHEMY_WARN_20", "0")
+    for name in ("rasa", "tensorflow", "absl", "jieba", "sanic", "apscheduler", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    _quiet_libraries()
+    from assistant.pii import install_log_masking
+
+    install_log_masking()
+
+
+# ---------------------------------------------------------------- processes
+def start_action_server(settings: Settings) -> subprocess.Popen:
+    env = {**os.environ, "SANIC_HOST": settings.host if settings.host != "0.0.0.0" else "127.0.0.1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
+        cwd=PROJECT_ROOT,
+        env=env,
+    )
+
+
+def wait_http(url: str, timeout: float, proc: Optional[subprocess.Popen] = None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _stop(proc: Optional[subprocess.Popen]) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def ensure_model(settings: Settings) -> None:
+    from assistant.training import data_fingerprint, model_path_for, train
+
+    if settings.model_path is None and not model_path_for(settings, data_fingerprint()).exists():
+        print("训练模型中（首次约需几分钟）… / training the model", flush=True)
+        train(settings)
+
+
+# ----------------------------------------------------------------- commands
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from assistant.app import create_app
+
+    ensure_model(settings)
+    started = time.monotonic()
+    actions = start_action_server(settings)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, ws="wsproto", log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+
+    async def serve() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.1)
+        health = f"http://127.0.0.1:{settings.action_port}/health"
+        ok = await asyncio.to_thread(wait_http, health, READY_TIMEOUT_S, actions)
+        if server.started and ok:
+            base = f"http://{settings.host}:{settings.port}"
+            print(
+                f"banshi 已就绪 / ready in {time.monotonic() - started:.1f} s\n"
+                f"  网页聊天 web chat:  {base}/\n"
+                f"  API 文档 docs:      {base}/docs\n"
+                f"  健康检查 health:    {base}/healthz\n"
+                "按 Ctrl-C 退出 / press Ctrl-C to stop",
+                flush=True,
+            )
+        elif not ok:
+            print("action server did not start; stopping", file=sys.stderr)
+            server.should_exit = True
+        await task
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(actions)
+    return 0 if server.started else 1
+
+
+def cmd_actions(args: argparse.Namespace, settings: Settings) -> int:
+    proc = start_action_server(settings)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        _stop(proc)
+        return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.training import train
+
+    path = train(settings, force=args.force)
+    print(path)
+    return 0
+
+
+def _load_runtime(settings: Settings, tracker_memory: bool = True):
+    from assistant.runtime import AssistantRuntime
+
+    if tracker_memory:
+        settings = settings.copy(update={"tracker_store": "memory"})
+    runtime = AssistantRuntime(settings)
+    runtime.load()
+    return runtime
+
+
+def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.routers.conversation import parse_response
+
+    if not args.jsonl and not args.text:
+        print("请提供要解析的文字，或使用 --jsonl 从标准输入读取", file=sys.stderr)
+        return 2
+    ensure_model(settings)
+    runtime = _load_runtime(settings)
+    limit = settings.max_text_chars
+
+    async def one(text: str) -> str:
+        text = text.strip()
+        if not text:
+            return json.dumps({"error": "消息不能为空"}, ensure_ascii=False)
+        if len(text) > limit:
+            return json.dumps({"error": f"消息太长，请不超过{limit}字"}, ensure_ascii=False)
+        result = parse_response(await runtime.parse(text))
+        return result.json(ensure_ascii=False)
+
+    async def main() -> None:
+        if not args.jsonl:
+            print(await one(" ".join(args.text)), flush=True)
+            return
+        for line in sys.stdin:
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            text = line
+            if line.lstrip().startswith("{"):
+                try:
+                    obj = json.loads(line)
+                    text = obj.get("text", "") if isinstance(obj, dict) else ""
+                except json.JSONDecodeError:
+                    print(json.dumps({"error": "不是有效的 JSON"}, ensure_ascii=False), flush=True)
+                    continue
+                if not isinstance(text, str):
+                    print(json.dumps({"error": "text 必须是字符串"}, ensure_ascii=False), flush=True)
+                    continue
+            print(await one(text), flush=True)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    ensure_model(settings)
+    actions = start_action_server(settings)
+    try:
+        if not wait_http(f"http://127.0.0.1:{settings.action_port}/health", 60, actions):
+            print("action server did not start", file=sys.stderr)
+            return 1
+        runtime = _load_runtime(settings)
+        sender = f"cli-{os.getpid()}"
+        print("办事助手（输入 /quit 退出）", flush=True)
+
+        async def loop() -> None:
+            while True:
+                try:
+                    text = (await asyncio.to_thread(input, "您: ")).strip()
+                except EOFError:
+                    return
+                if text in {"/quit", "/exit"}:
+                    return
+                if not text:
+                    continue
+                result = await runtime.chat(sender, text[: settings.max_text_chars], "cli")
+                for message in result.messages:
+                    if message.get("text"):
+                        print(f"助手: {message['text']}")
+                    for i, button in enumerate(message.get("buttons") or [], start=1):
+                        print(f"  [{i}] {button['title']}")
+            await runtime.close()
+
+        asyncio.run(loop())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(actions)
+    return 0
+
+
+def cmd_kb(args: argparse.Namespace, settings: Settings) -> int:
+    from knowledge import jieba_dict
+    from knowledge.catalog import CatalogError, load_catalog
+
+    if args.kb_command == "import":
+        from knowledge.importer import ImportError_, import_file
+
+        try:
+            written = import_file(Path(args.file), Path(args.out) if args.out else settings.catalog_dir)
+        except ImportError_ as exc:
+            print(f"导入失败 / import failed:\n{exc}", file=sys.stderr)
+            return 1
+        print(f"imported {len(written)} records into {args.out or settings.catalog_dir}")
+        catalog_dir = Path(args.out) if args.out else settings.catalog_dir
+    else:
+        catalog_dir = Path(args.catalog) if getattr(args, "catalog", None) else settings.catalog_dir
+    try:
+        catalog = load_catalog(catalog_dir, settings.region_override)
+    except CatalogError as exc:
+        print(f"catalog invalid: {len(exc.problems)} problem(s)", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    if args.kb_command == "dict":
+        changed = jieba_dict.write(catalog)
+        print(f"{jieba_dict.USER_DICT} {'updated' if changed else 'unchanged'}")
+        return 0
+    if args.kb_command == "load" or args.kb_command == "import":
+        from knowledge import db
+
+        db.sync_catalog(settings.db_url, catalog, force=True)
+    items = sum(1 for r in catalog.items() if r.kind == "item")
+    bundles = len(catalog.records) - items
+    print(f"catalog ok: {items} items, {bundles} bundles, fingerprint {catalog.fingerprint}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="banshi", description="banshi 办事助手")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="start action server and gateway").set_defaults(func=cmd_run)
+    sub.add_parser("actions", help="start only the action server").set_defaults(func=cmd_actions)
+    train = sub.add_parser("train", help="train the model unless inputs are unchanged")
+    train.add_argument("--force", action="store_true", help="train even if up to date")
+    train.set_defaults(func=cmd_train)
+    sub.add_parser("chat", help="chat in the terminal").set_defaults(func=cmd_chat)
+    parse = sub.add_parser("parse", help="parse messages")
+    parse.add_argument("text", nargs="*", help="the message")
+    parse.add_argument("--jsonl", action="store_true", help="read one message per stdin line")
+    parse.set_defaults(func=cmd_parse)
+    kb = sub.add_parser("kb", help="service catalog tools")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    validate = kb_sub.add_parser("validate", help="validate the catalog files")
+    validate.add_argument("--catalog", help="catalog directory (default: knowledge/catalog)")
+    kb_sub.add_parser("dict", help="regenerate the jieba user dictionary")
+    kb_sub.add_parser("load", help="load the catalog files into the database")
+    imp = kb_sub.add_parser("import", help="import a catalog from .csv or .xlsx")
+    imp.add_argument("file")
+    imp.add_argument("--out", help="catalog directory to write (default: knowledge/catalog)")
+    kb.set_defaults(func=cmd_kb)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except Exception as exc:  # pydantic ValidationError: name the variable, then stop
+        print(f"配置错误 / invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    os.chdir(PROJECT_ROOT)
+    _setup_logging(settings)
+    return int(args.func(args, settings) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Mask personal data (ID numbers, phone numbers, names) in text for logs and analytics."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+
+# 18-digit resident ID (last char may be X) and 15-digit legacy IDs.
+_ID_RE = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)|(?<!\d)(\d{6})\d{6}(\d{3})(?!\d)")
+# Mainland mobile numbers, optionally with +86 and separators.
+_PHONE_RE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d)[- ]?\d{4}[- ]?(\d{4})(?!\d)")
+# "我叫张三" / "名字是李四" / "姓名：王五": mask what follows the cue.
+_NAME_RE = re.compile(r"(我叫|我是|名字是|名字叫|姓名[:：]?\s*|叫做)([\u4e00-\u9fff]{2,4})")
+
+
+def _mask_id(match: re.Match) -> str:
+    if match.group(1):
+        return f"{match.group(1)}********{match.group(2)}"
+    return f"{match.group(3)}******{match.group(4)}"
+
+
+def _mask_name(match: re.Match) -> str:
+    name = match.group(2)
+    return match.group(1) + name[0] + "*" * (len(name) - 1)
+
+
+def mask_pii(text: str) -> str:
+    """Return ``text`` with ID numbers, phone numbers and stated names masked."""
+    if not text:
+        return text
+    text = _ID_RE.sub(_mask_id, text)
+    text = _PHONE_RE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
+    return _NAME_RE.sub(_mask_name, text)
+
+
+def hash_id(value: str, salt: str = "banshi") -> str:
+    """A stable, non-reversible short id for logs (conversation ids, OpenIDs)."""
+    return hashlib.sha256(f"{salt}:{value}".encode()).hexdigest()[:12]
+
+
+class PiiMaskingFilter(logging.Filter):
+    """A logging filter that masks personal data in every formatted record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not break logging
+            return True
+        masked = mask_pii(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def install_log_masking() -> None:
+    """Mask personal data in everything the root logger's handlers emit."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if not any(isinstance(f, PiiMaskingFilter) for f in handler.filters):
+            handler.addFilter(PiiMaskingFilter())

@@ -1,0 +1,76 @@
+"""POST /api/v1/chat and POST /api/v1/parse."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List
+
+from fastapi import APIRouter
+
+from assistant.deps import RuntimeDep
+from assistant.pii import hash_id
+from assistant.schemas import (
+    BotMessage,
+    ChatRequest,
+    ChatResponse,
+    ErrorResponse,
+    ItemScore,
+    ParseRequest,
+    ParseResponse,
+)
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1", tags=["conversation"])
+
+TOP_ITEMS = 5
+ERRORS = {400: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+
+
+def items_of(parse_data: Dict[str, Any]) -> List[ItemScore]:
+    return [ItemScore(**item) for item in (parse_data.get("service_items") or [])[:TOP_ITEMS]]
+
+
+def parse_response(parse_data: Dict[str, Any]) -> ParseResponse:
+    intent = parse_data.get("intent") or {}
+    entities = [
+        {k: e.get(k) for k in ("entity", "value", "start", "end", "confidence_entity", "extractor")}
+        for e in parse_data.get("entities") or []
+    ]
+    for entity in entities:
+        entity["confidence"] = entity.pop("confidence_entity")
+    return ParseResponse(
+        intent={"name": intent.get("name"), "confidence": float(intent.get("confidence") or 0.0)},
+        items=items_of(parse_data),
+        entities=entities,
+    )
+
+
+def bot_messages(raw: List[Dict[str, Any]]) -> List[BotMessage]:
+    messages = []
+    for message in raw:
+        buttons = message.get("buttons") or None
+        if message.get("text") or buttons:
+            messages.append(BotMessage(text=message.get("text"), buttons=buttons))
+    return messages
+
+
+@router.post("/chat", response_model=ChatResponse, responses=ERRORS)
+async def chat(body: ChatRequest, runtime: RuntimeDep) -> ChatResponse:
+    """One conversation turn: the assistant's replies, the intent and the linked items."""
+    result = await runtime.chat(body.sender_id, body.text, body.channel)
+    intent = (result.parse_data.get("intent") or {}).get("name")
+    logger.info(
+        "gateway.chat.turn sender=%s channel=%s intent=%s",
+        hash_id(body.sender_id),
+        body.channel,
+        intent,
+    )
+    return ChatResponse(
+        messages=bot_messages(result.messages), intent=intent, items=items_of(result.parse_data)
+    )
+
+
+@router.post("/parse", response_model=ParseResponse, responses=ERRORS)
+async def parse(body: ParseRequest, runtime: RuntimeDep) -> ParseResponse:
+    """Intent, top-5 service items and entities of one message (no conversation state)."""
+    return parse_response(await runtime.parse(body.text))

@@ -1,0 +1,119 @@
+"""Request and response models of the public API (simplified-Chinese error texts)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, List, Optional
+
+from pydantic import BaseModel, Field, validator
+
+from assistant.settings import get_settings
+
+SENDER_ID_RE = re.compile(r"^[A-Za-z0-9_.:@\-]+$")
+CHANNELS = ("web", "kiosk", "wechat", "hotline", "api", "cli")
+
+
+def _clean_text(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("消息不能为空")
+    limit = get_settings().max_text_chars
+    if len(value) > limit:
+        raise ValueError(f"消息太长，请不超过{limit}字")
+    return value
+
+
+class ChatRequest(BaseModel):
+    sender_id: str = Field(..., description="Conversation id chosen by the client", example="web-3f2a")
+    text: str = Field(..., description="What the person said", example="我想办社保卡要带什么")
+    channel: str = Field("api", description="web | kiosk | wechat | hotline | api | cli")
+
+    class Config:
+        extra = "forbid"
+
+    @validator("sender_id")
+    def _sender(cls, value: str) -> str:
+        limit = get_settings().max_sender_id_chars
+        if not value or len(value) > limit or not SENDER_ID_RE.match(value):
+            raise ValueError(f"sender_id 只能包含字母、数字和 _.:@-，长度1到{limit}")
+        return value
+
+    _text = validator("text", allow_reuse=True)(_clean_text)
+
+    @validator("channel")
+    def _channel(cls, value: str) -> str:
+        if value not in CHANNELS:
+            raise ValueError(f"channel 只能是 {', '.join(CHANNELS)} 之一")
+        return value
+
+
+class Button(BaseModel):
+    title: str
+    payload: str
+
+
+class BotMessage(BaseModel):
+    text: Optional[str] = None
+    buttons: Optional[List[Button]] = None
+
+
+class ItemScore(BaseModel):
+    id: str
+    name: str
+    score: float
+
+
+class ChatResponse(BaseModel):
+    messages: List[BotMessage]
+    intent: Optional[str]
+    items: List[ItemScore]
+
+
+class ParseRequest(BaseModel):
+    text: str = Field(..., example="身份证丢了怎么补办")
+
+    class Config:
+        extra = "forbid"
+
+    _text = validator("text", allow_reuse=True)(_clean_text)
+
+
+class IntentScore(BaseModel):
+    name: Optional[str]
+    confidence: float
+
+
+class Entity(BaseModel):
+    entity: str
+    value: Any
+    start: Optional[int] = None
+    end: Optional[int] = None
+    confidence: Optional[float] = None
+    extractor: Optional[str] = None
+
+
+class ParseResponse(BaseModel):
+    intent: IntentScore
+    items: List[ItemScore]
+    entities: List[Entity]
+
+
+class ItemSummary(BaseModel):
+    id: str
+    kind: str
+    name: str
+    department: str
+    verified: str
+
+
+class HealthResponse(BaseModel):
+    status: str
+    model_loaded: bool
+    model: Optional[str]
+    action_server_reachable: bool
+    catalog_items: int
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    errors: Optional[List[Dict[str, Any]]] = None

@@ -1,0 +1,90 @@
+"""Train the Rasa model once per change of its inputs (data fingerprint)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterable, List, Optional
+
+import rasa
+
+from assistant.settings import PROJECT_ROOT, Settings
+from knowledge import jieba_dict
+from knowledge.catalog import load_catalog
+
+logger = logging.getLogger(__name__)
+
+MODEL_PREFIX = "banshi-"
+# Everything a trained model depends on.
+TRAINING_INPUTS = (
+    "config.yml",
+    "domain.yml",
+    "nlu_data",
+    "knowledge/catalog",
+    "knowledge/jieba",
+    "knowledge/linker.py",
+    "knowledge/text.py",
+    "assistant/components",
+)
+
+
+def _files(root: Path, entries: Iterable[str]) -> List[Path]:
+    out: List[Path] = []
+    for entry in entries:
+        path = root / entry
+        if path.is_dir():
+            out += [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        elif path.is_file():
+            out.append(path)
+    return sorted(out)
+
+
+def data_fingerprint(root: Path = PROJECT_ROOT, config: str = "config.yml") -> str:
+    digest = hashlib.sha256(f"rasa={rasa.__version__}".encode())
+    entries = [config if e == "config.yml" else e for e in TRAINING_INPUTS]
+    for path in _files(root, entries):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def model_path_for(settings: Settings, fingerprint: str, name: str = MODEL_PREFIX) -> Path:
+    return settings.models_dir / f"{name}{fingerprint}.tar.gz"
+
+
+def refresh_dictionary(settings: Settings) -> bool:
+    catalog = load_catalog(settings.catalog_dir, settings.region_override)
+    return jieba_dict.write(catalog)
+
+
+def train(
+    settings: Settings,
+    force: bool = False,
+    config: str = "config.yml",
+    name: str = MODEL_PREFIX,
+    data: Optional[List[str]] = None,
+) -> Path:
+    """Train unless a model for the current inputs exists; return the model path."""
+    settings.ensure_dirs()
+    if refresh_dictionary(settings):
+        logger.info("train.dictionary.updated path=%s", jieba_dict.USER_DICT)
+    fingerprint = data_fingerprint(config=config)
+    target = model_path_for(settings, fingerprint, name)
+    if target.exists() and not force:
+        logger.info("train.skipped model=%s (inputs unchanged)", target.name)
+        return target
+    command = [
+        sys.executable, "-m", "rasa", "train",
+        "--config", config,
+        "--domain", "domain.yml",
+        "--data", *(data or ["nlu_data"]),
+        "--out", str(settings.models_dir),
+        "--fixed-model-name", target.name[: -len(".tar.gz")],
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    subprocess.run(command, cwd=PROJECT_ROOT, check=True, env=env)
+    return target
