@@ -1,0 +1,40 @@
+# banshi — two commands: `make run` (the whole assistant) and `make test` (everything tested).
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+export TF_CPP_MIN_LOG_LEVEL := 2
+export SQLALCHEMY_WARN_20 := 0
+export PYTHONWARNINGS := ignore::DeprecationWarning
+RESULTS := results
+
+.PHONY: run test setup train validate test-stories test-py bench clean
+
+setup:
+	@bash scripts/bootstrap.sh
+
+train: setup
+	$(BIN)/banshi kb validate
+	$(BIN)/banshi train
+
+run: train
+	$(BIN)/banshi run
+
+validate: train
+	$(BIN)/rasa data validate --config config.yml --domain domain.yml --data nlu_data --fail-on-warnings
+
+test-stories: train
+	$(BIN)/rasa test core --model $$(ls -t models/banshi-*.tar.gz | head -1) \
+	  --stories tests/stories --fail-on-prediction-errors --out $(RESULTS)/stories
+
+test-py: train
+	$(BIN)/python -m pytest -q
+
+test: validate test-stories test-py
+
+bench: train
+	$(BIN)/python bench/nlu.py
+	$(BIN)/python bench/latency.py
+
+clean:
+	rm -rf $(RESULTS) .pytest_cache

@@ -1,0 +1,120 @@
+"""Shared fixtures: a temporary data directory, the trained model, the real action
+server and the real gateway (served by uvicorn on a free port).
+
+The model is trained once (``banshi train`` skips when the data fingerprint is
+unchanged); every test session gets a fresh SQLite database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_DATA_DIR = Path(tempfile.mkdtemp(prefix="banshi-test-"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+ACTION_PORT = free_port()
+# Set before anything reads the (cached) settings.
+os.environ.update(
+    {
+        "BANSHI_DATA_DIR": str(_DATA_DIR),
+        "BANSHI_ACTION_PORT": str(ACTION_PORT),
+        "BANSHI_ACTION_ENDPOINT": f"http://127.0.0.1:{ACTION_PORT}/webhook",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "SQLALCHEMY_WARN_20": "0",
+    }
+)
+
+from assistant.settings import get_settings  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def settings():
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def trained_model(settings) -> Path:
+    from assistant.training import train
+
+    return train(settings)
+
+
+@pytest.fixture(scope="session")
+def action_server(settings) -> Iterator[str]:
+    from assistant.cli import start_action_server, wait_http
+
+    proc = start_action_server(settings)
+    url = f"http://127.0.0.1:{settings.action_port}"
+    if not wait_http(f"{url}/health", 60, proc):
+        proc.kill()
+        pytest.fail("action server did not start")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(settings, trained_model, action_server) -> Iterator[str]:
+    """The real gateway with the real model, on a free port."""
+    import uvicorn
+
+    from assistant.app import create_app
+
+    port = free_port()
+    app = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, ws="wsproto", log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 180
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("gateway did not start")
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def client(live_server):
+    import httpx
+
+    with httpx.Client(base_url=live_server, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def catalog():
+    from knowledge.catalog import load_catalog
+
+    return load_catalog()
+
+
+def run_cli(args: list, stdin: str = "", timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "assistant.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )

@@ -1,0 +1,30 @@
+import logging
+
+from assistant.pii import PiiMaskingFilter, hash_id, mask_pii
+
+
+def test_masks_id_phone_and_name():
+    text = "我叫张三丰，身份证110101199003071234，电话13812345678"
+    masked = mask_pii(text)
+    assert "110101199003071234" not in masked and "110101********1234" in masked
+    assert "13812345678" not in masked and "138****5678" in masked
+    assert "张三丰" not in masked and "张**" in masked
+
+
+def test_leaves_application_numbers_and_tails():
+    text = "受理号ZW20250318007，手机尾号1234"
+    assert mask_pii(text) == text
+
+
+def test_hash_id_is_stable_and_short():
+    assert hash_id("abc") == hash_id("abc") != hash_id("abd")
+    assert len(hash_id("abc")) == 12
+
+
+def test_logging_filter_masks(caplog):
+    logger = logging.getLogger("pii-test")
+    handler = logging.StreamHandler()
+    handler.addFilter(PiiMaskingFilter())
+    record = logger.makeRecord("pii-test", logging.INFO, __file__, 1, "phone %s", ("13812345678",), None)
+    handler.filter(record)
+    assert record.getMessage() == "phone 138****5678"
