@@ -35,16 +35,29 @@ NONE_LABEL = "__none__"
 INDEX_FILE = "linker_index.json"
 WEIGHTS_FILE = "linker_weights.npz"
 
-EXACT, PINYIN, FUZZY = 1.0, 0.92, 0.8
+EXACT, PINYIN, FUZZY = 1.0, 0.92, 0.75
+FUZZY_MIN_SYLLABLES = 4
+
+
+# Words that ask for several procedures at once ("一件事" bundles).
+JOINT_CUES = (
+    "一件事", "一起办", "一起申请", "一块办", "一次办", "一次性办", "一次全办", "一次提交",
+    "一次搞定", "联办", "一个窗口", "一窗", "一站式", "一并办", "同时办", "全办了", "打包办",
+)
 
 
 @dataclass(frozen=True)
 class LinkerConfig:
     min_score: float = 0.3
     top_k: int = 5
-    rule_weight: float = 0.7
+    # Share of the alias rules in the combined score (the rest: the classifier).
+    rule_weight: float = 0.6
     # Demotion of an item whose matched text lies inside another item's match.
     subsumed_factor: float = 0.6
+    # Weak supervision: a training sentence whose best alias match reaches this,
+    # with no competitor within the margin, becomes a classifier example of that item.
+    self_label_score: float = 0.9
+    self_label_margin: float = 0.2
 
 
 @dataclass
@@ -70,12 +83,17 @@ def _find_exact(part: _Part, text: str) -> Optional[Tuple[int, int]]:
 
 
 def _find_pinyin(part: _Part, syl: Sequence[str], max_diff: int) -> Optional[Tuple[int, int]]:
+    """Where the part's syllables occur; with ``max_diff`` differing inner syllables
+    (the first and last must agree: they carry the meaning, e.g. 换社保卡 vs 个射保卡)."""
     n = len(part.syl)
     if n < 2 or n > len(syl):
         return None
     for start in range(len(syl) - n + 1):
+        window = syl[start:start + n]
+        if max_diff and (window[0] != part.syl[0] or window[-1] != part.syl[-1]):
+            continue
         diff = 0
-        for a, b in zip(part.syl, syl[start:start + n]):
+        for a, b in zip(part.syl, window):
             if a != b:
                 diff += 1
                 if diff > max_diff:
@@ -85,32 +103,82 @@ def _find_pinyin(part: _Part, syl: Sequence[str], max_diff: int) -> Optional[Tup
     return None
 
 
-class ItemLinker:
-    """Rank catalog items for a message. Build with :meth:`train`, persist with :meth:`save`."""
+class AliasMatcher:
+    """Exact, pinyin and one-syllable-off matching of the catalog's names and aliases."""
 
-    def __init__(
-        self,
-        aliases: List[Tuple[str, str]],
-        names: Dict[str, str],
-        vectorizers: Tuple[TfidfVectorizer, TfidfVectorizer],
-        classifier: LogisticRegression,
-        config: LinkerConfig = LinkerConfig(),
-    ):
-        self.names = names
-        self.config = config
-        self._alias_specs = aliases
+    def __init__(self, aliases: Sequence[Tuple[str, str]], subsumed_factor: float = 0.6):
+        self.specs = [tuple(a) for a in aliases]
+        self.subsumed_factor = subsumed_factor
         self._aliases: List[_Alias] = []
-        self._by_char: Dict[str, List[int]] = {}
-        for item_id, alias in aliases:
+        self._by_key: Dict[str, List[int]] = {}
+        for item_id, alias in self.specs:
             parts = [_Part(p, tuple(syllables(p))) for p in (compact(x) for x in alias.split("+")) if p]
             if not parts:
                 continue
             idx = len(self._aliases)
             self._aliases.append(_Alias(item_id, parts, sum(len(p.text) for p in parts)))
-            for ch in {c for p in parts for c in p.text} | {s for p in parts for s in p.syl}:
-                self._by_char.setdefault(ch, []).append(idx)
+            for key in {c for p in parts for c in p.text} | {s for p in parts for s in p.syl}:
+                self._by_key.setdefault(key, []).append(idx)
+
+    def _match(self, alias: _Alias, norm: str, syl: Sequence[str]) -> Tuple[float, set]:
+        quality = 1.0
+        covered: set = set()
+        for part in alias.parts:
+            span, q = _find_exact(part, norm), EXACT
+            if span is None:
+                span, q = _find_pinyin(part, syl, 0), PINYIN
+            if span is None and len(part.syl) >= FUZZY_MIN_SYLLABLES:
+                span, q = _find_pinyin(part, syl, 1), FUZZY
+            if span is None:
+                return 0.0, covered
+            quality = min(quality, q)
+            covered.update(range(*span))
+        return quality * min(1.0, 0.6 + 0.1 * alias.length), covered
+
+    def scores(self, text: str) -> Dict[str, float]:
+        """Best alias match per item; a match inside another item's longer match is demoted."""
+        norm = compact(text)
+        if not norm:
+            return {}
+        syl = syllables(norm)
+        candidates = {i for key in set(norm) | set(syl) for i in self._by_key.get(key, ())}
+        best: Dict[str, Tuple[float, set]] = {}
+        for idx in candidates:
+            alias = self._aliases[idx]
+            score, covered = self._match(alias, norm, syl)
+            if score <= 0:
+                continue
+            current = best.get(alias.item_id)
+            if current is None or (score, len(covered)) > (current[0], len(current[1])):
+                best[alias.item_id] = (score, covered)
+        result: Dict[str, float] = {}
+        for item_id, (score, covered) in best.items():
+            subsumed = any(
+                other != item_id and covered < other_cov for other, (_, other_cov) in best.items()
+            )
+            result[item_id] = score * (self.subsumed_factor if subsumed else 1.0)
+        return result
+
+
+class ItemLinker:
+    """Rank catalog items for a message. Build with :meth:`train`, persist with :meth:`save`."""
+
+    def __init__(
+        self,
+        aliases: Sequence[Tuple[str, str]],
+        names: Dict[str, str],
+        bundles: Dict[str, List[str]],
+        vectorizers: Tuple[TfidfVectorizer, TfidfVectorizer],
+        classifier: LogisticRegression,
+        config: LinkerConfig = LinkerConfig(),
+    ):
+        self.names = names
+        self.bundles = bundles
+        self.config = config
+        self.matcher = AliasMatcher(aliases, config.subsumed_factor)
         self._char_vec, self._syl_vec = vectorizers
         self._clf = classifier
+        self._joint_cues = tuple(compact(c) for c in JOINT_CUES)
 
     # ---------------------------------------------------------------- training
     @staticmethod
@@ -128,35 +196,53 @@ class ItemLinker:
             texts.append((record.summary, record.id))
         return aliases, texts
 
+    @staticmethod
+    def self_label(
+        matcher: AliasMatcher, sentences: Iterable[str], config: LinkerConfig
+    ) -> List[Tuple[str, str]]:
+        """Sentences whose item is unmistakable by alias, labelled with that item."""
+        labelled = []
+        for sentence in sentences:
+            ranked = sorted(matcher.scores(sentence).items(), key=lambda kv: -kv[1])
+            if not ranked or ranked[0][1] < config.self_label_score:
+                continue
+            if len(ranked) > 1 and ranked[0][1] - ranked[1][1] < config.self_label_margin:
+                continue
+            labelled.append((sentence, ranked[0][0]))
+        return labelled
+
     @classmethod
     def train(
         cls,
         catalog: Catalog,
         none_texts: Iterable[str] = (),
+        question_texts: Iterable[str] = (),
         config: LinkerConfig = LinkerConfig(),
     ) -> "ItemLinker":
+        """Fit on the catalog, "no item" sentences and (self-labelled) question sentences."""
         aliases, texts = cls.training_corpus(catalog)
+        matcher = AliasMatcher(aliases, config.subsumed_factor)
+        texts += cls.self_label(matcher, question_texts, config)
         texts += [(t, NONE_LABEL) for t in none_texts]
         corpus = [compact(t) for t, _ in texts]
         labels = [label for _, label in texts]
-        char_vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
-        syl_vec = TfidfVectorizer(
-            analyzer="word", ngram_range=(1, 2), token_pattern=r"\S+", sublinear_tf=True
-        )
+        char_vec, syl_vec = _vectorizers()
         x = sp.hstack(
             [char_vec.fit_transform(corpus), syl_vec.fit_transform([_pinyin_text(t) for t in corpus])]
         ).tocsr()
-        clf = LogisticRegression(C=20.0, max_iter=2000)
+        clf = LogisticRegression(C=20.0, max_iter=3000)
         clf.fit(x, labels)
         names = {r.id: r.name for r in catalog.items()}
-        return cls(aliases, names, (char_vec, syl_vec), clf, config)
+        bundles = {r.id: list(r.members) for r in catalog.items() if r.kind == "bundle"}
+        return cls(aliases, names, bundles, (char_vec, syl_vec), clf, config)
 
     # ------------------------------------------------------------ persistence
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         index = {
-            "aliases": self._alias_specs,
+            "aliases": self.matcher.specs,
             "names": self.names,
+            "bundles": self.bundles,
             "char_vocabulary": {k: int(v) for k, v in self._char_vec.vocabulary_.items()},
             "syl_vocabulary": {k: int(v) for k, v in self._syl_vec.vocabulary_.items()},
             "classes": [str(c) for c in self._clf.classes_],
@@ -174,66 +260,27 @@ class ItemLinker:
     def load(cls, directory: Path, config: LinkerConfig = LinkerConfig()) -> "ItemLinker":
         index = json.loads((directory / INDEX_FILE).read_text(encoding="utf-8"))
         weights = np.load(directory / WEIGHTS_FILE, allow_pickle=False)
-        char_vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
+        char_vec, syl_vec = _vectorizers()
         char_vec.vocabulary_ = index["char_vocabulary"]
         char_vec.idf_ = weights["char_idf"]
-        syl_vec = TfidfVectorizer(
-            analyzer="word", ngram_range=(1, 2), token_pattern=r"\S+", sublinear_tf=True
-        )
         syl_vec.vocabulary_ = index["syl_vocabulary"]
         syl_vec.idf_ = weights["syl_idf"]
         clf = LogisticRegression()
         clf.classes_ = np.array(index["classes"])
         clf.coef_ = weights["coef"]
         clf.intercept_ = weights["intercept"]
-        aliases = [tuple(a) for a in index["aliases"]]
-        return cls(aliases, index["names"], (char_vec, syl_vec), clf, config)  # type: ignore[arg-type]
+        return cls(
+            [tuple(a) for a in index["aliases"]],
+            index["names"],
+            index["bundles"],
+            (char_vec, syl_vec),
+            clf,
+            config,
+        )
 
     # -------------------------------------------------------------- inference
     def rule_scores(self, text: str) -> Dict[str, float]:
-        """Best alias match per item, with matches inside a longer match demoted."""
-        norm = compact(text)
-        if not norm:
-            return {}
-        syl = syllables(norm)
-        present = set(norm) | set(syl)
-        candidates = {i for key in present for i in self._by_char.get(key, ())}
-        best: Dict[str, Tuple[float, set]] = {}
-        for idx in candidates:
-            alias = self._aliases[idx]
-            quality = 1.0
-            covered: set = set()
-            for part in alias.parts:
-                span = _find_exact(part, norm)
-                q = EXACT
-                if span is None:
-                    span = _find_pinyin(part, syl, 0)
-                    q = PINYIN
-                if span is None and len(part.syl) >= 3:
-                    span = _find_pinyin(part, syl, 1)
-                    q = FUZZY
-                if span is None:
-                    quality = 0.0
-                    break
-                quality = min(quality, q)
-                covered.update(range(*span))
-            if quality == 0.0:
-                continue
-            specificity = min(1.0, 0.6 + 0.1 * alias.length)
-            score = quality * specificity
-            current = best.get(alias.item_id)
-            if current is None or score > current[0] or (
-                score == current[0] and len(covered) > len(current[1])
-            ):
-                best[alias.item_id] = (score, covered)
-        scores: Dict[str, float] = {}
-        for item_id, (score, covered) in best.items():
-            subsumed = any(
-                other != item_id and covered < other_cov
-                for other, (_, other_cov) in best.items()
-            )
-            scores[item_id] = score * (self.config.subsumed_factor if subsumed else 1.0)
-        return scores
+        return self.matcher.scores(text)
 
     def model_scores(self, text: str) -> Dict[str, float]:
         norm = compact(text)
@@ -245,21 +292,49 @@ class ItemLinker:
         probs = self._clf.predict_proba(x)[0]
         return {str(c): float(p) for c, p in zip(self._clf.classes_, probs)}
 
+    def _joint_bundles(self, text: str, rules: Dict[str, float]) -> Dict[str, float]:
+        """Bundles asked for as a whole: a joint cue plus member items, or 3+ members."""
+        norm = compact(text)
+        cue = any(c in norm for c in self._joint_cues)
+        found = {}
+        for bundle_id, members in self.bundles.items():
+            hits = sum(1 for m in members if rules.get(m, 0) > 0)
+            if (cue and hits >= 1) or hits >= 3:
+                found[bundle_id] = min(1.0, 0.85 + 0.05 * hits)
+        return found
+
     def link(self, text: str, top_k: Optional[int] = None) -> List[Tuple[str, float]]:
         """Ranked ``(item_id, score)`` pairs above ``min_score`` (possibly empty)."""
         cfg = self.config
         rules = self.rule_scores(text)
         model = self.model_scores(text)
         none_prob = model.pop(NONE_LABEL, 0.0)
+        in_domain = max(1e-6, 1.0 - none_prob)
         combined: Dict[str, float] = {}
         for item_id in set(rules) | {k for k, v in model.items() if v > 0.02}:
             rule = rules.get(item_id, 0.0)
-            ml = model.get(item_id, 0.0)
+            share = model.get(item_id, 0.0) / in_domain  # among items only
             if rule > 0:
-                score = cfg.rule_weight * rule + (1 - cfg.rule_weight) * max(ml, 1 - none_prob)
+                score = cfg.rule_weight * rule + (1 - cfg.rule_weight) * share
             else:
-                score = ml * (1 - cfg.rule_weight / 2)
-            combined[item_id] = round(float(score), 4)
+                score = model.get(item_id, 0.0)
+            combined[item_id] = score
+        # A bundle asked for as a whole outranks its members.
+        for bundle_id, score in self._joint_bundles(text, rules).items():
+            for member in self.bundles[bundle_id]:
+                if member in combined:
+                    combined[member] *= 0.8
+            share = model.get(bundle_id, 0.0) / in_domain  # breaks ties between bundles
+            combined[bundle_id] = max(combined.get(bundle_id, 0.0), 0.9 * score + 0.1 * share)
+        combined = {k: round(float(v), 4) for k, v in combined.items()}
         ranked = sorted(combined.items(), key=lambda kv: (-kv[1], kv[0]))
         ranked = [(i, s) for i, s in ranked if s >= cfg.min_score]
         return ranked[: top_k or cfg.top_k]
+
+
+def _vectorizers() -> Tuple[TfidfVectorizer, TfidfVectorizer]:
+    char_vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
+    syl_vec = TfidfVectorizer(
+        analyzer="word", ngram_range=(1, 2), token_pattern=r"\S+", sublinear_tf=True
+    )
+    return char_vec, syl_vec

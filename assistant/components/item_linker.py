@@ -26,7 +26,8 @@ from knowledge.linker import ItemLinker, LinkerConfig
 logger = logging.getLogger(__name__)
 
 SERVICE_ITEMS = "service_items"
-# Training sentences of these intents teach the linker what "no item" looks like.
+# Training sentences of these intents teach the linker what "no item" looks like;
+# the others, where an alias names the item unmistakably, are self-labelled examples.
 NONE_INTENTS = ("out_of_scope", "greet", "goodbye", "thank", "affirm", "deny", "inform")
 
 
@@ -79,12 +80,12 @@ class ServiceItemLinker(GraphComponent):
 
     def train(self, training_data: TrainingData) -> Resource:
         catalog = load_catalog(self._catalog_dir(self._config))
-        none_texts = [
-            m.get(TEXT)
-            for m in training_data.intent_examples
-            if m.get(INTENT) in NONE_INTENTS and m.get(TEXT)
-        ]
-        self._linker = ItemLinker.train(catalog, none_texts, self._linker_config(self._config))
+        examples = [(m.get(INTENT), m.get(TEXT)) for m in training_data.intent_examples if m.get(TEXT)]
+        none_texts = [text for intent, text in examples if intent in NONE_INTENTS]
+        question_texts = [text for intent, text in examples if intent not in NONE_INTENTS]
+        self._linker = ItemLinker.train(
+            catalog, none_texts, question_texts, self._linker_config(self._config)
+        )
         with self._model_storage.write_to(self._resource) as directory:
             self._linker.save(Path(directory))
         return self._resource
