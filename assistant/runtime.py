@@ -64,7 +64,7 @@ class PooledEndpointConfig(EndpointConfig):
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=60),
-                timeout=aiohttp.ClientTimeout(total=self.timeout or ACTION_TIMEOUT_S),
+                timeout=aiohttp.ClientTimeout(total=ACTION_TIMEOUT_S),
             )
         return self._session
 
@@ -119,7 +119,7 @@ class AssistantRuntime:
         self.agent: Optional[Agent] = None
         self.model_path: Optional[Path] = None
         self.load_seconds: float = 0.0
-        self._endpoint = PooledEndpointConfig(url=settings.action_endpoint, timeout=ACTION_TIMEOUT_S)
+        self._endpoint = PooledEndpointConfig(url=settings.action_endpoint)
 
     def load(self) -> None:
         started = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional
 
-from pydantic import BaseModel, Field, validator
+from pydantic import BaseModel, Field, StrictStr, validator
 
 from assistant.settings import get_settings
 
@@ -24,9 +24,9 @@ def _clean_text(value: str) -> str:
 
 
 class ChatRequest(BaseModel):
-    sender_id: str = Field(..., description="Conversation id chosen by the client", example="web-3f2a")
-    text: str = Field(..., description="What the person said", example="我想办社保卡要带什么")
-    channel: str = Field("api", description="web | kiosk | wechat | hotline | api | cli")
+    sender_id: StrictStr = Field(..., description="Conversation id chosen by the client", example="web-3f2a")
+    text: StrictStr = Field(..., description="What the person said", example="我想办社保卡要带什么")
+    channel: StrictStr = Field("api", description="web | kiosk | wechat | hotline | api | cli")
 
     class Config:
         extra = "forbid"
@@ -70,7 +70,7 @@ class ChatResponse(BaseModel):
 
 
 class ParseRequest(BaseModel):
-    text: str = Field(..., example="身份证丢了怎么补办")
+    text: StrictStr = Field(..., example="身份证丢了怎么补办")
 
     class Config:
         extra = "forbid"

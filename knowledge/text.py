@@ -31,14 +31,14 @@ def to_simplified(text: str) -> str:
     return "".join(_t2s_char(ch) if ord(ch) > 0x2E80 else ch for ch in text)
 
 
-def normalize(text: str) -> str:
-    """Full-width → half-width, lower case, traditional → simplified; same length as input
-    when the input has no compatibility characters that NFKC expands."""
+def normalize(text: str, lower: bool = True) -> str:
+    """Full-width → half-width, traditional → simplified (and lower case): one character
+    for one character, so offsets into the original text stay valid."""
     folded = "".join(
         unicodedata.normalize("NFKC", ch) if len(unicodedata.normalize("NFKC", ch)) == 1 else ch
         for ch in text
     )
-    return to_simplified(folded.lower())
+    return to_simplified(folded.lower() if lower else folded)
 
 
 def compact(text: str) -> str:

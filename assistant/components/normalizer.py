@@ -1,5 +1,7 @@
 """TextNormalizer: fold full-width characters and traditional Chinese before tokenising.
 
+The featurizers lower-case on their own; entity values keep the case the person typed.
+
 The conversion is character for character, so entity offsets stay valid.
 """
 
@@ -38,7 +40,7 @@ class TextNormalizer(GraphComponent):
     def _normalize(message: Message) -> None:
         text = message.get(TEXT)
         if isinstance(text, str) and text:
-            folded = normalize(text)
+            folded = normalize(text, lower=False)  # entity values keep their case
             if len(folded) == len(text) and folded != text:
                 message.set(TEXT, folded)
 

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["conversation"])
 
 TOP_ITEMS = 5
+# Said when the dialogue produced no reply (e.g. the action server failed).
+NO_REPLY = "抱歉，系统暂时有点忙，请稍后再试，或拨打12345政务服务便民热线。"
 ERRORS = {400: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
 
 
@@ -65,9 +67,11 @@ async def chat(body: ChatRequest, runtime: RuntimeDep) -> ChatResponse:
         body.channel,
         intent,
     )
-    return ChatResponse(
-        messages=bot_messages(result.messages), intent=intent, items=items_of(result.parse_data)
-    )
+    messages = bot_messages(result.messages)
+    if not messages:
+        logger.warning("gateway.chat.no_reply sender=%s intent=%s", hash_id(body.sender_id), intent)
+        messages = [BotMessage(text=NO_REPLY)]
+    return ChatResponse(messages=messages, intent=intent, items=items_of(result.parse_data))
 
 
 @router.post("/parse", response_model=ParseResponse, responses=ERRORS)

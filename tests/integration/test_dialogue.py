@@ -1,5 +1,7 @@
 """Multi-turn guidance through the API: context, ellipsis, bundles, choices, records."""
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -45,7 +47,8 @@ def test_bundle_answers_with_merged_list_and_departments(client):
     assert "新生儿出生一件事" in body["text"]
     assert "涉及部门" in body["text"] and "卫生健康" in body["text"]
     numbered = [ln for ln in body["text"].splitlines() if ln[:1].isdigit()]
-    assert sum("居民身份证" in ln.split("（")[0] for ln in numbered) <= 1
+    names = [re.split("[（：]", ln.split(". ", 1)[1])[0] for ln in numbered]
+    assert names.count("居民身份证") == 1 and len(names) == len(set(names))
 
 
 def test_buttons_carry_the_item(client):
@@ -114,10 +117,18 @@ def test_small_talk_and_out_of_scope(client):
 
 
 def test_two_failed_turns_offer_a_human(client):
-    sender = "fb-loop"
-    texts = []
-    for text in ["/nlu_fallback", "/out_of_scope", "/nlu_fallback"]:
-        texts.append(chat(client, sender, text)["text"])
-    joined = "\n".join(texts)
-    assert "换个说法" in joined or "您是想问" in joined
-    assert "转接人工" in texts[-1]
+    first = chat(client, "fb-loop", "/nlu_fallback")["text"]
+    assert "您是想问" in first or "换个说法" in first
+    second = chat(client, "fb-loop", "/nlu_fallback")
+    assert "转接人工" in second["text"]
+    assert any(b["payload"] == "/request_human" for b in second["buttons"])
+    third = chat(client, "fb-loop", "好的")
+    assert "人工服务请求" in third["text"]
+
+
+def test_rephrase_after_a_denied_guess(client):
+    chat(client, "fb-loop-2", "/nlu_fallback")
+    body = chat(client, "fb-loop-2", "/out_of_scope")
+    assert "换个说法" in body["text"]
+    body = chat(client, "fb-loop-2", "护照要带什么材料")
+    assert "普通护照签发" in body["text"]
