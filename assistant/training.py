@@ -87,4 +87,12 @@ def train(
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     subprocess.run(command, cwd=PROJECT_ROOT, check=True, env=env)
+    prune(settings, name, keep=target)
     return target
+
+
+def prune(settings: Settings, name: str, keep: Path, count: int = 2) -> None:
+    """Delete older models of the same name prefix, keeping the newest ``count``."""
+    models = sorted(settings.models_dir.glob(f"{name}*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    for old in [m for m in models if m != keep][: max(0, len(models) - count)]:
+        old.unlink(missing_ok=True)

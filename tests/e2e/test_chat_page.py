@@ -1,0 +1,86 @@
+"""The mobile web chat page in headless Chromium (Debian's chromium, driven by Playwright)."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.model]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = Path(__file__).resolve().parents[2] / "results" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM:
+        pytest.skip("chromium is not installed (scripts/bootstrap.sh installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(live_server + "/")
+    yield page
+    context.close()
+
+
+def bot_texts(page):
+    return page.locator(".msg.bot").all_inner_texts()
+
+
+def test_chat_turn_with_materials_and_chips(page):
+    assert "您好" in page.locator(".msg.bot").first.inner_text()
+    page.fill("#input", "我想办社保卡要带什么")
+    page.press("#input", "Enter")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.msg.bot')].some(e => e.textContent.includes('社会保障卡申领'))",
+        timeout=15000,
+    )
+    assert page.locator(".msg.user").last.inner_text() == "我想办社保卡要带什么"
+    answer = [t for t in bot_texts(page) if "社会保障卡申领" in t][-1]
+    assert "1. 居民身份证" in answer
+    chips = page.locator(".chip:not([disabled])")
+    assert chips.count() >= 2
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "chat-360.png"))
+    # A quick reply shows its title and asks with its payload.
+    title = chips.first.inner_text()
+    count = page.locator(".msg.bot").count()
+    chips.first.click()
+    page.wait_for_function(f"() => document.querySelectorAll('.msg.bot').length > {count}", timeout=15000)
+    assert page.locator(".msg.user").last.inner_text() == title
+    assert "社会保障卡申领" in bot_texts(page)[-1]
+
+
+def test_fits_a_360px_screen(page):
+    width = page.evaluate("() => document.scrollingElement.scrollWidth")
+    assert width <= 360
+    assert page.locator("#human").is_visible()
+    size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#input')).fontSize)")
+    assert size >= 16
+
+
+def test_human_button_records_a_request(page):
+    count = page.locator(".msg.bot").count()
+    page.click("#human")
+    page.wait_for_function(f"() => document.querySelectorAll('.msg.bot').length > {count}", timeout=15000)
+    assert "人工服务请求" in bot_texts(page)[-1]
+
+
+def test_server_text_is_not_html(page):
+    page.fill("#input", "<b>护照</b>要带什么")
+    page.press("#input", "Enter")
+    page.wait_for_function("() => document.querySelectorAll('.msg.user').length >= 1")
+    assert page.locator(".msg.user b").count() == 0
