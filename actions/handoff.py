@@ -11,7 +11,7 @@ import logging
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, SlotSet, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import SLOT_HUMAN_OFFERED, SLOT_ITEM, channel_of, linked_items
@@ -85,7 +85,8 @@ class ActionDefaultFallback(Action):
     ) -> List[EventType]:
         logger.info("actions.fallback.offer_human")
         dispatcher.utter_message(text=FALLBACK_TEXT, buttons=HUMAN_BUTTONS)
-        return [SlotSet(SLOT_HUMAN_OFFERED, OFFER_FALLBACK)]
+        # Like Rasa's default fallback: forget the failed message, then wait for the answer.
+        return [UserUtteranceReverted(), SlotSet(SLOT_HUMAN_OFFERED, OFFER_FALLBACK)]
 
 
 class ActionDefaultAskAffirmation(Action):

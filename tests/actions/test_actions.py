@@ -11,7 +11,7 @@ from actions.handoff import (
     ActionRequestHuman,
 )
 from knowledge import db
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import SlotSet, UserUtteranceReverted
 
 from .conftest import DOMAIN
 
@@ -146,7 +146,7 @@ async def test_request_and_decline_human(tracker, dispatcher, settings):
 
 async def test_fallbacks(tracker, dispatcher):
     events = await ActionDefaultFallback().run(dispatcher, tracker("阿巴阿巴"), DOMAIN)
-    assert events == [SlotSet("human_offered", "fallback")]
+    assert events == [UserUtteranceReverted(), SlotSet("human_offered", "fallback")]
     assert {b["payload"] for b in dispatcher.messages[0]["buttons"]} == {"/request_human", "/deny"}
     dispatcher.messages.clear()
     ranking = [{"name": "nlu_fallback", "confidence": 0.3}, {"name": "ask_fee", "confidence": 0.2}]
