@@ -47,7 +47,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         name = "banshi-" if variant == "logreg" else f"bench-{variant}-"
         cached = model_path_for(settings, data_fingerprint(config=config), name).exists()
         started = time.perf_counter()
-        model = train(settings, config=config, name=name)
+        try:
+            model = train(settings, config=config, name=name)
+        except Exception as exc:  # keep measuring the other variants
+            print(f"{variant}: training failed: {exc}", file=sys.stderr)
+            continue
         train_s = None if cached else time.perf_counter() - started
         started = time.perf_counter()
         predict = load_parser(str(model))
