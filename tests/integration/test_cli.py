@@ -74,7 +74,7 @@ def test_run_starts_everything_and_stops_on_ctrl_c(trained_model, tmp_path):
     try:
         deadline = time.monotonic() + 240
         output = ""
-        while "ready" not in output and time.monotonic() < deadline:
+        while "Ctrl-C" not in output and time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line and proc.poll() is not None:
                 break
