@@ -12,11 +12,14 @@ import aiohttp
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.lock_store import InMemoryLockStore, LockStore, RedisLockStore
-from rasa.core.tracker_store import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
+from rasa.core.tracker_store import InMemoryTrackerStore, TrackerStore
 from rasa.utils.endpoints import EndpointConfig
+from rasa.utils.log_utils import configure_structlog
 from sqlalchemy.engine import make_url
 
+from assistant import rasa_tuning
 from assistant.settings import Settings
+from assistant.tracker_store import RollingSQLTrackerStore
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +86,8 @@ def build_tracker_store(settings: Settings) -> TrackerStore:
     dialect = url.get_backend_name()
     if dialect == "sqlite":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    return SQLTrackerStore(
+    return RollingSQLTrackerStore(
+        roll_after_events=settings.session_roll_events,
         dialect=url.drivername,
         host=url.host,
         port=url.port,
@@ -123,6 +127,10 @@ class AssistantRuntime:
 
     def load(self) -> None:
         started = time.perf_counter()
+        # Rasa's structured logs default to DEBUG when nothing configures them (as
+        # `rasa run` does): every turn would print and format the whole tracker.
+        configure_structlog(logging.getLevelName(self.settings.rasa_log_level))
+        rasa_tuning.install()
         self.model_path = newest_model(self.settings)
         self.agent = Agent.load(
             str(self.model_path),

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # Rasa tracker store: "sql" (default, SQLite in data_dir or tracker_db_url) or "memory".
     tracker_store: str = "sql"
     tracker_db_url: Optional[str] = None
+    # Start a new Rasa session (slots carried over) once the current one holds this many
+    # events, so that a turn's cost does not grow with the conversation. 0 = never.
+    session_roll_events: int = Field(40, ge=0)
     # Rasa lock store: Redis URL for several gateway replicas; in-memory otherwise.
     redis_url: Optional[str] = None
 
@@ -47,6 +50,8 @@ class Settings(BaseSettings):
     max_sender_id_chars: int = Field(128, ge=8, le=1024)
 
     log_level: str = "INFO"
+    # Level of Rasa's own (structured) logs; DEBUG prints every tracker state.
+    rasa_log_level: str = "WARNING"
 
     class Config:
         env_prefix = "BANSHI_"
@@ -58,7 +63,7 @@ class Settings(BaseSettings):
             raise ValueError("must be 'sql' or 'memory'")
         return value
 
-    @validator("log_level")
+    @validator("log_level", "rasa_log_level")
     def _check_log_level(cls, value: str) -> str:
         value = value.upper()
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     create_engine,
+    event,
     delete,
     select,
 )
@@ -77,6 +78,13 @@ class HandoffRequest(Base):
     created_at = Column(DateTime, nullable=False, default=utcnow)
 
 
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
     parsed = make_url(url)
@@ -85,6 +93,8 @@ def get_engine(url: str) -> Engine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 15}
     engine = create_engine(url, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
     Base.metadata.create_all(engine)
     return engine
 

@@ -120,6 +120,16 @@ class AliasMatcher:
             for key in {c for p in parts for c in p.text} | {s for p in parts for s in p.syl}:
                 self._by_key.setdefault(key, []).append(idx)
 
+    @staticmethod
+    def _possible(alias: _Alias, present: set) -> bool:
+        """Cheap pre-check: enough of every part's syllables occur in the text."""
+        for part in alias.parts:
+            missing = sum(1 for s in part.syl if s not in present)
+            allowed = 1 if len(part.syl) >= FUZZY_MIN_SYLLABLES else 0
+            if missing > allowed and part.text[0] not in present:
+                return False
+        return True
+
     def _match(self, alias: _Alias, norm: str, syl: Sequence[str]) -> Tuple[float, set]:
         quality = 1.0
         covered: set = set()
@@ -135,16 +145,19 @@ class AliasMatcher:
             covered.update(range(*span))
         return quality * min(1.0, 0.6 + 0.1 * alias.length), covered
 
-    def scores(self, text: str) -> Dict[str, float]:
+    def scores(self, text: str, syl: Optional[Sequence[str]] = None) -> Dict[str, float]:
         """Best alias match per item; a match inside another item's longer match is demoted."""
         norm = compact(text)
         if not norm:
             return {}
-        syl = syllables(norm)
-        candidates = {i for key in set(norm) | set(syl) for i in self._by_key.get(key, ())}
+        syl = syl if syl is not None else syllables(norm)
+        present = set(norm) | set(syl)
+        candidates = {i for key in present for i in self._by_key.get(key, ())}
         best: Dict[str, Tuple[float, set]] = {}
         for idx in candidates:
             alias = self._aliases[idx]
+            if not self._possible(alias, present):
+                continue
             score, covered = self._match(alias, norm, syl)
             if score <= 0:
                 continue
@@ -178,6 +191,16 @@ class ItemLinker:
         self.matcher = AliasMatcher(aliases, config.subsumed_factor)
         self._char_vec, self._syl_vec = vectorizers
         self._clf = classifier
+        # Inference reads these arrays directly (sklearn re-checks fitted state per call).
+        n_char = len(self._char_vec.vocabulary_)
+        coef = np.asarray(classifier.coef_)
+        self._char_coef, self._syl_coef = coef[:, :n_char].T.copy(), coef[:, n_char:].T.copy()
+        self._char_idf = np.asarray(self._char_vec.idf_)
+        self._syl_idf = np.asarray(self._syl_vec.idf_)
+        self._intercept = np.asarray(classifier.intercept_, dtype=float)
+        self._classes = [str(c) for c in classifier.classes_]
+        self._char_features = (self._char_vec.build_analyzer(), self._char_vec.vocabulary_)
+        self._syl_features = (self._syl_vec.build_analyzer(), self._syl_vec.vocabulary_)
         self._joint_cues = tuple(compact(c) for c in JOINT_CUES)
 
     # ---------------------------------------------------------------- training
@@ -279,18 +302,22 @@ class ItemLinker:
         )
 
     # -------------------------------------------------------------- inference
-    def rule_scores(self, text: str) -> Dict[str, float]:
-        return self.matcher.scores(text)
+    def rule_scores(self, text: str, syl: Optional[Sequence[str]] = None) -> Dict[str, float]:
+        return self.matcher.scores(text, syl)
 
-    def model_scores(self, text: str) -> Dict[str, float]:
+    def model_scores(self, text: str, syl: Optional[Sequence[str]] = None) -> Dict[str, float]:
         norm = compact(text)
         if not norm:
             return {}
-        x = sp.hstack(
-            [self._char_vec.transform([norm]), self._syl_vec.transform([_pinyin_text(norm)])]
-        ).tocsr()
-        probs = self._clf.predict_proba(x)[0]
-        return {str(c): float(p) for c, p in zip(self._clf.classes_, probs)}
+        syl = syl if syl is not None else syllables(norm)
+        pinyin = " ".join(s for s in syl if s.strip())
+        logits = self._intercept.copy()
+        logits += _tfidf_dot(self._char_features, self._char_idf, self._char_coef, norm)
+        logits += _tfidf_dot(self._syl_features, self._syl_idf, self._syl_coef, pinyin)
+        logits -= logits.max()
+        probs = np.exp(logits)
+        probs /= probs.sum()
+        return {c: float(p) for c, p in zip(self._classes, probs)}
 
     def _joint_bundles(self, text: str, rules: Dict[str, float]) -> Dict[str, float]:
         """Bundles asked for as a whole: a joint cue plus member items, or 3+ members."""
@@ -306,8 +333,9 @@ class ItemLinker:
     def link(self, text: str, top_k: Optional[int] = None) -> List[Tuple[str, float]]:
         """Ranked ``(item_id, score)`` pairs above ``min_score`` (possibly empty)."""
         cfg = self.config
-        rules = self.rule_scores(text)
-        model = self.model_scores(text)
+        syl = syllables(compact(text))
+        rules = self.rule_scores(text, syl)
+        model = self.model_scores(text, syl)
         none_prob = model.pop(NONE_LABEL, 0.0)
         in_domain = max(1e-6, 1.0 - none_prob)
         combined: Dict[str, float] = {}
@@ -330,6 +358,22 @@ class ItemLinker:
         ranked = sorted(combined.items(), key=lambda kv: (-kv[1], kv[0]))
         ranked = [(i, s) for i, s in ranked if s >= cfg.min_score]
         return ranked[: top_k or cfg.top_k]
+
+
+def _tfidf_dot(features: Tuple, idf: np.ndarray, weights: np.ndarray, doc: str) -> np.ndarray:
+    """``tfidf(doc) @ weights`` exactly as TfidfVectorizer(sublinear_tf=True, norm="l2")."""
+    analyzer, vocabulary = features
+    counts: Dict[int, int] = {}
+    for gram in analyzer(doc):
+        index = vocabulary.get(gram)
+        if index is not None:
+            counts[index] = counts.get(index, 0) + 1
+    if not counts:
+        return np.zeros(weights.shape[1])
+    indices = np.fromiter(counts.keys(), dtype=np.int64)
+    values = (1.0 + np.log(np.fromiter(counts.values(), dtype=float))) * idf[indices]
+    values /= np.sqrt(np.dot(values, values))
+    return values @ weights[indices]
 
 
 def _vectorizers() -> Tuple[TfidfVectorizer, TfidfVectorizer]:
