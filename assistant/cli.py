@@ -105,7 +105,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     actions = start_action_server(settings)
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, ws="wsproto", log_level="warning", lifespan="on"
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws="wsproto",
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
     )
     server = uvicorn.Server(config)
 

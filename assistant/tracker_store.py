@@ -11,10 +11,16 @@ slots carried over. Every event stays in the database (full history for operator
 from __future__ import annotations
 
 import logging
-from typing import Any, List, Optional, Text
+import itertools
+from collections import OrderedDict
+from typing import Any, Iterator, List, Optional, Text, Tuple
+
+import sqlalchemy as sa
 
 from rasa.core.tracker_store import SQLTrackerStore
 from sqlalchemy import event as sa_event
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import QueuePool
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
 from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, SlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -22,6 +28,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 logger = logging.getLogger(__name__)
 
 SESSION_METADATA_SLOT = "session_started_metadata"
+MAX_REMEMBERED = 10_000
 
 
 def session_events(tracker: DialogueStateTracker) -> int:
@@ -62,8 +69,17 @@ class RollingSQLTrackerStore(SQLTrackerStore):
         super().__init__(*args, **kwargs)
         self.roll_after_events = roll_after_events
         if self.engine.dialect.name == "sqlite":
+            # SQLAlchemy 1.4 opens a new SQLite connection per session (NullPool);
+            # keep a few open instead, in WAL mode.
+            url = self.engine.url
+            self.engine.dispose()
+            self.engine = sa.create_engine(
+                url, poolclass=QueuePool, pool_size=4, connect_args={"check_same_thread": False}
+            )
             sa_event.listen(self.engine, "connect", _sqlite_pragmas)
-            self.engine.dispose()  # reconnect with the pragmas
+            self.sessionmaker = sessionmaker(bind=self.engine)
+        # sender id → (id of the tracker object, events stored); a bounded LRU.
+        self._stored_counts: "OrderedDict[Text, Tuple[int, int]]" = OrderedDict()
 
     def should_roll(self, tracker: DialogueStateTracker) -> bool:
         return (
@@ -75,9 +91,29 @@ class RollingSQLTrackerStore(SQLTrackerStore):
 
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
         tracker = await super().retrieve(sender_id)
-        if tracker is not None and self.should_roll(tracker):
-            for event in roll_events(tracker):
-                tracker.update(event)
-            await self.save(tracker)
-            logger.debug("tracker_store.session.rolled events=%d", len(tracker.events))
+        if tracker is not None:
+            self._remember(tracker)
+            if self.should_roll(tracker):
+                for event in roll_events(tracker):
+                    tracker.update(event)
+                await self.save(tracker)
+                logger.debug("tracker_store.session.rolled events=%d", len(tracker.events))
         return tracker
+
+    def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator:
+        """New events of a tracker this store loaded; Rasa's lock store guarantees that
+        nobody else wrote to the conversation in between, so no COUNT query is needed."""
+        known = self._stored_counts.pop(tracker.sender_id, None)
+        if known is None or known[0] != id(tracker) or known[1] > len(tracker.events):
+            return super()._additional_events(session, tracker)
+        return itertools.islice(tracker.events, known[1], len(tracker.events))
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        await super().save(tracker)
+        self._remember(tracker)
+
+    def _remember(self, tracker: DialogueStateTracker) -> None:
+        self._stored_counts[tracker.sender_id] = (id(tracker), len(tracker.events))
+        self._stored_counts.move_to_end(tracker.sender_id)
+        while len(self._stored_counts) > MAX_REMEMBERED:
+            self._stored_counts.popitem(last=False)

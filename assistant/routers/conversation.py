@@ -6,6 +6,7 @@ import logging
 from typing import Any, Dict, List
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from assistant.deps import RuntimeDep
 from assistant.pii import hash_id
@@ -57,7 +58,7 @@ def bot_messages(raw: List[Dict[str, Any]]) -> List[BotMessage]:
 
 
 @router.post("/chat", response_model=ChatResponse, responses=ERRORS)
-async def chat(body: ChatRequest, runtime: RuntimeDep) -> ChatResponse:
+async def chat(body: ChatRequest, runtime: RuntimeDep) -> JSONResponse:
     """One conversation turn: the assistant's replies, the intent and the linked items."""
     result = await runtime.chat(body.sender_id, body.text, body.channel)
     intent = (result.parse_data.get("intent") or {}).get("name")
@@ -71,10 +72,17 @@ async def chat(body: ChatRequest, runtime: RuntimeDep) -> ChatResponse:
     if not messages:
         logger.warning("gateway.chat.no_reply sender=%s intent=%s", hash_id(body.sender_id), intent)
         messages = [BotMessage(text=NO_REPLY)]
-    return ChatResponse(messages=messages, intent=intent, items=items_of(result.parse_data))
+    # Built from typed models above: skip FastAPI's second validation pass (hot path).
+    return JSONResponse(
+        {
+            "messages": [m.dict(exclude_none=True) for m in messages],
+            "intent": intent,
+            "items": [i.dict() for i in items_of(result.parse_data)],
+        }
+    )
 
 
 @router.post("/parse", response_model=ParseResponse, responses=ERRORS)
-async def parse(body: ParseRequest, runtime: RuntimeDep) -> ParseResponse:
+async def parse(body: ParseRequest, runtime: RuntimeDep) -> JSONResponse:
     """Intent, top-5 service items and entities of one message (no conversation state)."""
-    return parse_response(await runtime.parse(body.text))
+    return JSONResponse(parse_response(await runtime.parse(body.text)).dict())
