@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import List, Literal, Optional, Union
+from typing import List, Literal, Union
 
 from pydantic import BaseModel, Extra, Field, validator
 
@@ -158,6 +158,3 @@ def short_name(name: str) -> str:
             name = name.split(bracket, 1)[0]
     return name.strip()
 
-
-def optional_str(value: Optional[str]) -> str:
-    return value or ""

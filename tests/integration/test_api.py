@@ -1,6 +1,5 @@
 """The gateway API against the real model, the real action server and a real database."""
 
-import json
 
 import pytest
 
