@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -35,6 +36,10 @@ READY_TIMEOUT_S = 180
 
 
 def _quiet_libraries() -> None:
+    # Rasa 3.6 and its dependencies warn about their own internals at every start.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"rasa\.")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("LOG_LEVEL_LIBRARIES", "ERROR")
     os.environ.setdefault("SQLALCHEMY_WARN_20", "0")
