@@ -25,6 +25,8 @@ from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_
 from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, SlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from knowledge.db import sqlite_pragmas
+
 logger = logging.getLogger(__name__)
 
 SESSION_METADATA_SLOT = "session_started_metadata"
@@ -56,14 +58,6 @@ def roll_events(tracker: DialogueStateTracker) -> List[Event]:
     ]
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL journal and normal sync: a commit no longer waits for two fsyncs."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
 class RollingSQLTrackerStore(SQLTrackerStore):
     def __init__(self, *args: Any, roll_after_events: int = 40, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -76,7 +70,7 @@ class RollingSQLTrackerStore(SQLTrackerStore):
             self.engine = sa.create_engine(
                 url, poolclass=QueuePool, pool_size=4, connect_args={"check_same_thread": False}
             )
-            sa_event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa_event.listen(self.engine, "connect", sqlite_pragmas)
             self.sessionmaker = sessionmaker(bind=self.engine)
         # sender id → (id of the tracker object, events stored); a bounded LRU.
         self._stored_counts: "OrderedDict[Text, Tuple[int, int]]" = OrderedDict()
