@@ -93,3 +93,20 @@ def test_run_starts_everything_and_stops_on_ctrl_c(trained_model, tmp_path):
     assert code == 0
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{action_port}/health", timeout=2)
+
+
+def test_terminal_chat(trained_model, tmp_path):
+    action_port = free_port()
+    env = {
+        **os.environ,
+        "BANSHI_ACTION_PORT": str(action_port),
+        "BANSHI_ACTION_ENDPOINT": f"http://127.0.0.1:{action_port}/webhook",
+        "BANSHI_DATA_DIR": str(tmp_path / "data"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "chat"], cwd=ROOT, env=env,
+        input="我想办护照\n要带什么\n/quit\n", capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "助手: 【普通护照签发】" in result.stdout
+    assert "办理【普通护照签发】需要准备" in result.stdout
