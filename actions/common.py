@@ -14,7 +14,7 @@ from rasa_sdk import Tracker
 
 from assistant.settings import get_settings
 from knowledge import db
-from knowledge.catalog import Catalog, load_catalog
+from knowledge.catalog import Catalog
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +66,7 @@ class CatalogCache:
         settings = get_settings()
         catalog = db.read_catalog(settings.db_url)
         if not catalog.records:  # an empty database: load the files once
-            files = load_catalog(settings.catalog_dir, settings.region_override)
-            db.sync_catalog(settings.db_url, files)
-            catalog = db.read_catalog(settings.db_url)
+            catalog = db.load_files_into(settings.db_url, settings.catalog_dir, settings.region_override)
         return catalog
 
     @staticmethod

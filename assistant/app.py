@@ -20,7 +20,6 @@ from assistant.routers import conversation, health, items
 from assistant.runtime import AssistantRuntime
 from assistant.settings import Settings, get_settings
 from knowledge import db
-from knowledge.catalog import load_catalog
 
 logger = logging.getLogger(__name__)
 
@@ -85,14 +84,6 @@ def _first_error_message(errors: List[Dict[str, Any]]) -> str:
     return BAD_REQUEST
 
 
-def sync_catalog(settings: Settings):
-    """Load the catalog files, store them in the database if changed, return what is stored."""
-    files = load_catalog(settings.catalog_dir, settings.region_override)
-    db.sync_catalog(settings.db_url, files)
-    catalog = db.read_catalog(settings.db_url, spec=files.spec)
-    return catalog
-
-
 def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> FastAPI:
     settings = settings or get_settings()
     settings.ensure_dirs()
@@ -100,7 +91,9 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         install_log_masking()
-        app.state.catalog = await asyncio.to_thread(sync_catalog, settings)
+        app.state.catalog = await asyncio.to_thread(
+            db.load_files_into, settings.db_url, settings.catalog_dir, settings.region_override
+        )
         if load_model:
             app.state.runtime.load()
         yield

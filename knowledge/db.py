@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import declarative_base, sessionmaker
 
-from knowledge.catalog import Catalog
+from knowledge.catalog import Catalog, load_catalog
 from knowledge.schema import BundleRecord, ItemRecord, Record
 
 Base = declarative_base()
@@ -128,6 +128,13 @@ def sync_catalog(url: str, catalog: Catalog, force: bool = False) -> bool:
             current.value = catalog.fingerprint
         session.commit()
     return True
+
+
+def load_files_into(url: str, catalog_dir, override=None) -> Catalog:
+    """Load and validate the catalog files, store them if changed, return what is stored."""
+    files = load_catalog(catalog_dir, override)
+    sync_catalog(url, files)
+    return read_catalog(url, spec=files.spec)
 
 
 def read_catalog(url: str, spec=None) -> Catalog:
