@@ -7,6 +7,8 @@ fast at start-up with a message naming the variable.
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional
@@ -49,6 +51,24 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(500, ge=1, le=10000)
     max_sender_id_chars: int = Field(128, ge=8, le=1024)
 
+    # Signs web-chat conversation tokens and salts personal-data hashes. Default: a
+    # random key created once in data_dir/secret_key (set it for several replicas).
+    secret_key: Optional[str] = Field(None, min_length=32)
+
+    # Progress lookups: "local" (the applications table) or "http" (a case-management
+    # system answering GET {progress_url}/applications/{number} with JSON).
+    progress_provider: str = "local"
+    progress_url: Optional[str] = None
+    progress_token: Optional[str] = None
+    progress_timeout_s: float = Field(3.0, gt=0, le=30)
+    progress_retries: int = Field(2, ge=0, le=5)
+
+    # Operator desk.
+    desk_session_hours: float = Field(8.0, gt=0, le=24 * 7)
+    login_rate_limit: str = "5/minute"
+    # API keys (comma-separated) for hotline software calling POST /api/v1/assist.
+    assist_api_keys: str = ""
+
     log_level: str = "INFO"
     # Level of Rasa's own (structured) logs; DEBUG prints every tracker state.
     rasa_log_level: str = "WARNING"
@@ -61,6 +81,30 @@ class Settings(BaseSettings):
     def _check_tracker_store(cls, value: str) -> str:
         if value not in {"sql", "memory"}:
             raise ValueError("must be 'sql' or 'memory'")
+        return value
+
+    @validator("progress_provider")
+    def _check_provider(cls, value: str) -> str:
+        if value not in {"local", "http"}:
+            raise ValueError("must be 'local' or 'http'")
+        return value
+
+    @validator("progress_url", always=True)
+    def _check_progress_url(cls, value: Optional[str], values: dict) -> Optional[str]:
+        if values.get("progress_provider") == "http" and not value:
+            raise ValueError("BANSHI_PROGRESS_URL is required when BANSHI_PROGRESS_PROVIDER=http")
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        return value
+
+    @validator("login_rate_limit")
+    def _check_rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like '5/minute': {value!r}") from exc
         return value
 
     @validator("log_level", "rasa_log_level")
@@ -83,6 +127,29 @@ class Settings(BaseSettings):
     @property
     def trackers_url(self) -> str:
         return self.tracker_db_url or f"sqlite:///{self.data_dir / 'trackers.db'}"
+
+    @property
+    def assist_keys(self) -> frozenset:
+        return frozenset(k.strip() for k in self.assist_api_keys.split(",") if k.strip())
+
+    def secret(self) -> bytes:
+        """The secret key: configured, or created once (0600) in the data directory."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            temp = path.with_name(f".secret_key.{os.getpid()}")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+            try:  # atomic; the first process to link wins, the others read its key
+                os.link(temp, path)
+            except FileExistsError:
+                pass
+            finally:
+                temp.unlink()
+        return path.read_text().strip().encode()
 
     def ensure_dirs(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

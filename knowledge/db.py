@@ -6,10 +6,15 @@ Rasa 3.6 pins SQLAlchemy 1.4; the code uses the 2.0-style API (``future=True``).
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Iterator, Optional
+
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
 
 from sqlalchemy import (
     Column,
@@ -18,9 +23,11 @@ from sqlalchemy import (
     String,
     Text,
     create_engine,
-    event,
     delete,
+    event,
+    inspect,
     select,
+    text as sql_text,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import declarative_base, sessionmaker
@@ -29,6 +36,10 @@ from knowledge.catalog import Catalog, load_catalog
 from knowledge.schema import BundleRecord, ItemRecord, Record
 
 Base = declarative_base()
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# The schema of the first release (catalog, feedback, handoff requests).
+BASELINE_REVISION = "0001"
 
 
 def utcnow() -> dt.datetime:
@@ -65,19 +76,6 @@ class Feedback(Base):
     created_at = Column(DateTime, nullable=False, default=utcnow)
 
 
-class HandoffRequest(Base):
-    """A request for a human helper (the queue and relay are built on top of it)."""
-
-    __tablename__ = "handoff_requests"
-    id = Column(Integer, primary_key=True, autoincrement=True)
-    conversation_id = Column(String(128), nullable=False, index=True)
-    reason = Column(String(32), nullable=False)  # request_human | complaint | fallback
-    item_id = Column(String(64))
-    channel = Column(String(32))
-    status = Column(String(16), nullable=False, default="open")
-    created_at = Column(DateTime, nullable=False, default=utcnow)
-
-
 def sqlite_pragmas(dbapi_connection, _record) -> None:
     """WAL journal and normal sync: a commit no longer waits for two fsyncs."""
     cursor = dbapi_connection.cursor()
@@ -96,8 +94,40 @@ def get_engine(url: str) -> Engine:
     engine = create_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", sqlite_pragmas)
-    Base.metadata.create_all(engine)
+    migrate(engine)
     return engine
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations of several processes starting at once (gateway, actions, CLI)."""
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        with open(f"{engine.url.database}.migrate.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    else:
+        yield
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (``migrations/``).
+
+    A database created before migrations existed (the catalog tables without an
+    ``alembic_version`` table) is stamped with the baseline revision first.
+    """
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with _migration_lock(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sql_text("SELECT pg_advisory_xact_lock(7155)"))
+        config.attributes["connection"] = connection
+        tables = set(inspect(connection).get_table_names())
+        if "alembic_version" not in tables and "catalog_entries" in tables:
+            alembic_command.stamp(config, BASELINE_REVISION)
+        alembic_command.upgrade(config, "head")
 
 
 def session_factory(url: str) -> sessionmaker:
@@ -167,22 +197,6 @@ def add_feedback(
             text=text,
             item_id=item_id,
             channel=channel,
-        )
-        session.add(row)
-        session.commit()
-        return row.id
-
-
-def add_handoff_request(
-    url: str,
-    conversation_id: str,
-    reason: str,
-    item_id: Optional[str] = None,
-    channel: Optional[str] = None,
-) -> int:
-    with session_factory(url)() as session:
-        row = HandoffRequest(
-            conversation_id=conversation_id, reason=reason, item_id=item_id, channel=channel
         )
         session.add(row)
         session.commit()

@@ -1,0 +1,204 @@
+"""Tables of the gateway: applications and their progress, audit records, handoff
+tickets and their messages, operator accounts and sessions, suggestion marks.
+
+They share ``knowledge.db.Base`` with the catalog tables, so one Alembic history
+(``migrations/``) covers the whole database. No raw personal data is stored:
+names are masked, phone and ID numbers are salted hashes plus their last 4 digits.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+
+from knowledge.db import Base, utcnow
+
+# ------------------------------------------------------------- applications
+# Status codes of an application, in the order they usually happen.
+STATUS_ACCEPTED = "accepted"  # 受理
+STATUS_REVIEWING = "reviewing"  # 审核中
+STATUS_SUPPLEMENT = "supplement"  # 需补正
+STATUS_COMPLETED = "completed"  # 办结
+STATUS_REJECTED = "rejected"  # 不予受理
+APPLICATION_STATUSES = (
+    STATUS_ACCEPTED,
+    STATUS_REVIEWING,
+    STATUS_SUPPLEMENT,
+    STATUS_COMPLETED,
+    STATUS_REJECTED,
+)
+STATUS_LABELS = {
+    STATUS_ACCEPTED: "已受理",
+    STATUS_REVIEWING: "审核中",
+    STATUS_SUPPLEMENT: "需补正材料",
+    STATUS_COMPLETED: "已办结",
+    STATUS_REJECTED: "不予受理",
+}
+
+
+class Application(Base):
+    """An application (办件) as the local progress provider stores it."""
+
+    __tablename__ = "applications"
+    number = Column(String(32), primary_key=True)  # e.g. ZW20250318007
+    item_id = Column(String(64), nullable=False)
+    applicant_masked = Column(String(64), nullable=False)  # 张*
+    salt = Column(String(32), nullable=False)  # per-record salt of the hashes below
+    phone_hash = Column(String(64), nullable=False)
+    phone_last4 = Column(String(4), nullable=False)
+    id_hash = Column(String(64))
+    id_last4 = Column(String(4))
+    status = Column(String(16), nullable=False)
+    promised_date = Column(Date)
+    pickup_method = Column(String(64))
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class ApplicationEvent(Base):
+    """One step of an application's status timeline."""
+
+    __tablename__ = "application_events"
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    number = Column(String(32), ForeignKey("applications.number", ondelete="CASCADE"), nullable=False)
+    status = Column(String(16), nullable=False)
+    at = Column(DateTime, nullable=False)
+    note = Column(Text, nullable=False, default="")
+    # 需补正: JSON list of the missing materials' names (as in the catalog when possible).
+    missing_materials = Column(Text)
+    __table_args__ = (Index("ix_application_events_number_at", "number", "at"),)
+
+
+class VerificationGuard(Base):
+    """Failed phone verifications of an application number, and its lock."""
+
+    __tablename__ = "verification_guards"
+    number = Column(String(32), primary_key=True)
+    failures = Column(Integer, nullable=False, default=0)
+    locked_until = Column(DateTime)
+    updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+
+# -------------------------------------------------------------------- audit
+class AuditRecord(Base):
+    """Who looked up or changed personal data, when, through which channel, with what result.
+
+    ``actor`` is ``citizen:<hash of the conversation id>`` or ``operator:<username>``;
+    never a raw phone or ID number.
+    """
+
+    __tablename__ = "audit_log"
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    at = Column(DateTime, nullable=False, default=utcnow, index=True)
+    actor = Column(String(128), nullable=False)
+    action = Column(String(64), nullable=False)  # e.g. progress.lookup, desk.ticket.view
+    subject = Column(String(64))  # application number, ticket id, username
+    channel = Column(String(32))
+    result = Column(String(32), nullable=False)  # ok, not_found, wrong_code, locked, ...
+
+
+# ------------------------------------------------------------------ handoff
+TICKET_WAITING = "waiting"  # in the queue, no operator yet
+TICKET_ACTIVE = "active"  # an operator has replied
+TICKET_CLOSED = "closed"  # the operator closed it
+TICKET_HANDED_BACK = "handed_back"  # the operator handed the conversation back to the bot
+TICKET_CANCELLED = "cancelled"  # the citizen went back to the bot before anyone answered
+OPEN_TICKET_STATUSES = (TICKET_WAITING, TICKET_ACTIVE)
+
+ROLE_CITIZEN = "citizen"
+ROLE_OPERATOR = "operator"
+ROLE_SYSTEM = "system"  # notices to the citizen (queue position, ticket closed, ...)
+
+
+class HandoffTicket(Base):
+    __tablename__ = "handoff_tickets"
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    conversation_id = Column(String(128), nullable=False)
+    channel = Column(String(32))
+    reason = Column(String(32), nullable=False)  # request_human | complaint | fallback
+    status = Column(String(16), nullable=False, default=TICKET_WAITING)
+    # Opened outside service hours: the bot keeps answering until an operator replies.
+    deferred = Column(Boolean, nullable=False, default=False)
+    item_id = Column(String(64))
+    summary = Column(Text, nullable=False, default="{}")  # JSON, no raw personal data
+    operator = Column(String(64))
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    closed_at = Column(DateTime)
+    __table_args__ = (
+        Index("ix_handoff_tickets_conversation_status", "conversation_id", "status"),
+        Index("ix_handoff_tickets_status_created", "status", "created_at"),
+    )
+
+
+class HandoffMessage(Base):
+    """What was said while a ticket was open (both ways), in order."""
+
+    __tablename__ = "handoff_messages"
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    ticket_id = Column(Integer, ForeignKey("handoff_tickets.id", ondelete="CASCADE"), nullable=False)
+    conversation_id = Column(String(128), nullable=False)
+    role = Column(String(16), nullable=False)  # citizen | operator | system
+    text = Column(Text, nullable=False)
+    author = Column(String(64))  # operator username for operator messages
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    __table_args__ = (
+        Index("ix_handoff_messages_conversation_id", "conversation_id", "id"),
+        Index("ix_handoff_messages_ticket_id", "ticket_id", "id"),
+    )
+
+
+# ----------------------------------------------------------------- operators
+ROLE_NAMES = ("operator", "admin")
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    username = Column(String(64), nullable=False, unique=True)
+    display_name = Column(String(64), nullable=False)
+    password_hash = Column(String(256), nullable=False)  # argon2id
+    role = Column(String(16), nullable=False, default="operator")
+    active = Column(Boolean, nullable=False, default=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+class OperatorSession(Base):
+    """A desk login. Only the SHA-256 of the session token is stored."""
+
+    __tablename__ = "operator_sessions"
+    token_hash = Column(String(64), primary_key=True)
+    operator_id = Column(Integer, ForeignKey("operators.id", ondelete="CASCADE"), nullable=False)
+    csrf_token = Column(String(64), nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    expires_at = Column(DateTime, nullable=False)
+    last_seen = Column(DateTime, nullable=False, default=utcnow)
+
+
+MARKS = ("used", "edited", "wrong")
+
+
+class SuggestionMark(Base):
+    """An operator's verdict on one suggested answer, for later analysis."""
+
+    __tablename__ = "suggestion_marks"
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    operator = Column(String(64), nullable=False)
+    ticket_id = Column(Integer)
+    query = Column(Text, nullable=False)  # personal data masked
+    rank = Column(Integer, nullable=False)
+    item_id = Column(String(64))
+    question_type = Column(String(32))
+    confidence = Column(Float)
+    mark = Column(String(16), nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)

@@ -1,0 +1,37 @@
+"""Alembic environment: the metadata of every banshi table, the URL from the settings.
+
+``knowledge.db.migrate`` passes its own connection (``config.attributes["connection"]``);
+the ``alembic`` command line falls back to the configured database URL.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+
+import assistant.models  # noqa: F401  (registers the gateway tables on Base)
+from knowledge.db import Base
+
+target_metadata = Base.metadata
+
+
+def run_with(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = context.config.attributes.get("connection")
+if connection is not None:
+    run_with(connection)
+else:
+    from assistant.settings import get_settings
+    from sqlalchemy import create_engine
+
+    engine = create_engine(get_settings().db_url, future=True)
+    with engine.connect() as conn:
+        run_with(conn)
