@@ -23,7 +23,6 @@ CONFIG_PATH = Path(__file__).with_name("config.yml")
 SLOT_ITEM = "service_item"
 SLOT_QUESTION = "question_type"
 SLOT_PENDING = "pending_question"
-SLOT_HUMAN_OFFERED = "human_offered"
 ENTITY_ITEM = "service_item"
 SERVICE_ITEMS = "service_items"
 

@@ -7,10 +7,10 @@ import logging
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import SLOT_HUMAN_OFFERED, SLOT_ITEM, channel_of
+from actions.common import SLOT_ITEM, channel_of
 from assistant.pii import mask_pii
 from assistant.settings import get_settings
 from knowledge import db
@@ -18,7 +18,6 @@ from knowledge import db
 logger = logging.getLogger(__name__)
 
 RATING_GOOD, RATING_BAD = "good", "bad"
-OFFER_COMPLAINT = "complaint"
 # Checked in order: negative cues first ("不好" contains "好").
 _BAD_CUES = ("差评", "不好", "没用", "不行", "不满意", "垃圾", "答非所问", "看不懂", "失望", "太差", "很差", "不准确")
 _GOOD_CUES = ("好评", "满意", "不错", "有用", "很好", "挺好", "赞", "棒", "清楚", "方便", "好")
@@ -26,11 +25,7 @@ _GOOD_CUES = ("好评", "满意", "不错", "有用", "很好", "挺好", "赞",
 THANKS_GOOD = "感谢您的好评！我们会继续努力。"
 THANKS_BAD = "抱歉没能帮到您，您的意见已记录，我们会改进。如需人工帮助，请说“转人工”。"
 THANKS_NEUTRAL = "感谢您的评价，已记录。"
-COMPLAINT_TEXT = "非常抱歉给您带来不好的体验。您的投诉已记录（编号 {id}），我们会转交相关部门核实处理。需要我为您转接人工客服吗？"
-HUMAN_BUTTONS = [
-    {"title": "转人工", "payload": "/request_human"},
-    {"title": "不用了", "payload": "/deny"},
-]
+COMPLAINT_LEAD = "非常抱歉给您带来不好的体验。您的投诉已记录（投诉编号 {id}），我们会转交相关部门核实处理。"
 
 
 def rating_of(text: str) -> Optional[str]:
@@ -88,5 +83,7 @@ class ActionRecordComplaint(Action):
             channel_of(tracker),
         )
         logger.info("actions.complaint.recorded id=%s", row_id)
-        dispatcher.utter_message(text=COMPLAINT_TEXT.format(id=row_id), buttons=HUMAN_BUTTONS)
-        return [SlotSet(SLOT_HUMAN_OFFERED, OFFER_COMPLAINT)]
+        from actions.handoff import REASON_COMPLAINT, open_handoff
+
+        await open_handoff(dispatcher, tracker, REASON_COMPLAINT, lead=COMPLAINT_LEAD.format(id=row_id))
+        return []

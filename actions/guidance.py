@@ -13,7 +13,6 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import (
     CATALOG,
-    SLOT_HUMAN_OFFERED,
     SLOT_ITEM,
     SLOT_PENDING,
     SLOT_QUESTION,
@@ -86,7 +85,7 @@ async def answer_turn(
     catalog = await CATALOG.get()
     resolution = resolve_item(tracker, catalog)
     question = question_for(tracker, intent, resolution)
-    events: List[EventType] = [SlotSet(SLOT_HUMAN_OFFERED, None)]
+    events: List[EventType] = []
 
     if resolution.choices:
         ask_intent = next((k for k, v in QUESTION_TYPES.items() if v == question), "ask_service")

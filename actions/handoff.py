@@ -1,31 +1,41 @@
-"""Requests for a human helper, and the fallbacks that lead there.
+"""Handoff to a human helper: on request, on a complaint, after two failed turns.
 
-The queue, the relay and the operator desk come with the desk; here a request is
-recorded in the database and the citizen is told so.
+A ticket is opened with a summary of the conversation (no raw personal data), and
+the citizen is told their place in the queue, or, outside service hours, when
+people are available. The gateway then relays the conversation (assistant.handoff).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet, UserUtteranceReverted
+from rasa_sdk.events import EventType, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import SLOT_HUMAN_OFFERED, SLOT_ITEM, channel_of, linked_items
-from actions.feedback import HUMAN_BUTTONS
+from actions.common import CATALOG, SLOT_ITEM, channel_of
+from actions.progress import SLOT_NUMBER, SLOT_OUTCOME, OUTCOME_VERIFIED
+from assistant import handoff
+from assistant.pii import hash_id, mask_pii
 from assistant.settings import get_settings
-from knowledge import db
 from knowledge.answers import button_payload
 
 logger = logging.getLogger(__name__)
 
-OFFER_FALLBACK = "fallback"
-REQUEST_TEXT = "已为您登记人工服务请求（编号 {id}）。工作人员会尽快与您联系，请稍候。您也可以拨打12345政务服务便民热线。"
-DECLINE_TEXT = "好的。您还有其他想问的吗？"
-FALLBACK_TEXT = "抱歉，我没能理解您的问题。需要为您转接人工服务吗？"
+REASON_REQUEST = "request_human"
+REASON_COMPLAINT = "complaint"
+REASON_FALLBACK = "fallback"
+
+QUEUED_TEXT = "已为您转接人工服务（编号 {id}），您前面还有 {ahead} 位。请稍候，工作人员会在这里回复您。想回到智能助手，请说“取消人工”。"
+QUEUED_FIRST_TEXT = "已为您转接人工服务（编号 {id}），马上就到您。请稍候，工作人员会在这里回复您。想回到智能助手，请说“取消人工”。"
+ALREADY_TEXT = "您已在排队等候人工服务（编号 {id}），请稍候。"
+AFTER_HOURS_TEXT = (
+    "现在不是人工服务时间（{hours}）。已为您登记（编号 {id}），"
+    "工作人员会在{when}后回复您。现在您也可以继续问我，或拨打12345政务服务便民热线。"
+)
+FALLBACK_LEAD = "抱歉，我没能理解您的问题。"
 AFFIRM_TEXT = "您是想问“{label}”吗？"
 INTENT_LABELS = {
     "ask_service": "怎么办理这项业务",
@@ -40,6 +50,112 @@ INTENT_LABELS = {
     "complain": "投诉",
     "feedback": "评价服务",
 }
+# Messages that carry the citizen's actual question (not "转人工" itself).
+QUESTION_INTENTS = {
+    "ask_service",
+    "ask_materials",
+    "ask_conditions",
+    "ask_process",
+    "ask_fee",
+    "ask_time_limit",
+    "ask_location",
+    "check_progress",
+    "complain",
+    "out_of_scope",
+    "nlu_fallback",
+}
+SUMMARY_TEXT_CHARS = 300
+
+
+def _last_question(tracker: Tracker) -> Optional[str]:
+    latest = None
+    for event in reversed(tracker.events):
+        if event.get("event") != "user":
+            continue
+        text = (event.get("text") or "").strip()
+        if not text or text.startswith("/"):
+            continue
+        latest = latest or text
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if intent in QUESTION_INTENTS:
+            return text
+    return latest
+
+
+def _last_bot_answer(tracker: Tracker) -> Optional[str]:
+    for event in reversed(tracker.events):
+        if event.get("event") == "bot" and event.get("text"):
+            return event["text"]
+    return None
+
+
+def _clip(text: Optional[str]) -> Optional[str]:
+    if not text:
+        return None
+    text = mask_pii(text)
+    return text if len(text) <= SUMMARY_TEXT_CHARS else text[: SUMMARY_TEXT_CHARS - 1] + "…"
+
+
+async def build_summary(tracker: Tracker, reason: str) -> Dict[str, Any]:
+    """What the operator needs so the citizen never repeats themselves (no raw PII)."""
+    item_id = tracker.get_slot(SLOT_ITEM)
+    catalog = await CATALOG.get()
+    record = catalog.records.get(item_id) if item_id else None
+    verified = tracker.get_slot(SLOT_OUTCOME) == OUTCOME_VERIFIED
+    number = tracker.get_slot(SLOT_NUMBER)
+    turns = sum(1 for e in tracker.events if e.get("event") == "user")
+    return {
+        "reason": reason,
+        "item_id": item_id,
+        "item_name": record.name if record else None,
+        "question": _clip(_last_question(tracker)),
+        "bot_answer": _clip(_last_bot_answer(tracker)),
+        "intent": ((tracker.latest_message or {}).get("intent") or {}).get("name"),
+        "turns": turns,
+        "channel": channel_of(tracker),
+        "verification": {
+            "application_number": number if (number and verified) else None,
+            "verified": verified,
+            "state": tracker.get_slot(SLOT_OUTCOME) or ("number_given" if number else "none"),
+        },
+    }
+
+
+async def open_handoff(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, lead: str = "") -> handoff.TicketInfo:
+    """Open (or find) the conversation's ticket and tell the citizen where they stand."""
+    settings = get_settings()
+    hours = settings.hours
+    summary = await build_summary(tracker, reason)
+    info = await asyncio.to_thread(
+        handoff.open_ticket,
+        settings.db_url,
+        conversation_id=tracker.sender_id,
+        channel=channel_of(tracker),
+        reason=reason,
+        item_id=tracker.get_slot(SLOT_ITEM),
+        summary=summary,
+        hours=hours,
+    )
+    logger.info(
+        "actions.handoff.opened ticket=%s reason=%s created=%s deferred=%s sender=%s",
+        info.id,
+        reason,
+        info.created,
+        info.deferred,
+        hash_id(tracker.sender_id),
+    )
+    if info.deferred:
+        text = AFTER_HOURS_TEXT.format(
+            hours=hours.describe(), id=info.id, when=handoff.describe_when(hours.next_open())
+        )
+    elif not info.created:
+        text = ALREADY_TEXT.format(id=info.id)
+    elif (info.position or 1) <= 1:
+        text = QUEUED_FIRST_TEXT.format(id=info.id)
+    else:
+        text = QUEUED_TEXT.format(id=info.id, ahead=(info.position or 1) - 1)
+    dispatcher.utter_message(text=lead + text, json_message={"handoff": info.public()})
+    return info
 
 
 class ActionRequestHuman(Action):
@@ -49,33 +165,12 @@ class ActionRequestHuman(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
-        reason = tracker.get_slot(SLOT_HUMAN_OFFERED) or "request_human"
-        row_id = await asyncio.to_thread(
-            db.add_handoff_request,
-            get_settings().db_url,
-            tracker.sender_id,
-            reason,
-            tracker.get_slot(SLOT_ITEM),
-            channel_of(tracker),
-        )
-        logger.info("actions.handoff.requested id=%s reason=%s", row_id, reason)
-        dispatcher.utter_message(text=REQUEST_TEXT.format(id=row_id))
-        return [SlotSet(SLOT_HUMAN_OFFERED, None)]
-
-
-class ActionDeclineHuman(Action):
-    def name(self) -> Text:
-        return "action_decline_human"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
-        dispatcher.utter_message(text=DECLINE_TEXT)
-        return [SlotSet(SLOT_HUMAN_OFFERED, None)]
+        await open_handoff(dispatcher, tracker, REASON_REQUEST)
+        return []
 
 
 class ActionDefaultFallback(Action):
-    """After two failed turns: offer a human."""
+    """After two failed turns (the two-stage fallback gave up): hand over to a human."""
 
     def name(self) -> Text:
         return "action_default_fallback"
@@ -83,10 +178,9 @@ class ActionDefaultFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
-        logger.info("actions.fallback.offer_human")
-        dispatcher.utter_message(text=FALLBACK_TEXT, buttons=HUMAN_BUTTONS)
-        # Like Rasa's default fallback: forget the failed message, then wait for the answer.
-        return [UserUtteranceReverted(), SlotSet(SLOT_HUMAN_OFFERED, OFFER_FALLBACK)]
+        await open_handoff(dispatcher, tracker, REASON_FALLBACK, lead=FALLBACK_LEAD)
+        # Like Rasa's default fallback: forget the failed message.
+        return [UserUtteranceReverted()]
 
 
 class ActionDefaultAskAffirmation(Action):
@@ -98,6 +192,8 @@ class ActionDefaultAskAffirmation(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
+        from actions.common import linked_items
+
         ranking = (tracker.latest_message or {}).get("intent_ranking") or []
         candidates = [r["name"] for r in ranking if r.get("name") in INTENT_LABELS]
         if not candidates:

@@ -11,7 +11,10 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from assistant.handoff import ServiceHours
 
 from pydantic import BaseSettings, Field, validator
 
@@ -63,6 +66,11 @@ class Settings(BaseSettings):
     progress_timeout_s: float = Field(3.0, gt=0, le=30)
     progress_retries: int = Field(2, ge=0, le=5)
 
+    # Human handoff: when operators answer ("always", or e.g. "mon-fri 09:00-17:00"),
+    # in this time zone. Outside these hours a ticket waits for the morning.
+    timezone: str = "Asia/Shanghai"
+    service_hours: str = "mon-fri 09:00-17:00"
+
     # Operator desk.
     desk_session_hours: float = Field(8.0, gt=0, le=24 * 7)
     login_rate_limit: str = "5/minute"
@@ -97,6 +105,23 @@ class Settings(BaseSettings):
             raise ValueError(f"not an http(s) URL: {value!r}")
         return value
 
+    @validator("timezone")
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone: {value!r}") from exc
+        return value
+
+    @validator("service_hours")
+    def _check_hours(cls, value: str, values: dict) -> str:
+        from assistant.handoff import ServiceHours
+
+        ServiceHours.parse(value, values.get("timezone") or "Asia/Shanghai")
+        return value
+
     @validator("login_rate_limit")
     def _check_rate(cls, value: str) -> str:
         from limits import parse
@@ -127,6 +152,12 @@ class Settings(BaseSettings):
     @property
     def trackers_url(self) -> str:
         return self.tracker_db_url or f"sqlite:///{self.data_dir / 'trackers.db'}"
+
+    @property
+    def hours(self) -> "ServiceHours":
+        from assistant.handoff import ServiceHours
+
+        return ServiceHours.parse(self.service_hours, self.timezone)
 
     @property
     def assist_keys(self) -> frozenset:

@@ -39,7 +39,7 @@ def button_payload(intent: str, item_id: str) -> str:
     return f"/{intent}{json.dumps({'service_item': item_id}, separators=(',', ':'))}"
 
 
-def _material_line(index: int, material: Material) -> str:
+def material_line(index: int, material: Material) -> str:
     details: List[str] = []
     form = MATERIAL_FORM_ZH[material.form]
     if material.form is MaterialForm.FORM:
@@ -84,7 +84,7 @@ def answer_materials(catalog: Catalog, record: Record) -> str:
     head = f"办理【{record.name}】需要准备："
     if isinstance(record, BundleRecord):
         head = f"【{record.name}】一次提交，合并后的材料清单（相同材料只需一份）："
-    lines = [_material_line(i, m) for i, m in enumerate(materials, start=1)]
+    lines = [material_line(i, m) for i, m in enumerate(materials, start=1)]
     extra = None
     if isinstance(record, BundleRecord):
         extra = f"涉及部门：{'、'.join(record.departments)}。"

@@ -38,6 +38,10 @@ os.environ.update(
         "BANSHI_ACTION_ENDPOINT": f"http://127.0.0.1:{ACTION_PORT}/webhook",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "SQLALCHEMY_WARN_20": "0",
+        "BANSHI_ASSIST_API_KEYS": "test-assist-key",
+        # Generous, so that tests logging in many times are not throttled; the
+        # login rate-limit test builds its own app with a strict limit.
+        "BANSHI_LOGIN_RATE_LIMIT": "1000/minute",
     }
 )
 
@@ -53,6 +57,8 @@ def settings():
 def trained_model(settings) -> Path:
     from assistant.training import train
 
+    if settings.model_path:  # BANSHI_MODEL_PATH: test this model, do not train
+        return settings.model_path
     return train(settings)
 
 

@@ -1,0 +1,357 @@
+"""办件进度: the progress form (application number + phone verification) and its answer.
+
+Every lookup of an application writes an audit record (no raw personal data).
+Three wrong phone verifications lock the number for 15 minutes; too many unknown
+numbers from one conversation throttle it (against guessing numbers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import math
+import re
+import unicodedata
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy import func, select
+
+from actions.common import CATALOG, SLOT_ITEM, channel_of, intent_of
+from assistant.audit import citizen_actor, record_audit
+from assistant.models import (
+    STATUS_ACCEPTED,
+    STATUS_COMPLETED,
+    STATUS_REJECTED,
+    STATUS_REVIEWING,
+    STATUS_SUPPLEMENT,
+    AuditRecord,
+)
+from assistant.progress import (
+    LOCK_MINUTES,
+    MAX_FAILURES,
+    ApplicationView,
+    ProgressProvider,
+    ProgressUnavailable,
+    get_provider,
+    locked_until,
+    normalize_number,
+    record_failure,
+    record_success,
+    verify_phone_tail,
+)
+from assistant.settings import get_settings
+from knowledge.answers import button_payload, material_line
+from knowledge.catalog import Catalog
+from knowledge.db import session_factory, utcnow
+
+logger = logging.getLogger(__name__)
+
+FORM = "progress_form"
+SLOT_NUMBER = "application_number"
+SLOT_PHONE = "phone_tail"
+SLOT_OUTCOME = "progress_outcome"
+REQUESTED_SLOT = "requested_slot"
+
+OUTCOME_VERIFIED = "verified"
+OUTCOME_LOCKED = "locked"
+OUTCOME_THROTTLED = "throttled"
+OUTCOME_UNAVAILABLE = "unavailable"
+TERMINAL_OUTCOMES = {OUTCOME_VERIFIED, OUTCOME_LOCKED, OUTCOME_THROTTLED, OUTCOME_UNAVAILABLE}
+
+# Unknown numbers one conversation may try within LOCK_MINUTES.
+MAX_UNKNOWN_NUMBERS = 5
+
+ACTION_LOOKUP = "progress.lookup"
+ACTION_VERIFY = "progress.verify"
+
+# Messages the form takes as an attempt at the requested value; other intents
+# (a question, "不查了", "转人工") leave the form to the rules.
+CAPTURE_INTENTS = {
+    None,
+    "inform",
+    "check_progress",
+    "affirm",
+    "greet",
+    "thank",
+    "feedback",
+    "out_of_scope",
+    "nlu_fallback",
+}
+FORGOT_RE = re.compile(
+    r"(忘|不记得|记不得|记不清|找不到|不知道|没有|丢).{0,6}(编号|号码|受理号|办件号|回执|单号)"
+    r"|(编号|号码|受理号|办件号).{0,6}(忘|不记得|找不到|不知道|在哪|哪里)"
+)
+TAIL_RE = re.compile(r"(?<!\d)(\d{4}|1[3-9]\d{9})(?!\d)")
+
+WHERE_NUMBER_TEXT = (
+    "办件编号以 ZW 开头，后面是 11 位数字。您可以在这些地方找到：\n"
+    "1. 窗口给您的受理回执（受理通知书）上；\n"
+    "2. 受理后收到的短信里；\n"
+    "3. 政务服务App或网站的“我的办件”里。\n"
+    "找到后告诉我就可以。"
+)
+BAD_NUMBER_TEXT = "办件编号以 ZW 开头，后面是 11 位数字，比如 ZW20250318007。"
+NOT_FOUND_TEXT = "没有找到编号为 {number} 的办件。请核对后再输入一次。"
+BAD_TAIL_TEXT = "请输入办件登记手机号的最后四位数字，比如 1234。"
+WRONG_TAIL_TEXT = "手机尾号不对。您还可以再试 {left} 次。"
+LOCKED_TEXT = "验证失败次数过多。为保护您的信息，编号 {number} 已锁定，请 {minutes} 分钟后再试，或携带身份证到窗口查询。"
+THROTTLED_TEXT = "查询次数过多，请 {minutes} 分钟后再试。您也可以拨打12345政务服务便民热线查询。"
+UNAVAILABLE_TEXT = "抱歉，办件系统暂时无法查询。请稍后再试，或拨打12345政务服务便民热线。"
+
+STATUS_TEXT = {
+    STATUS_ACCEPTED: "窗口已经受理，正在等待审核。",
+    STATUS_REVIEWING: "正在审核，请您耐心等待，不需要再跑一趟。",
+    STATUS_SUPPLEMENT: "还需要补正材料，审核才能继续。",
+    STATUS_COMPLETED: "已经办结。",
+    STATUS_REJECTED: "没有通过受理。",
+}
+HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
+
+_provider: Optional[ProgressProvider] = None
+
+
+def provider() -> ProgressProvider:
+    global _provider
+    if _provider is None:
+        _provider = get_provider(get_settings())
+    return _provider
+
+
+def _text(tracker: Tracker) -> str:
+    return unicodedata.normalize("NFKC", (tracker.latest_message or {}).get("text") or "")
+
+
+async def _audit(tracker: Tracker, action: str, number: Optional[str], result: str) -> None:
+    await asyncio.to_thread(
+        record_audit,
+        get_settings().db_url,
+        actor=citizen_actor(tracker.sender_id),
+        action=action,
+        subject=number,
+        channel=channel_of(tracker),
+        result=result,
+    )
+
+
+def _unknown_lookups(db_url: str, actor: str, since: dt.datetime) -> int:
+    with session_factory(db_url)() as session:
+        return int(
+            session.execute(
+                select(func.count(AuditRecord.id)).where(
+                    AuditRecord.actor == actor,
+                    AuditRecord.action == ACTION_LOOKUP,
+                    AuditRecord.result == "not_found",
+                    AuditRecord.at >= since,
+                )
+            ).scalar_one()
+        )
+
+
+def _minutes_left(until: Optional[dt.datetime]) -> int:
+    if until is None:
+        return LOCK_MINUTES
+    return max(1, math.ceil((until - utcnow()).total_seconds() / 60))
+
+
+class ValidateProgressForm(FormValidationAction):
+    def name(self) -> Text:
+        return "validate_progress_form"
+
+    async def required_slots(
+        self,
+        domain_slots: List[Text],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> List[Text]:
+        # A final outcome (locked, throttled, unavailable) ends the form early.
+        if tracker.get_slot(SLOT_OUTCOME) in TERMINAL_OUTCOMES - {OUTCOME_VERIFIED}:
+            return []
+        return domain_slots
+
+    # ------------------------------------------------------------ extraction
+    async def extract_application_number(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        text = _text(tracker)
+        number = normalize_number(text)
+        requested = tracker.get_slot(REQUESTED_SLOT)
+        if requested is None:
+            # The form starts (it always requests a slot once running): forget an
+            # earlier lookup, keep a number said right away.
+            return {SLOT_NUMBER: number, SLOT_PHONE: None, SLOT_OUTCOME: None}
+        if requested != SLOT_NUMBER:
+            return {}
+        if number:
+            return {SLOT_NUMBER: number}
+        if FORGOT_RE.search(text):
+            dispatcher.utter_message(text=WHERE_NUMBER_TEXT)
+            return {SLOT_NUMBER: None}
+        if intent_of(tracker) in CAPTURE_INTENTS:
+            dispatcher.utter_message(text=BAD_NUMBER_TEXT)
+            return {SLOT_NUMBER: None}
+        return {}
+
+    async def extract_phone_tail(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        if tracker.get_slot(REQUESTED_SLOT) != SLOT_PHONE:
+            return {}
+        text = _text(tracker)
+        match = TAIL_RE.search(re.sub(r"[\s-]", "", text))
+        if match:
+            return {SLOT_PHONE: match.group(1)[-4:]}
+        if intent_of(tracker) in CAPTURE_INTENTS or re.search(r"\d", text):
+            dispatcher.utter_message(text=BAD_TAIL_TEXT)
+            return {SLOT_PHONE: None}
+        return {}
+
+    # ------------------------------------------------------------ validation
+    async def validate_application_number(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        number = normalize_number(str(value)) if value else None
+        if not number:
+            return {SLOT_NUMBER: None}
+        db_url = get_settings().db_url
+        actor = citizen_actor(tracker.sender_id)
+        since = utcnow() - dt.timedelta(minutes=LOCK_MINUTES)
+        if await asyncio.to_thread(_unknown_lookups, db_url, actor, since) >= MAX_UNKNOWN_NUMBERS:
+            await _audit(tracker, ACTION_LOOKUP, number, "throttled")
+            return {SLOT_NUMBER: None, SLOT_OUTCOME: OUTCOME_THROTTLED}
+        if await asyncio.to_thread(locked_until, db_url, number):
+            await _audit(tracker, ACTION_LOOKUP, number, "locked")
+            return {SLOT_NUMBER: number, SLOT_OUTCOME: OUTCOME_LOCKED}
+        try:
+            view = await provider().lookup(number)
+        except ProgressUnavailable:
+            await _audit(tracker, ACTION_LOOKUP, number, "unavailable")
+            return {SLOT_NUMBER: None, SLOT_OUTCOME: OUTCOME_UNAVAILABLE}
+        if view is None:
+            await _audit(tracker, ACTION_LOOKUP, number, "not_found")
+            dispatcher.utter_message(text=NOT_FOUND_TEXT.format(number=number))
+            return {SLOT_NUMBER: None}
+        await _audit(tracker, ACTION_LOOKUP, number, "found")
+        return {SLOT_NUMBER: number, SLOT_ITEM: view.item_id}
+
+    async def validate_phone_tail(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        number = tracker.get_slot(SLOT_NUMBER)
+        if not value or not number:
+            return {SLOT_PHONE: None}
+        db_url = get_settings().db_url
+        if await asyncio.to_thread(locked_until, db_url, number):
+            await _audit(tracker, ACTION_VERIFY, number, "locked")
+            return {SLOT_PHONE: None, SLOT_OUTCOME: OUTCOME_LOCKED}
+        try:
+            view = await provider().lookup(number)
+        except ProgressUnavailable:
+            await _audit(tracker, ACTION_VERIFY, number, "unavailable")
+            return {SLOT_PHONE: None, SLOT_OUTCOME: OUTCOME_UNAVAILABLE}
+        if view is not None and verify_phone_tail(view, str(value)):
+            await asyncio.to_thread(record_success, db_url, number)
+            await _audit(tracker, ACTION_VERIFY, number, "ok")
+            return {SLOT_PHONE: str(value), SLOT_OUTCOME: OUTCOME_VERIFIED}
+        failures, lock = await asyncio.to_thread(record_failure, db_url, number)
+        await _audit(tracker, ACTION_VERIFY, number, "locked" if lock else "wrong_code")
+        logger.info("actions.progress.wrong_code failures=%d locked=%s", failures, bool(lock))
+        if lock:
+            return {SLOT_PHONE: None, SLOT_OUTCOME: OUTCOME_LOCKED}
+        dispatcher.utter_message(text=WRONG_TAIL_TEXT.format(left=MAX_FAILURES - failures))
+        return {SLOT_PHONE: None}
+
+
+# ------------------------------------------------------------------- answer
+def _when(at: dt.datetime) -> str:
+    return f"{at.month}月{at.day}日 {at:%H:%M}"
+
+
+def _date(day: dt.date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def _missing_lines(catalog: Catalog, item_id: str, names: List[str]) -> List[str]:
+    """The missing materials, with the catalog's details where the names match."""
+    record = catalog.records.get(item_id)
+    materials = list(catalog.materials_for(item_id)) if record else []
+    lines = []
+    for index, name in enumerate(names, start=1):
+        match = next(
+            (m for m in materials if m.name == name or name in m.name or m.name in name), None
+        )
+        lines.append(material_line(index, match) if match else f"{index}. {name}")
+    return lines
+
+
+def progress_answer(catalog: Catalog, view: ApplicationView) -> str:
+    """The status in plain words, what happens next, and the dates."""
+    record = catalog.records.get(view.item_id)
+    item_name = record.name if record else "办件"
+    parts = [f"您的“{item_name}”（编号 {view.number}）目前{view.label}：{STATUS_TEXT.get(view.status, '')}"]
+    latest = view.latest
+    if latest is not None and latest.note:
+        parts.append(f"最新进展（{_when(latest.at)}）：{latest.note}")
+    if view.status == STATUS_SUPPLEMENT:
+        missing = view.missing_materials
+        if missing:
+            parts.append("请补交这些材料：\n" + "\n".join(_missing_lines(catalog, view.item_id, missing)))
+        where = record.where.window if record else "原受理窗口"
+        parts.append(f"下一步：带齐材料到{where}补交，或在网上“我的办件”里上传。补正后会继续审核。")
+    elif view.status in (STATUS_ACCEPTED, STATUS_REVIEWING):
+        parts.append("下一步：审核通过后会短信通知您。")
+    elif view.status == STATUS_COMPLETED:
+        if view.pickup_method:
+            parts.append(f"领取方式：{view.pickup_method}。")
+    elif view.status == STATUS_REJECTED:
+        parts.append("如果对结果有疑问，可以转人工咨询，或拨打12345政务服务便民热线。")
+    if view.promised_date and view.status not in (STATUS_COMPLETED, STATUS_REJECTED):
+        parts.append(f"预计办结日期：{_date(view.promised_date)}。")
+    return "\n".join(parts)
+
+
+class ActionProgressAnswer(Action):
+    """After the form: the progress, or why it cannot be shown."""
+
+    def name(self) -> Text:
+        return "action_progress_answer"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        outcome = tracker.get_slot(SLOT_OUTCOME)
+        number = tracker.get_slot(SLOT_NUMBER)
+        reset = [SlotSet(SLOT_PHONE, None)]
+        if outcome == OUTCOME_LOCKED and number:
+            until = await asyncio.to_thread(locked_until, get_settings().db_url, number)
+            dispatcher.utter_message(
+                text=LOCKED_TEXT.format(number=number, minutes=_minutes_left(until)), buttons=[HUMAN_BUTTON]
+            )
+            return reset + [SlotSet(SLOT_NUMBER, None), SlotSet(SLOT_OUTCOME, None)]
+        if outcome == OUTCOME_THROTTLED:
+            dispatcher.utter_message(text=THROTTLED_TEXT.format(minutes=LOCK_MINUTES))
+            return reset + [SlotSet(SLOT_OUTCOME, None)]
+        if outcome != OUTCOME_VERIFIED or not number:
+            dispatcher.utter_message(text=UNAVAILABLE_TEXT, buttons=[HUMAN_BUTTON])
+            return reset + [SlotSet(SLOT_OUTCOME, None)]
+        try:
+            view = await provider().lookup(number)
+        except ProgressUnavailable:
+            view = None
+        if view is None:
+            dispatcher.utter_message(text=UNAVAILABLE_TEXT, buttons=[HUMAN_BUTTON])
+            return reset
+        catalog = await CATALOG.get()
+        buttons = []
+        if view.status == STATUS_SUPPLEMENT and view.item_id in catalog.records:
+            buttons.append({"title": "办理要带的全部材料", "payload": button_payload("ask_materials", view.item_id)})
+        buttons.append(HUMAN_BUTTON)
+        dispatcher.utter_message(text=progress_answer(catalog, view), buttons=buttons)
+        logger.info("actions.progress.answered status=%s", view.status)
+        # The verified number stays for a handoff summary; the phone tail goes.
+        return reset + [SlotSet(SLOT_ITEM, view.item_id)]

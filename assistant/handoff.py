@@ -1,0 +1,488 @@
+"""Human handoff: tickets, the queue, the relay between citizen and operator.
+
+Channel-agnostic: a ticket belongs to a conversation id; what the citizen says
+while a ticket holds the conversation is stored here instead of reaching the
+bot, and what the operator says is stored here and pushed to the citizen's
+channel (the web chat streams it; other channels register a pusher).
+
+The action server opens tickets (it has the conversation for the summary); the
+gateway relays and serves the desk. Both share the database, so everything is
+stored before it is announced, and nothing is lost when a process restarts.
+All functions here are synchronous: async callers wrap them in ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from assistant.models import (
+    OPEN_TICKET_STATUSES,
+    ROLE_CITIZEN,
+    ROLE_OPERATOR,
+    ROLE_SYSTEM,
+    TICKET_ACTIVE,
+    TICKET_CANCELLED,
+    TICKET_CLOSED,
+    TICKET_HANDED_BACK,
+    TICKET_WAITING,
+    HandoffMessage,
+    HandoffTicket,
+)
+from knowledge.db import session_factory, utcnow
+
+MAX_MESSAGE_CHARS = 2000
+
+CLOSED_NOTICE = "本次人工服务已结束，感谢您的耐心。您可以继续向我提问。"
+HANDED_BACK_NOTICE = "工作人员已把对话转回智能助手。您可以继续向我提问。"
+CANCELLED_NOTICE = "已取消人工服务。您可以继续向我提问。"
+# What a citizen says to leave the queue and talk to the bot again.
+CANCEL_RE = re.compile(r"^\s*(取消人工|不用人工了?|不要人工了?|返回(智能)?助手|回到(智能)?助手|取消转人工)\s*[。.!！]?\s*$")
+
+_DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+_DAY_NAMES = "一二三四五六日"
+_HOURS_RE = re.compile(
+    r"^(?P<d1>mon|tue|wed|thu|fri|sat|sun)(?:-(?P<d2>mon|tue|wed|thu|fri|sat|sun))?\s+"
+    r"(?P<h1>\d{1,2}):(?P<m1>\d{2})-(?P<h2>\d{1,2}):(?P<m2>\d{2})$"
+)
+
+
+class TicketNotFound(LookupError):
+    pass
+
+
+class TicketClosed(RuntimeError):
+    """The ticket is no longer open (someone closed or handed it back)."""
+
+
+# ------------------------------------------------------------- service hours
+@dataclass(frozen=True)
+class ServiceHours:
+    """When operators answer: ``always``, or days and one daily window in a time zone."""
+
+    always: bool
+    days: Tuple[int, ...]
+    start: dt.time
+    end: dt.time
+    tz: str
+
+    @classmethod
+    def parse(cls, spec: str, tz: str = "Asia/Shanghai") -> "ServiceHours":
+        text = spec.strip().lower()
+        if text in {"always", "24/7"}:
+            return cls(True, tuple(range(7)), dt.time(0), dt.time(23, 59), tz)
+        match = _HOURS_RE.match(text)
+        if not match:
+            raise ValueError(f"service hours must be 'always' or like 'mon-fri 09:00-17:00': {spec!r}")
+        d1 = _DAYS[match["d1"]]
+        d2 = _DAYS[match["d2"] or match["d1"]]
+        if d2 < d1:
+            raise ValueError(f"days must run forwards (mon-fri): {spec!r}")
+        start = dt.time(int(match["h1"]), int(match["m1"]))
+        end = dt.time(int(match["h2"]), int(match["m2"]))
+        if end <= start:
+            raise ValueError(f"the service window must end after it starts: {spec!r}")
+        return cls(False, tuple(range(d1, d2 + 1)), start, end, tz)
+
+    def _local(self, now: Optional[dt.datetime]) -> dt.datetime:
+        now = now or dt.datetime.now(dt.timezone.utc)
+        if now.tzinfo is None:  # naive = UTC, as stored in the database
+            now = now.replace(tzinfo=dt.timezone.utc)
+        return now.astimezone(ZoneInfo(self.tz))
+
+    def is_open(self, now: Optional[dt.datetime] = None) -> bool:
+        if self.always:
+            return True
+        local = self._local(now)
+        return local.weekday() in self.days and self.start <= local.time() < self.end
+
+    def next_open(self, now: Optional[dt.datetime] = None) -> dt.datetime:
+        """The next time operators are available (local time); now if they are."""
+        local = self._local(now)
+        if self.is_open(local):
+            return local
+        for offset in range(8):
+            day = (local + dt.timedelta(days=offset)).date()
+            if day.weekday() not in self.days:
+                continue
+            opening = dt.datetime.combine(day, self.start, tzinfo=local.tzinfo)
+            if opening > local:
+                return opening
+        raise AssertionError("service hours without any open day")  # parse() prevents this
+
+    def describe(self) -> str:
+        if self.always:
+            return "全天"
+        first, last = self.days[0], self.days[-1]
+        if (first, last) == (0, 4):
+            days = "工作日"
+        elif first == last:
+            days = f"星期{_DAY_NAMES[first]}"
+        else:
+            days = f"星期{_DAY_NAMES[first]}至星期{_DAY_NAMES[last]}"
+        return f"{days} {self.start:%H:%M}-{self.end:%H:%M}"
+
+
+def describe_when(moment: dt.datetime, now: Optional[dt.datetime] = None) -> str:
+    """'明天 09:00', '星期一 09:00' or '今天 13:30' in plain words."""
+    if now is not None and now.tzinfo is None:
+        now = now.replace(tzinfo=dt.timezone.utc)
+    today = (now.astimezone(moment.tzinfo) if now else dt.datetime.now(moment.tzinfo)).date()
+    delta = (moment.date() - today).days
+    if delta == 0:
+        day = "今天"
+    elif delta == 1:
+        day = "明天"
+    else:
+        day = f"星期{_DAY_NAMES[moment.weekday()]}"
+    return f"{day} {moment:%H:%M}"
+
+
+# -------------------------------------------------------------------- views
+@dataclass(frozen=True)
+class TicketInfo:
+    id: int
+    conversation_id: str
+    channel: Optional[str]
+    status: str
+    deferred: bool
+    position: Optional[int]  # place in the queue while waiting (1 = next)
+    created: bool  # False when the conversation already had an open ticket
+
+    def public(self) -> Dict[str, Any]:
+        """What a citizen's channel may see about the ticket."""
+        return {
+            "ticket_id": self.id,
+            "status": self.status,
+            "deferred": self.deferred,
+            "position": self.position,
+        }
+
+
+def _iso(value: Optional[dt.datetime]) -> Optional[str]:
+    return value.replace(tzinfo=dt.timezone.utc).isoformat() if value else None
+
+
+def message_dict(row: HandoffMessage) -> Dict[str, Any]:
+    return {
+        "id": row.id,
+        "ticket_id": row.ticket_id,
+        "role": row.role,
+        "text": row.text,
+        "author": row.author,
+        "at": _iso(row.created_at),
+    }
+
+
+def _position(session, ticket: HandoffTicket) -> Optional[int]:
+    if ticket.status != TICKET_WAITING:
+        return None
+    ahead = session.execute(
+        select(func.count(HandoffTicket.id)).where(
+            HandoffTicket.status == TICKET_WAITING,
+            HandoffTicket.id < ticket.id,
+        )
+    ).scalar_one()
+    return int(ahead) + 1
+
+
+def _info(session, ticket: HandoffTicket, created: bool) -> TicketInfo:
+    return TicketInfo(
+        id=ticket.id,
+        conversation_id=ticket.conversation_id,
+        channel=ticket.channel,
+        status=ticket.status,
+        deferred=bool(ticket.deferred),
+        position=_position(session, ticket),
+        created=created,
+    )
+
+
+def _open_ticket_row(session, conversation_id: str) -> Optional[HandoffTicket]:
+    return (
+        session.execute(
+            select(HandoffTicket)
+            .where(
+                HandoffTicket.conversation_id == conversation_id,
+                HandoffTicket.status.in_(OPEN_TICKET_STATUSES),
+            )
+            .order_by(HandoffTicket.id.desc())
+            .limit(1)
+        )
+        .scalars()
+        .first()
+    )
+
+
+# ------------------------------------------------------------------ tickets
+def open_ticket(
+    db_url: str,
+    *,
+    conversation_id: str,
+    channel: Optional[str],
+    reason: str,
+    item_id: Optional[str],
+    summary: Dict[str, Any],
+    hours: ServiceHours,
+    now: Optional[dt.datetime] = None,
+) -> TicketInfo:
+    """Open a ticket for the conversation, or return the one already open."""
+    deferred = not hours.is_open(now)
+    with session_factory(db_url)() as session:
+        existing = _open_ticket_row(session, conversation_id)
+        if existing is not None:
+            existing.summary = json.dumps(summary, ensure_ascii=False)
+            session.commit()
+            return _info(session, existing, created=False)
+        ticket = HandoffTicket(
+            conversation_id=conversation_id,
+            channel=channel,
+            reason=reason,
+            status=TICKET_WAITING,
+            deferred=deferred,
+            item_id=item_id,
+            summary=json.dumps(summary, ensure_ascii=False),
+        )
+        session.add(ticket)
+        session.commit()
+        return _info(session, ticket, created=True)
+
+
+def relaying_ticket(db_url: str, conversation_id: str) -> Optional[TicketInfo]:
+    """The ticket that holds the conversation (the bot stays quiet), if any.
+
+    A deferred ticket (opened outside service hours) does not hold the
+    conversation until an operator replies to it.
+    """
+    with session_factory(db_url)() as session:
+        ticket = _open_ticket_row(session, conversation_id)
+        if ticket is None or (ticket.status == TICKET_WAITING and ticket.deferred):
+            return None
+        return _info(session, ticket, created=False)
+
+
+def open_ticket_of(db_url: str, conversation_id: str) -> Optional[TicketInfo]:
+    """The conversation's open ticket, deferred or not."""
+    with session_factory(db_url)() as session:
+        ticket = _open_ticket_row(session, conversation_id)
+        return _info(session, ticket, created=False) if ticket else None
+
+
+def add_citizen_message(db_url: str, ticket_id: int, text: str) -> Dict[str, Any]:
+    return _add_message(db_url, ticket_id, ROLE_CITIZEN, text, author=None)
+
+
+def _add_message(db_url: str, ticket_id: int, role: str, text: str, author: Optional[str]) -> Dict[str, Any]:
+    text = text.strip()[:MAX_MESSAGE_CHARS]
+    with session_factory(db_url)() as session:
+        ticket = session.get(HandoffTicket, ticket_id)
+        if ticket is None:
+            raise TicketNotFound(ticket_id)
+        if ticket.status not in OPEN_TICKET_STATUSES:
+            raise TicketClosed(ticket_id)
+        row = HandoffMessage(
+            ticket_id=ticket_id,
+            conversation_id=ticket.conversation_id,
+            role=role,
+            text=text,
+            author=author,
+        )
+        session.add(row)
+        if role == ROLE_OPERATOR:
+            ticket.status = TICKET_ACTIVE
+            ticket.deferred = False
+            ticket.operator = author
+        ticket.updated_at = utcnow()
+        session.commit()
+        return message_dict(row)
+
+
+def operator_reply(db_url: str, ticket_id: int, operator: str, text: str) -> Dict[str, Any]:
+    """Store the operator's message; the ticket becomes active and holds the conversation."""
+    return _add_message(db_url, ticket_id, ROLE_OPERATOR, text, author=operator)
+
+
+def finish_ticket(
+    db_url: str, ticket_id: int, *, status: str, operator: Optional[str]
+) -> Dict[str, Any]:
+    """Close, hand back or cancel a ticket and tell the citizen (a system message)."""
+    notices = {
+        TICKET_CLOSED: CLOSED_NOTICE,
+        TICKET_HANDED_BACK: HANDED_BACK_NOTICE,
+        TICKET_CANCELLED: CANCELLED_NOTICE,
+    }
+    if status not in notices:
+        raise ValueError(f"not a final status: {status}")
+    with session_factory(db_url)() as session:
+        ticket = session.get(HandoffTicket, ticket_id)
+        if ticket is None:
+            raise TicketNotFound(ticket_id)
+        if ticket.status not in OPEN_TICKET_STATUSES:
+            raise TicketClosed(ticket_id)
+        now = utcnow()
+        row = HandoffMessage(
+            ticket_id=ticket.id,
+            conversation_id=ticket.conversation_id,
+            role=ROLE_SYSTEM,
+            text=notices[status],
+            author=operator,
+        )
+        session.add(row)
+        ticket.status = status
+        ticket.operator = operator or ticket.operator
+        ticket.closed_at = now
+        ticket.updated_at = now
+        session.commit()
+        return message_dict(row)
+
+
+def is_cancel_request(text: str) -> bool:
+    return bool(CANCEL_RE.match(text))
+
+
+# ------------------------------------------------------------------ reading
+def ticket_dict(session, ticket: HandoffTicket, now: Optional[dt.datetime] = None) -> Dict[str, Any]:
+    now = now or utcnow()
+    try:
+        summary = json.loads(ticket.summary or "{}")
+    except ValueError:
+        summary = {}
+    return {
+        "id": ticket.id,
+        "conversation_id": ticket.conversation_id,
+        "channel": ticket.channel,
+        "reason": ticket.reason,
+        "status": ticket.status,
+        "deferred": bool(ticket.deferred),
+        "item_id": ticket.item_id,
+        "summary": summary,
+        "operator": ticket.operator,
+        "created_at": _iso(ticket.created_at),
+        "updated_at": _iso(ticket.updated_at),
+        "waiting_seconds": int((now - ticket.created_at).total_seconds()),
+        "position": _position(session, ticket),
+    }
+
+
+def list_queue(db_url: str) -> List[Dict[str, Any]]:
+    """Open tickets, the newest first, with the last message of each."""
+    with session_factory(db_url)() as session:
+        tickets = (
+            session.execute(
+                select(HandoffTicket)
+                .where(HandoffTicket.status.in_(OPEN_TICKET_STATUSES))
+                .order_by(HandoffTicket.created_at.desc(), HandoffTicket.id.desc())
+            )
+            .scalars()
+            .all()
+        )
+        now = utcnow()
+        rows = []
+        for ticket in tickets:
+            last = (
+                session.execute(
+                    select(HandoffMessage)
+                    .where(HandoffMessage.ticket_id == ticket.id)
+                    .order_by(HandoffMessage.id.desc())
+                    .limit(1)
+                )
+                .scalars()
+                .first()
+            )
+            row = ticket_dict(session, ticket, now)
+            row["last_message"] = message_dict(last) if last else None
+            rows.append(row)
+        return rows
+
+
+def get_ticket(db_url: str, ticket_id: int) -> Dict[str, Any]:
+    """A ticket with its summary and every message."""
+    with session_factory(db_url)() as session:
+        ticket = session.get(HandoffTicket, ticket_id)
+        if ticket is None:
+            raise TicketNotFound(ticket_id)
+        result = ticket_dict(session, ticket)
+        messages = (
+            session.execute(
+                select(HandoffMessage)
+                .where(HandoffMessage.ticket_id == ticket_id)
+                .order_by(HandoffMessage.id)
+            )
+            .scalars()
+            .all()
+        )
+        result["messages"] = [message_dict(m) for m in messages]
+        return result
+
+
+def messages_for_citizen(
+    db_url: str, conversation_id: str, after_id: int = 0, limit: int = 100
+) -> List[Dict[str, Any]]:
+    """Operator and system messages to the conversation after ``after_id``."""
+    with session_factory(db_url)() as session:
+        rows = (
+            session.execute(
+                select(HandoffMessage)
+                .where(
+                    HandoffMessage.conversation_id == conversation_id,
+                    HandoffMessage.role.in_((ROLE_OPERATOR, ROLE_SYSTEM)),
+                    HandoffMessage.id > after_id,
+                )
+                .order_by(HandoffMessage.id)
+                .limit(limit)
+            )
+            .scalars()
+            .all()
+        )
+        return [message_dict(m) for m in rows]
+
+
+def messages_after(db_url: str, after_id: int, limit: int = 200) -> List[Dict[str, Any]]:
+    """Every handoff message after ``after_id`` (the desk's live feed)."""
+    with session_factory(db_url)() as session:
+        rows = (
+            session.execute(
+                select(HandoffMessage)
+                .where(HandoffMessage.id > after_id)
+                .order_by(HandoffMessage.id)
+                .limit(limit)
+            )
+            .scalars()
+            .all()
+        )
+        return [message_dict(m) for m in rows]
+
+
+def change_marker(db_url: str) -> Tuple[int, str, int]:
+    """Changes whenever a message is added or a ticket opens or changes state.
+
+    Cheap enough to poll every second; it sees changes made by other processes
+    (the action server opens tickets) and other gateway replicas.
+    """
+    with session_factory(db_url)() as session:
+        last_message = session.execute(select(func.max(HandoffMessage.id))).scalar() or 0
+        last_update, count = session.execute(
+            select(func.max(HandoffTicket.updated_at), func.count(HandoffTicket.id))
+        ).one()
+        return int(last_message), str(last_update or ""), int(count)
+
+
+def last_message_id(db_url: str) -> int:
+    with session_factory(db_url)() as session:
+        return int(session.execute(select(func.max(HandoffMessage.id))).scalar() or 0)
+
+
+def conversation_last_id(db_url: str, conversation_id: str, roles: Sequence[str]) -> int:
+    with session_factory(db_url)() as session:
+        value = session.execute(
+            select(func.max(HandoffMessage.id)).where(
+                HandoffMessage.conversation_id == conversation_id, HandoffMessage.role.in_(roles)
+            )
+        ).scalar()
+        return int(value or 0)
