@@ -301,7 +301,7 @@ def progress_answer(catalog: Catalog, view: ApplicationView) -> str:
         missing = view.missing_materials
         if missing:
             parts.append("请补交这些材料：\n" + "\n".join(_missing_lines(catalog, view.item_id, missing)))
-        where = record.where.window if record else "原受理窗口"
+        where = record.where.window.rstrip("。；;") if record else "原受理窗口"
         parts.append(f"下一步：带齐材料到{where}补交，或在网上“我的办件”里上传。补正后会继续审核。")
     elif view.status in (STATUS_ACCEPTED, STATUS_REVIEWING):
         parts.append("下一步：审核通过后会短信通知您。")

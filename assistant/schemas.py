@@ -27,6 +27,9 @@ class ChatRequest(BaseModel):
     sender_id: StrictStr = Field(..., description="Conversation id chosen by the client", example="web-3f2a")
     text: StrictStr = Field(..., description="What the person said", example="我想办社保卡要带什么")
     channel: StrictStr = Field("api", description="web | kiosk | wechat | hotline | api | cli")
+    token: Optional[StrictStr] = Field(
+        None, max_length=128, description="Conversation token from POST /api/v1/chat/sessions (web-… ids)"
+    )
 
     class Config:
         extra = "forbid"
@@ -63,10 +66,24 @@ class ItemScore(BaseModel):
     score: float
 
 
+class HandoffState(BaseModel):
+    ticket_id: int
+    status: str  # waiting | active
+    deferred: bool  # opened outside service hours: the bot answers until an operator replies
+    position: Optional[int]  # place in the queue while waiting (1 = next)
+
+
 class ChatResponse(BaseModel):
     messages: List[BotMessage]
     intent: Optional[str]
     items: List[ItemScore]
+    # Set while a human helper holds (or has been asked to take) the conversation.
+    handoff: Optional[HandoffState] = None
+
+
+class ChatSession(BaseModel):
+    sender_id: str
+    token: str
 
 
 class ParseRequest(BaseModel):

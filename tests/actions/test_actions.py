@@ -5,11 +5,12 @@ from sqlalchemy import select
 from actions.feedback import ActionRecordComplaint, ActionRecordFeedback, rating_of
 from actions.guidance import ActionAnswer, ActionOutOfScope
 from actions.handoff import (
-    ActionDeclineHuman,
     ActionDefaultAskAffirmation,
     ActionDefaultFallback,
     ActionRequestHuman,
 )
+from assistant import handoff
+from assistant.models import HandoffTicket
 from knowledge import db
 from rasa_sdk.events import SlotSet, UserUtteranceReverted
 
@@ -25,7 +26,6 @@ async def test_materials_for_a_linked_item(tracker, dispatcher):
         dispatcher, tracker("我想办社保卡要带什么", "ask_materials", [("social_security_card", 0.95)]), DOMAIN
     )
     assert slots_of(events) == {
-        "human_offered": None,
         "service_item": "social_security_card",
         "question_type": "materials",
         "pending_question": None,
@@ -127,27 +127,67 @@ async def test_feedback_and_complaint_rows(tracker, dispatcher, settings):
     assert "抱歉" in dispatcher.messages[0]["text"]
     t = tracker("我要投诉，电话13912345678", "complain", sender_id="act-fb")
     events = await ActionRecordComplaint().run(dispatcher, t, DOMAIN)
-    assert events == [SlotSet("human_offered", "complaint")]
+    assert events == []
+    assert "投诉已记录" in dispatcher.messages[1]["text"] and "转接人工服务" in dispatcher.messages[1]["text"]
+    assert dispatcher.messages[1]["custom"]["handoff"]["status"] == "waiting"
     with db.session_factory(settings.db_url)() as session:
         rows = session.execute(select(db.Feedback).where(db.Feedback.conversation_id == "act-fb")).scalars().all()
     assert [(r.kind, r.rating, r.item_id) for r in rows] == [("feedback", "bad", "passport"), ("complaint", "bad", None)]
     assert "13912345678" not in rows[1].text
 
 
-async def test_request_and_decline_human(tracker, dispatcher, settings):
-    t = tracker("好的", "affirm", slots={"human_offered": "fallback"}, sender_id="act-ho")
-    assert await ActionRequestHuman().run(dispatcher, t, DOMAIN) == [SlotSet("human_offered", None)]
-    assert "人工服务请求" in dispatcher.messages[0]["text"]
+def _tickets(settings, conversation_id):
     with db.session_factory(settings.db_url)() as session:
-        row = session.execute(select(db.HandoffRequest).where(db.HandoffRequest.conversation_id == "act-ho")).scalar_one()
-    assert row.reason == "fallback" and row.channel == "web" and row.status == "open"
-    assert await ActionDeclineHuman().run(dispatcher, t, DOMAIN) == [SlotSet("human_offered", None)]
+        return session.execute(
+            select(HandoffTicket).where(HandoffTicket.conversation_id == conversation_id)
+        ).scalars().all()
 
 
-async def test_fallbacks(tracker, dispatcher):
-    events = await ActionDefaultFallback().run(dispatcher, tracker("阿巴阿巴"), DOMAIN)
-    assert events == [UserUtteranceReverted(), SlotSet("human_offered", "fallback")]
-    assert {b["payload"] for b in dispatcher.messages[0]["buttons"]} == {"/request_human", "/deny"}
+async def test_request_human_opens_one_ticket_with_a_summary(tracker, dispatcher, settings):
+    events = [
+        {"event": "user", "text": "护照要带什么，我手机13912345678", "parse_data": {"intent": {"name": "ask_materials"}}},
+        {"event": "bot", "text": "办理护照需要：1. 居民身份证"},
+        {"event": "user", "text": "转人工", "parse_data": {"intent": {"name": "request_human"}}, "input_channel": "web"},
+    ]
+    t = tracker("转人工", "request_human", slots={"service_item": "passport"}, sender_id="act-ho")
+    t.events = events
+    assert await ActionRequestHuman().run(dispatcher, t, DOMAIN) == []
+    message = dispatcher.messages[0]
+    assert "转接人工服务" in message["text"] and "取消人工" in message["text"]
+    assert message["custom"]["handoff"]["status"] == "waiting"
+    [row] = _tickets(settings, "act-ho")
+    assert (row.reason, row.channel, row.item_id, row.status) == ("request_human", "web", "passport", "waiting")
+    summary = handoff.get_ticket(settings.db_url, row.id)["summary"]
+    assert summary["item_name"] == "普通护照签发"
+    assert summary["question"].startswith("护照要带什么") and "13912345678" not in summary["question"]
+    assert summary["bot_answer"].startswith("办理护照需要")
+    assert summary["verification"] == {"application_number": None, "verified": False, "state": "none"}
+    # Asking again does not open a second ticket.
+    dispatcher.messages.clear()
+    await ActionRequestHuman().run(dispatcher, t, DOMAIN)
+    assert "已在排队" in dispatcher.messages[0]["text"]
+    assert len(_tickets(settings, "act-ho")) == 1
+
+
+async def test_after_hours_ticket_says_when_people_are_back(tracker, dispatcher, settings, monkeypatch):
+    # Every hour of one Sunday minute: never open now (unless the test runs at 03:00 on a Sunday).
+    from assistant.settings import get_settings
+
+    monkeypatch.setattr(get_settings(), "service_hours", "sun 03:00-03:01")
+    await ActionRequestHuman().run(dispatcher, tracker("转人工", "request_human", sender_id="act-night"), DOMAIN)
+    text = dispatcher.messages[0]["text"]
+    assert "现在不是人工服务时间（星期日 03:00-03:01）" in text and "03:00后回复您" in text
+    [row] = _tickets(settings, "act-night")
+    assert row.deferred
+    assert handoff.relaying_ticket(settings.db_url, "act-night") is None  # the bot keeps answering
+
+
+async def test_fallbacks(tracker, dispatcher, settings):
+    events = await ActionDefaultFallback().run(dispatcher, tracker("阿巴阿巴", sender_id="act-fallback"), DOMAIN)
+    assert events == [UserUtteranceReverted()]
+    assert dispatcher.messages[0]["text"].startswith("抱歉，我没能理解您的问题。已为您转接人工服务")
+    [row] = _tickets(settings, "act-fallback")
+    assert row.reason == "fallback"
     dispatcher.messages.clear()
     ranking = [{"name": "nlu_fallback", "confidence": 0.3}, {"name": "ask_fee", "confidence": 0.2}]
     await ActionDefaultAskAffirmation().run(

@@ -1,0 +1,32 @@
+"""Web-chat conversations: a random conversation id and a token that proves it.
+
+The token is an HMAC of the id with the secret key, so any gateway replica can
+check it without shared state. Conversation ids starting with ``web-`` (the ones
+this module hands out) can only be used with their token: a citizen sees and
+continues only their own conversation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Optional
+
+WEB_PREFIX = "web-"
+
+
+def new_sender_id() -> str:
+    return WEB_PREFIX + secrets.token_urlsafe(18)
+
+
+def sign(secret: bytes, sender_id: str) -> str:
+    return hmac.new(secret, f"chat:{sender_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def verify(secret: bytes, sender_id: str, token: Optional[str]) -> bool:
+    return bool(token) and hmac.compare_digest(sign(secret, sender_id), str(token))
+
+
+def needs_token(sender_id: str) -> bool:
+    return sender_id.startswith(WEB_PREFIX)
