@@ -15,8 +15,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistant.live import ChangeFeed
 from assistant.pii import install_log_masking
-from assistant.routers import conversation, health, items
+from assistant.routers import assist, conversation, health, items
+from assistant.routers import admin as admin_router, desk, desk_auth
 from assistant.runtime import AssistantRuntime
 from assistant.settings import Settings, get_settings
 from knowledge import db
@@ -94,9 +96,11 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         app.state.catalog = await asyncio.to_thread(
             db.load_files_into, settings.db_url, settings.catalog_dir, settings.region_override
         )
+        await app.state.live.start()
         if load_model:
             app.state.runtime.load()
         yield
+        await app.state.live.stop()
         await app.state.runtime.close()
 
     app = FastAPI(
@@ -107,6 +111,9 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     )
     app.state.settings = settings
     app.state.runtime = AssistantRuntime(settings)
+    app.state.live = ChangeFeed(settings.db_url)
+    # Channel name → async push(conversation_id, text) for operator replies (see routers/desk.py).
+    app.state.pushers = {}
 
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
 
@@ -135,6 +142,11 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.include_router(conversation.router)
     app.include_router(items.router)
     app.include_router(health.router)
+    app.include_router(assist.router)
+    app.include_router(desk_auth.router)
+    app.include_router(desk.router)
+    app.include_router(desk.page_router)
+    app.include_router(admin_router.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

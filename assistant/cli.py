@@ -8,7 +8,12 @@
     banshi kb validate         check the catalog files
     banshi kb import FILE      import a catalog from .csv or .xlsx into YAML files
     banshi kb dict             regenerate the jieba user dictionary
+    banshi progress import CSV import applications and their progress steps (one row per step)
+    banshi demo-data           load the demo applications to try the progress lookup
     banshi actions             run only the action server
+    banshi desk add-user NAME  create a desk account (password from BANSHI_NEW_PASSWORD or prompted)
+                               [--role operator|admin] [--display-name NAME]
+    banshi desk list-users     list the desk accounts
 """
 
 from __future__ import annotations
@@ -117,6 +122,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         log_level="warning",
         access_log=False,
         lifespan="on",
+        # Live streams (web chat, desk) would otherwise hold a Ctrl-C forever.
+        timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
 
@@ -295,6 +302,90 @@ def cmd_kb(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _new_password() -> Optional[str]:
+    """BANSHI_NEW_PASSWORD, or asked twice without echo. None if the two differ."""
+    import getpass
+
+    password = os.environ.get("BANSHI_NEW_PASSWORD")
+    if password is not None:
+        return password
+    first = getpass.getpass("新密码 / new password: ")
+    second = getpass.getpass("再次输入 / repeat: ")
+    return first if first == second else None
+
+
+def cmd_desk(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant import auth
+
+    if args.desk_command == "list-users":
+        for info in auth.list_operators(settings.db_url):
+            state = "启用" if info.active else "停用"
+            print(f"{info.username}\t{info.role}\t{state}\t{info.display_name}")
+        return 0
+    try:
+        auth.check_username(args.username)
+        password = _new_password()
+    except ValueError as exc:
+        print(f"无法创建账号 / cannot create account: {exc}", file=sys.stderr)
+        return 2
+    except (EOFError, KeyboardInterrupt):
+        print("\n已取消 / cancelled", file=sys.stderr)
+        return 2
+    if password is None:
+        print("两次输入的密码不一致 / passwords do not match", file=sys.stderr)
+        return 2
+    try:
+        info = auth.create_operator(
+            settings.db_url, args.username, password, role=args.role, display_name=args.display_name
+        )
+    except ValueError as exc:
+        print(f"无法创建账号 / cannot create account: {exc}", file=sys.stderr)
+        return 2
+    print(f"已创建账号 {info.username}（{info.role}）")
+    return 0
+
+
+def cmd_progress(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.progress import ProgressImportError, import_csv
+
+    try:
+        report = import_csv(settings.db_url, Path(args.file), settings.secret())
+    except ProgressImportError as exc:
+        print(f"导入失败，没有写入任何数据 / import failed, nothing written:\n{exc}", file=sys.stderr)
+        return 2
+    print(f"已导入 {report.applications} 件办件，{report.events} 条进度记录。")
+    return 0
+
+
+def _pad_wide(text: str, width: int) -> str:
+    """Pad to ``width`` terminal columns (a Chinese character takes two)."""
+    import unicodedata
+
+    used = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(1, width - used)
+
+
+def cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.progress import load_demo_data, load_view
+    from knowledge.catalog import load_spec
+
+    report = load_demo_data(settings.db_url, settings.secret())
+    names = {entry.id: entry.name for entry in load_spec().values()}
+    print(f"已载入 {report.applications} 件演示办件。查询进度时，请提供办件号和手机尾号：")
+    print(_pad_wide("办件号", 16) + _pad_wide("状态", 12) + _pad_wide("手机尾号", 10) + "事项")
+    for number in report.numbers:
+        view = load_view(settings.db_url, number)
+        if view is None:
+            continue
+        print(
+            _pad_wide(view.number, 16)
+            + _pad_wide(view.label, 12)
+            + _pad_wide(view.phone_last4, 10)
+            + names.get(view.item_id, view.item_id)
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="banshi", description="banshi 办事助手")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -318,6 +409,21 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.add_argument("--out", help="catalog directory to write (default: knowledge/catalog)")
     kb.set_defaults(func=cmd_kb)
+    progress = sub.add_parser("progress", help="application progress data")
+    progress_sub = progress.add_subparsers(dest="progress_command", required=True)
+    progress_import = progress_sub.add_parser("import", help="import applications from a CSV file")
+    # Resolved now: main() changes into the project directory before running the command.
+    progress_import.add_argument("file", type=os.path.abspath, help="CSV, one row per status step")
+    progress.set_defaults(func=cmd_progress)
+    sub.add_parser("demo-data", help="load the demo applications").set_defaults(func=cmd_demo_data)
+    desk = sub.add_parser("desk", help="operator desk accounts")
+    desk_sub = desk.add_subparsers(dest="desk_command", required=True)
+    add_user = desk_sub.add_parser("add-user", help="create a desk account")
+    add_user.add_argument("username")
+    add_user.add_argument("--role", choices=["operator", "admin"], default="operator")
+    add_user.add_argument("--display-name", help="name shown to colleagues (default: the username)")
+    desk_sub.add_parser("list-users", help="list the desk accounts")
+    desk.set_defaults(func=cmd_desk)
     return parser
 
 
