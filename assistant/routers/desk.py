@@ -10,7 +10,7 @@ import logging
 import time
 from typing import AsyncIterator, Awaitable, Callable, Dict, Optional
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field, StrictStr, validator
 
@@ -179,9 +179,15 @@ async def mark(body: MarkBody, principal: OperatorDep, settings: SettingsDep) ->
 
 
 @router.get("/events")
-async def events(request: Request, settings: SettingsDep) -> StreamingResponse:
+async def events(
+    request: Request,
+    settings: SettingsDep,
+    after: Optional[int] = Query(None, ge=0),
+    last_event_id: Optional[str] = Header(None, max_length=20),
+) -> StreamingResponse:
     """Server-sent events for the desk: ``queue`` (the open tickets, whenever they
-    change) and ``message`` (every new handoff message, for the open ticket view)."""
+    change) and ``message`` (every handoff message after ``after``/``Last-Event-ID``,
+    default: from now on)."""
     principal = await asyncio.to_thread(principal_from_request, request)
     if principal is None:
         raise HTTPException(status_code=401, detail=NOT_LOGGED_IN)
@@ -189,7 +195,12 @@ async def events(request: Request, settings: SettingsDep) -> StreamingResponse:
     db_url = settings.db_url
 
     async def stream() -> AsyncIterator[str]:
-        last = await asyncio.to_thread(handoff.last_message_id, db_url)
+        if last_event_id and last_event_id.isdigit():
+            last = int(last_event_id)
+        elif after is not None:
+            last = after
+        else:
+            last = await asyncio.to_thread(handoff.last_message_id, db_url)
         seen = -1
         began = time.monotonic()
         yield f"retry: {RETRY_MS}\n\n"

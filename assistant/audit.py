@@ -1,0 +1,117 @@
+"""The audit log: who looked up or changed personal data, when, how, with what result.
+
+Rows never hold raw phone or ID numbers: citizens appear as ``citizen:<hash of the
+conversation id>``, operators as ``operator:<username>``, and a value that
+:func:`assistant.pii.mask_pii` would mask is refused with ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from typing import Dict, List, Optional
+
+from sqlalchemy import select
+
+from assistant.models import AuditRecord
+from assistant.pii import hash_id, mask_pii
+from knowledge.db import session_factory
+
+# Column sizes of ``audit_log``.
+_LIMITS = {"actor": 128, "action": 64, "subject": 64, "channel": 32, "result": 32}
+MAX_LIST = 1000
+# What citizen_actor returns: a hash may, rarely, hold 11 digits in a row.
+_CITIZEN_ACTOR_RE = re.compile(r"citizen:[0-9a-f]{12}")
+
+
+def citizen_actor(conversation_id: str) -> str:
+    """The actor of a citizen's conversation, without the conversation id itself."""
+    return f"citizen:{hash_id(conversation_id)}"
+
+
+def operator_actor(username: str) -> str:
+    return f"operator:{username}"
+
+
+def _holds_pii(name: str, value: str) -> bool:
+    if name == "actor" and _CITIZEN_ACTOR_RE.fullmatch(value):
+        return False
+    if name == "subject":
+        # Application numbers (ZW + 11 digits) are not personal data, even when their
+        # digits happen to look like a mobile number.
+        from assistant.progress import is_application_number
+
+        if is_application_number(value):
+            return False
+    return mask_pii(value) != value
+
+
+def _check(**fields: Optional[str]) -> None:
+    for name, value in fields.items():
+        if value is None:
+            if name in ("actor", "action", "result"):
+                raise ValueError(f"audit {name} is required")
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"audit {name} must be a non-empty string")
+        if len(value) > _LIMITS[name]:
+            raise ValueError(f"audit {name} longer than {_LIMITS[name]} characters")
+        if _holds_pii(name, value):
+            raise ValueError(f"audit {name} must not contain personal data (phone or ID number, name)")
+
+
+def record_audit(
+    db_url: str,
+    *,
+    actor: str,
+    action: str,
+    subject: Optional[str] = None,
+    channel: Optional[str] = None,
+    result: str,
+) -> int:
+    """Store one audit record and return its id. ValueError for personal data or bad sizes."""
+    _check(actor=actor, action=action, subject=subject, channel=channel, result=result)
+    with session_factory(db_url)() as session, session.begin():
+        row = AuditRecord(actor=actor, action=action, subject=subject, channel=channel, result=result)
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+async def record_audit_async(
+    db_url: str,
+    *,
+    actor: str,
+    action: str,
+    subject: Optional[str] = None,
+    channel: Optional[str] = None,
+    result: str,
+) -> int:
+    """:func:`record_audit` in a worker thread (for async code)."""
+    call = functools.partial(
+        record_audit, db_url, actor=actor, action=action, subject=subject, channel=channel, result=result
+    )
+    return await asyncio.to_thread(call)
+
+
+def list_audit(db_url: str, limit: int = 100, action: Optional[str] = None) -> List[Dict]:
+    """The newest audit records first (at most ``limit``, up to 1000), optionally of one action."""
+    limit = max(1, min(int(limit), MAX_LIST))
+    query = select(AuditRecord).order_by(AuditRecord.at.desc(), AuditRecord.id.desc()).limit(limit)
+    if action is not None:
+        query = query.where(AuditRecord.action == action)
+    with session_factory(db_url)() as session:
+        rows = session.execute(query).scalars().all()
+    return [
+        {
+            "id": r.id,
+            "at": r.at,
+            "actor": r.actor,
+            "action": r.action,
+            "subject": r.subject,
+            "channel": r.channel,
+            "result": r.result,
+        }
+        for r in rows
+    ]

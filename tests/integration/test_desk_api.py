@@ -1,0 +1,180 @@
+"""The desk API: queue, ticket, reply, close, hand back, marks, live events; and who
+may call it. The real app without the model (the desk does not need it), real SQLite.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import List, Tuple
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from assistant import auth, handoff
+from assistant.app import create_app
+from assistant.models import AuditRecord, SuggestionMark
+from assistant.settings import get_settings
+from knowledge.db import session_factory
+
+DESK_PREFIX = "/api/v1/desk"
+PUBLIC = {("POST", f"{DESK_PREFIX}/login")}
+PASSWORD = "desk-password-123"
+_ids = itertools.count(1)
+
+
+def _desk_routes() -> List[Tuple[str, str]]:
+    """Every (method, path) under /api/v1/desk except login, read from the app itself."""
+    app = create_app(get_settings(), load_model=False)
+    found = []
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        if path.startswith(DESK_PREFIX + "/"):
+            for method in sorted(getattr(route, "methods", None) or ()):
+                if method != "HEAD" and (method, path) not in PUBLIC:
+                    found.append((method, path.replace("{ticket_id}", "1")))
+    assert len(found) >= 9
+    return found
+
+
+DESK_ROUTES = _desk_routes()
+
+
+@pytest.fixture(scope="module")
+def app_settings(settings, tmp_path_factory):
+    return settings.copy(update={"data_dir": tmp_path_factory.mktemp("desk")})
+
+
+@pytest.fixture(scope="module")
+def app(app_settings):
+    application = create_app(app_settings, load_model=False)
+    with TestClient(application):
+        yield application
+
+
+@pytest.fixture(scope="module")
+def operator(app_settings):
+    name = "desk-op"
+    auth.create_operator(app_settings.db_url, name, PASSWORD, display_name="坐席一")
+    return name
+
+
+def login(app, username: str) -> Tuple[TestClient, dict]:
+    client = TestClient(app)
+    response = client.post(f"{DESK_PREFIX}/login", json={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return client, {"X-CSRF-Token": response.json()["csrf_token"]}
+
+
+def new_ticket(app_settings, conversation_id=None):
+    return handoff.open_ticket(
+        app_settings.db_url,
+        conversation_id=conversation_id or f"desk-citizen-{next(_ids)}",
+        channel="web",
+        reason="request_human",
+        item_id="passport",
+        summary={"item_name": "普通护照签发", "question": "护照要带什么"},
+        hours=handoff.ServiceHours.parse("always"),
+    )
+
+
+@pytest.mark.parametrize("method, path", DESK_ROUTES)
+def test_every_desk_route_needs_a_login(app, method, path):
+    response = TestClient(app).request(method, path, json={})
+    assert response.status_code == 401, (method, path, response.text)
+    assert response.json()["detail"] == "请先登录"
+
+
+@pytest.mark.parametrize("method, path", [r for r in DESK_ROUTES if r[0] == "POST"])
+def test_every_desk_post_needs_the_csrf_token(app, operator, method, path):
+    client, _ = login(app, operator)
+    response = client.request(method, path, json={"text": "x"}, headers={"X-CSRF-Token": "forged"})
+    assert response.status_code == 403, (method, path, response.text)
+
+
+def test_desk_page_is_served(app):
+    response = TestClient(app).get("/desk")
+    assert response.status_code == 200 and 'lang="zh-CN"' in response.text
+
+
+def test_queue_reply_and_hand_back(app, app_settings, operator):
+    client, csrf = login(app, operator)
+    ticket = new_ticket(app_settings, "desk-flow")
+    queue = client.get(f"{DESK_PREFIX}/queue").json()["tickets"]
+    assert queue[0]["id"] == ticket.id and queue[0]["summary"]["item_name"] == "普通护照签发"
+    handoff.add_citizen_message(app_settings.db_url, ticket.id, "您好，我的照片不合格")
+
+    detail = client.get(f"{DESK_PREFIX}/tickets/{ticket.id}").json()
+    assert [m["text"] for m in detail["messages"]] == ["您好，我的照片不合格"]
+
+    sent = client.post(f"{DESK_PREFIX}/tickets/{ticket.id}/messages", json={"text": "请到窗口重拍。"}, headers=csrf)
+    assert sent.status_code == 201 and sent.json()["role"] == "operator"
+    assert handoff.messages_for_citizen(app_settings.db_url, "desk-flow")[0]["text"] == "请到窗口重拍。"
+
+    back = client.post(f"{DESK_PREFIX}/tickets/{ticket.id}/handback", headers=csrf)
+    assert back.status_code == 200 and back.json()["status"] == "handed_back"
+    assert handoff.relaying_ticket(app_settings.db_url, "desk-flow") is None
+    again = client.post(f"{DESK_PREFIX}/tickets/{ticket.id}/close", headers=csrf)
+    assert again.status_code == 409 and again.json()["detail"] == "该工单已结束"
+    gone = client.post(f"{DESK_PREFIX}/tickets/{ticket.id}/messages", json={"text": "在吗"}, headers=csrf)
+    assert gone.status_code == 409
+
+    with session_factory(app_settings.db_url)() as session:
+        actions = [
+            r.action
+            for r in session.execute(select(AuditRecord).where(AuditRecord.subject == f"ticket:{ticket.id}")).scalars()
+        ]
+    assert actions == ["desk.ticket.view", "desk.ticket.handed_back"]
+
+
+def test_bad_input_is_refused_in_chinese(app, app_settings, operator):
+    client, csrf = login(app, operator)
+    ticket = new_ticket(app_settings)
+    url = f"{DESK_PREFIX}/tickets/{ticket.id}/messages"
+    for body in [{"text": "   "}, {"text": "x" * 2001}, {"text": 1}, {}, {"text": "ok", "extra": 1}]:
+        response = client.post(url, json=body, headers=csrf)
+        assert response.status_code == 422, body
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in response.json()["detail"])
+    missing = client.get(f"{DESK_PREFIX}/tickets/999999")
+    assert missing.status_code == 404 and missing.json()["detail"] == "没有找到该工单"
+    bad_mark = client.post(f"{DESK_PREFIX}/marks", json={"query": "q", "rank": 1, "mark": "great"}, headers=csrf)
+    assert bad_mark.status_code == 422
+
+
+def test_marks_are_stored_masked(app, app_settings, operator):
+    client, csrf = login(app, operator)
+    body = {
+        "query": "我手机13912345678，社保卡要带什么",
+        "rank": 1,
+        "mark": "edited",
+        "item_id": "social_security_card",
+        "question_type": "materials",
+        "confidence": 0.91,
+    }
+    assert client.post(f"{DESK_PREFIX}/marks", json=body, headers=csrf).status_code == 201
+    with session_factory(app_settings.db_url)() as session:
+        row = session.execute(select(SuggestionMark).order_by(SuggestionMark.id.desc())).scalars().first()
+    assert (row.operator, row.mark, row.item_id, row.rank) == (operator, "edited", "social_security_card", 1)
+    assert "13912345678" not in row.query and "139****5678" in row.query
+
+
+def test_live_events_stream_the_queue_and_messages(app, app_settings, operator):
+    client, _ = login(app, operator)
+    ticket = new_ticket(app_settings, "desk-live")
+    after = handoff.last_message_id(app_settings.db_url)
+    with client.stream("GET", f"{DESK_PREFIX}/events?after={after}") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = []
+        handoff.add_citizen_message(app_settings.db_url, ticket.id, "有人吗")
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                events.append(line[7:])
+            if line.startswith("data: ") and events[-1] == "message":
+                message = json.loads(line[6:])
+                assert message["text"] == "有人吗" and message["ticket_id"] == ticket.id
+                break
+            if line.startswith("data: ") and events[-1] == "queue":
+                assert any(t["id"] == ticket.id for t in json.loads(line[6:])["tickets"])
+        assert events[0] == "queue" and events[-1] == "message"
