@@ -14,6 +14,7 @@
     banshi desk add-user NAME  create a desk account (password from BANSHI_NEW_PASSWORD or prompted)
                                [--role operator|admin] [--display-name NAME]
     banshi desk list-users     list the desk accounts
+    banshi desk set-password NAME  reset a password and re-enable the account
 """
 
 from __future__ import annotations
@@ -322,11 +323,15 @@ def cmd_desk(args: argparse.Namespace, settings: Settings) -> int:
             state = "启用" if info.active else "停用"
             print(f"{info.username}\t{info.role}\t{state}\t{info.display_name}")
         return 0
+    creating = args.desk_command == "add-user"
     try:
-        auth.check_username(args.username)
+        if creating:
+            auth.check_username(args.username)
+        elif auth.get_operator(settings.db_url, args.username) is None:
+            raise ValueError(f"no such account: {args.username}")
         password = _new_password()
     except ValueError as exc:
-        print(f"无法创建账号 / cannot create account: {exc}", file=sys.stderr)
+        print(f"无法设置账号 / cannot set account: {exc}", file=sys.stderr)
         return 2
     except (EOFError, KeyboardInterrupt):
         print("\n已取消 / cancelled", file=sys.stderr)
@@ -335,13 +340,17 @@ def cmd_desk(args: argparse.Namespace, settings: Settings) -> int:
         print("两次输入的密码不一致 / passwords do not match", file=sys.stderr)
         return 2
     try:
-        info = auth.create_operator(
-            settings.db_url, args.username, password, role=args.role, display_name=args.display_name
-        )
+        if creating:
+            info = auth.create_operator(
+                settings.db_url, args.username, password, role=args.role, display_name=args.display_name
+            )
+        else:  # set-password: also re-enables the account and ends its sessions
+            auth.set_password(settings.db_url, args.username, password)
+            info = auth.set_active(settings.db_url, args.username, True)
     except ValueError as exc:
-        print(f"无法创建账号 / cannot create account: {exc}", file=sys.stderr)
+        print(f"无法设置账号 / cannot set account: {exc}", file=sys.stderr)
         return 2
-    print(f"已创建账号 {info.username}（{info.role}）")
+    print(f"{'已创建账号' if creating else '已重设密码'} {info.username}（{info.role}）")
     return 0
 
 
@@ -423,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_user.add_argument("--role", choices=["operator", "admin"], default="operator")
     add_user.add_argument("--display-name", help="name shown to colleagues (default: the username)")
     desk_sub.add_parser("list-users", help="list the desk accounts")
+    set_password = desk_sub.add_parser("set-password", help="reset a password (and re-enable the account)")
+    set_password.add_argument("username")
     desk.set_defaults(func=cmd_desk)
     return parser
 

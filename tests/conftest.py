@@ -39,6 +39,8 @@ os.environ.update(
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "SQLALCHEMY_WARN_20": "0",
         "BANSHI_ASSIST_API_KEYS": "test-assist-key",
+        # Operators are always on duty in tests (after-hours tickets are tested apart).
+        "BANSHI_SERVICE_HOURS": "always",
         # Generous, so that tests logging in many times are not throttled; the
         # login rate-limit test builds its own app with a strict limit.
         "BANSHI_LOGIN_RATE_LIMIT": "1000/minute",
@@ -86,7 +88,14 @@ def live_server(settings, trained_model, action_server) -> Iterator[str]:
     port = free_port()
     app = create_app(settings)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, ws="wsproto", log_level="warning")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            ws="wsproto",
+            log_level="warning",
+            timeout_graceful_shutdown=3,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

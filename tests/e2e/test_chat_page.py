@@ -72,11 +72,44 @@ def test_fits_a_360px_screen(page):
     assert size >= 16
 
 
-def test_human_button_records_a_request(page):
+def test_human_button_opens_a_ticket(page):
     count = page.locator(".msg.bot").count()
     page.click("#human")
     page.wait_for_function(f"() => document.querySelectorAll('.msg.bot').length > {count}", timeout=15000)
-    assert "人工服务请求" in bot_texts(page)[-1]
+    assert "人工服务" in bot_texts(page)[-1]
+    # The handoff status bar: waiting in the queue, with a way back to the assistant.
+    page.wait_for_selector("#handoff-bar", state="visible", timeout=5000)
+    assert page.locator("#handoff-cancel").is_visible()
+    page.click("#handoff-cancel")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.msg')].some(e => e.textContent.includes('已取消人工服务'))",
+        timeout=15000,
+    )
+    page.wait_for_selector("#handoff-bar", state="hidden", timeout=5000)
+    # The notice comes in the reply and on the live stream: shown once.
+    page.wait_for_timeout(2000)
+    shown = [t for t in page.locator(".msg").all_inner_texts() if "已取消人工服务" in t]
+    assert len(shown) == 1
+
+
+def test_session_token_is_stored_and_sent(page):
+    page.wait_for_function("() => !!localStorage.getItem('banshi_chat_session')", timeout=10000)
+    stored = page.evaluate("() => JSON.parse(localStorage.getItem('banshi_chat_session'))")
+    assert stored["sender_id"].startswith("web-") and stored["token"]
+    # A stale token: the page starts a new conversation and still gets an answer.
+    page.evaluate(
+        """() => { const s = JSON.parse(localStorage.getItem('banshi_chat_session'));
+                   s.token = 'stale'; localStorage.setItem('banshi_chat_session', JSON.stringify(s)); }"""
+    )
+    page.reload()
+    page.fill("#input", "护照要带什么")
+    page.press("#input", "Enter")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.msg.bot')].some(e => e.textContent.includes('护照'))",
+        timeout=15000,
+    )
+    fresh = page.evaluate("() => JSON.parse(localStorage.getItem('banshi_chat_session'))")
+    assert fresh["sender_id"] != stored["sender_id"] and fresh["token"] != "stale"
 
 
 def test_server_text_is_not_html(page):

@@ -487,3 +487,18 @@ def test_cli_add_user_and_list_users(settings, tmp_path, monkeypatch):
         reply = login(client, "cli.admin", "Cli-password-42")
         assert reply.status_code == 200
         assert reply.json()["role"] == "admin" and reply.json()["display_name"] == "王管理"
+
+
+def test_cli_set_password_reenables_and_ends_sessions(settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("BANSHI_DATA_DIR", str(tmp_path))
+    db_url = settings.copy(update={"data_dir": tmp_path}).db_url
+    auth.create_operator(db_url, "cli.other", "Old-password-42", role="admin")
+    auth.create_operator(db_url, "cli.forgot", "Old-password-42", role="admin")
+    auth.set_active(db_url, "cli.forgot", False)
+    monkeypatch.setenv("BANSHI_NEW_PASSWORD", "New-password-42")
+    reset = run_cli(["desk", "set-password", "cli.forgot"])
+    assert reset.returncode == 0 and "已重设密码 cli.forgot（admin）" in reset.stdout
+    info = auth.get_operator(db_url, "cli.forgot")
+    assert info.active
+    unknown = run_cli(["desk", "set-password", "cli.nobody"])
+    assert unknown.returncode == 2 and "no such account" in unknown.stderr

@@ -5,7 +5,6 @@ may call it. The real app without the model (the desk does not need it), real SQ
 from __future__ import annotations
 
 import itertools
-import json
 from typing import List, Tuple
 
 import pytest
@@ -157,24 +156,3 @@ def test_marks_are_stored_masked(app, app_settings, operator):
         row = session.execute(select(SuggestionMark).order_by(SuggestionMark.id.desc())).scalars().first()
     assert (row.operator, row.mark, row.item_id, row.rank) == (operator, "edited", "social_security_card", 1)
     assert "13912345678" not in row.query and "139****5678" in row.query
-
-
-def test_live_events_stream_the_queue_and_messages(app, app_settings, operator):
-    client, _ = login(app, operator)
-    ticket = new_ticket(app_settings, "desk-live")
-    after = handoff.last_message_id(app_settings.db_url)
-    with client.stream("GET", f"{DESK_PREFIX}/events?after={after}") as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        events = []
-        handoff.add_citizen_message(app_settings.db_url, ticket.id, "有人吗")
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                events.append(line[7:])
-            if line.startswith("data: ") and events[-1] == "message":
-                message = json.loads(line[6:])
-                assert message["text"] == "有人吗" and message["ticket_id"] == ticket.id
-                break
-            if line.startswith("data: ") and events[-1] == "queue":
-                assert any(t["id"] == ticket.id for t in json.loads(line[6:])["tickets"])
-        assert events[0] == "queue" and events[-1] == "message"
