@@ -80,8 +80,8 @@ def test_feedback_and_complaint_are_recorded(client, settings):
     body = chat(client, "fb-1", "回答得很清楚，好评")
     assert "好评" in body["text"] or "感谢" in body["text"]
     body = chat(client, "fb-1", "窗口工作人员态度太差了，我要投诉，我电话13812345678")
-    assert "投诉已记录" in body["text"]
-    assert any(b["payload"] == "/request_human" for b in body["buttons"])
+    assert "投诉已记录" in body["text"] and "转接人工服务" in body["text"]
+    assert body["handoff"]["status"] == "waiting"
     with db.session_factory(settings.db_url)() as session:
         rows = session.execute(
             select(db.Feedback).where(db.Feedback.conversation_id == "fb-1")
@@ -93,20 +93,19 @@ def test_feedback_and_complaint_are_recorded(client, settings):
     assert kinds["complaint"].channel == "web"
 
 
-def test_complaint_offer_accepted_records_handoff(client, settings):
-    chat(client, "ho-1", "我要投诉你们办事大厅")
-    body = chat(client, "ho-1", "好的")
-    assert "人工服务请求" in body["text"]
+def test_request_human_directly(client, settings):
+    from assistant.models import HandoffTicket
+
+    body = chat(client, "ho-2", "转人工")
+    assert "转接人工服务" in body["text"] and body["handoff"]["status"] == "waiting"
     with db.session_factory(settings.db_url)() as session:
         rows = session.execute(
-            select(db.HandoffRequest).where(db.HandoffRequest.conversation_id == "ho-1")
+            select(HandoffTicket).where(HandoffTicket.conversation_id == "ho-2")
         ).scalars().all()
-    assert [r.reason for r in rows] == ["complaint"]
-
-
-def test_request_human_directly(client):
-    body = chat(client, "ho-2", "转人工")
-    assert "人工服务请求" in body["text"]
+    assert [(r.reason, r.channel, r.status) for r in rows] == [("request_human", "web", "waiting")]
+    # The ticket now holds the conversation: the bot stays quiet.
+    quiet = chat(client, "ho-2", "护照要带什么材料")
+    assert quiet["messages"] == [] and quiet["handoff"]["ticket_id"] == body["handoff"]["ticket_id"]
 
 
 def test_small_talk_and_out_of_scope(client):
@@ -116,14 +115,12 @@ def test_small_talk_and_out_of_scope(client):
     assert "再见" in chat(client, "st-1", "再见")["text"]
 
 
-def test_two_failed_turns_offer_a_human(client):
+def test_two_failed_turns_open_a_ticket(client):
     first = chat(client, "fb-loop", "/nlu_fallback")["text"]
     assert "您是想问" in first or "换个说法" in first
     second = chat(client, "fb-loop", "/nlu_fallback")
-    assert "转接人工" in second["text"]
-    assert any(b["payload"] == "/request_human" for b in second["buttons"])
-    third = chat(client, "fb-loop", "好的")
-    assert "人工服务请求" in third["text"]
+    assert second["text"].startswith("抱歉，我没能理解您的问题。已为您转接人工服务")
+    assert second["handoff"]["status"] == "waiting"
 
 
 def test_rephrase_after_a_denied_guess(client):
