@@ -309,9 +309,10 @@ def operator_reply(db_url: str, ticket_id: int, operator: str, text: str) -> Dic
 
 
 def finish_ticket(
-    db_url: str, ticket_id: int, *, status: str, operator: Optional[str]
+    db_url: str, ticket_id: int, *, status: str, operator: Optional[str], notify: bool = True
 ) -> Dict[str, Any]:
-    """Close, hand back or cancel a ticket and tell the citizen (a system message)."""
+    """Close, hand back or cancel a ticket; the notice to the citizen is returned and,
+    with ``notify``, stored as a system message for the citizen's channel."""
     notices = {
         TICKET_CLOSED: CLOSED_NOTICE,
         TICKET_HANDED_BACK: HANDED_BACK_NOTICE,
@@ -333,13 +334,14 @@ def finish_ticket(
             text=notices[status],
             author=operator,
         )
-        session.add(row)
+        if notify:
+            session.add(row)
         ticket.status = status
         ticket.operator = operator or ticket.operator
         ticket.closed_at = now
         ticket.updated_at = now
         session.commit()
-        return message_dict(row)
+        return message_dict(row) if notify else {"id": None, "text": notices[status], "role": ROLE_SYSTEM}
 
 
 def is_cancel_request(text: str) -> bool:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from assistant import chat_session, handoff
-from assistant.deps import RuntimeDep, SettingsDep
+from assistant.deps import RuntimeDep, SettingsDep, get_runtime
 from assistant.live import HEARTBEAT_SECONDS, RETRY_MS, SSE_HEADERS, STREAM_SECONDS, sse
 from assistant.pii import hash_id
 from assistant.schemas import (
@@ -96,8 +96,9 @@ async def relay_to_operator(
     """The conversation is with a person: store the message for them, the bot stays quiet."""
     db_url = settings.db_url
     if ticket.status == handoff.TICKET_WAITING and handoff.is_cancel_request(body.text):
+        # The notice goes in this reply only (not also on the event stream).
         notice = await asyncio.to_thread(
-            handoff.finish_ticket, db_url, ticket.id, status=handoff.TICKET_CANCELLED, operator=None
+            handoff.finish_ticket, db_url, ticket.id, status=handoff.TICKET_CANCELLED, operator=None, notify=False
         )
         await request.app.state.live.bump()
         logger.info("gateway.handoff.cancelled ticket=%s", ticket.id)
@@ -112,7 +113,7 @@ async def relay_to_operator(
 
 
 @router.post("/chat", response_model=ChatResponse, responses=ERRORS)
-async def chat(body: ChatRequest, request: Request, runtime: RuntimeDep, settings: SettingsDep) -> JSONResponse:
+async def chat(body: ChatRequest, request: Request, settings: SettingsDep) -> JSONResponse:
     """One conversation turn: the assistant's replies, the intent and the linked items.
 
     While a human helper holds the conversation, ``messages`` is empty and
@@ -124,6 +125,8 @@ async def chat(body: ChatRequest, request: Request, runtime: RuntimeDep, setting
         relayed = await relay_to_operator(request, settings, body, ticket)
         if relayed is not None:
             return relayed
+    # Relaying needs no model; answering does (503 while it loads).
+    runtime = get_runtime(request)
     result = await runtime.chat(body.sender_id, body.text, body.channel)
     intent = (result.parse_data.get("intent") or {}).get("name")
     logger.info(
@@ -183,20 +186,19 @@ async def chat_events(
 
     async def stream() -> AsyncIterator[str]:
         last = start
-        seen = feed.version
+        seen = None  # read once at the start, then only when something changed
         began = time.monotonic()
-        beat = began
         yield f"retry: {RETRY_MS}\n\n"
         while time.monotonic() - began < STREAM_SECONDS:
-            rows = await asyncio.to_thread(handoff.messages_for_citizen, db_url, sender_id, last)
-            for row in rows:
-                last = row["id"]
-                yield sse("message", row, event_id=row["id"])
+            if seen != feed.version:
+                seen = feed.version
+                rows = await asyncio.to_thread(handoff.messages_for_citizen, db_url, sender_id, last)
+                for row in rows:
+                    last = row["id"]
+                    yield sse("message", row, event_id=row["id"])
             if await request.is_disconnected():
                 return
-            if time.monotonic() - beat >= HEARTBEAT_SECONDS:
-                beat = time.monotonic()
+            if await feed.wait(seen, timeout=HEARTBEAT_SECONDS) == seen:
                 yield ": keep-alive\n\n"
-            seen = await feed.wait(seen, timeout=HEARTBEAT_SECONDS / 3)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
