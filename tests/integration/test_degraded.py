@@ -25,3 +25,27 @@ def test_not_ready_gateway(settings, tmp_path):
         # The catalog does not need the model.
         assert client.get("/api/v1/items/passport").status_code == 200
         assert client.get("/no/such/page").json()["detail"] == "没有找到该地址"
+
+
+def test_relay_works_while_the_model_loads(settings, tmp_path):
+    from assistant import handoff
+
+    degraded = settings.copy(update={"data_dir": tmp_path})
+    with TestClient(create_app(degraded, load_model=False)) as client:
+        ticket = handoff.open_ticket(
+            degraded.db_url,
+            conversation_id="held-1",
+            channel="api",
+            reason="request_human",
+            item_id=None,
+            summary={},
+            hours=handoff.ServiceHours.parse("always"),
+        )
+        reply = client.post("/api/v1/chat", json={"sender_id": "held-1", "text": "还在吗"})
+        assert reply.status_code == 200
+        assert reply.json()["messages"] == [] and reply.json()["handoff"]["ticket_id"] == ticket.id
+        cancelled = client.post("/api/v1/chat", json={"sender_id": "held-1", "text": "取消人工"})
+        assert cancelled.json()["messages"][0]["text"].startswith("已取消人工服务")
+        # The notice came in the reply; it is not stored for the event stream as well.
+        assert handoff.messages_for_citizen(degraded.db_url, "held-1") == []
+        assert client.post("/api/v1/chat", json={"sender_id": "held-1", "text": "你好"}).status_code == 503
