@@ -36,6 +36,7 @@ test: validate test-stories test-py
 bench: train
 	$(BIN)/python bench/nlu.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/assist.py
 
 clean:
 	rm -rf $(RESULTS) .pytest_cache
