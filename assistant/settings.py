@@ -77,6 +77,23 @@ class Settings(BaseSettings):
     # API keys (comma-separated) for hotline software calling POST /api/v1/assist.
     assist_api_keys: str = ""
 
+    # Voice (voice/): the Vosk model directory (default: data_dir/vosk/vosk-model-small-cn-0.22),
+    # audio bounds, espeak-ng speaking rates (words per minute) and the TTS cache.
+    vosk_model_path: Optional[Path] = None
+    max_audio_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    max_audio_seconds: float = Field(60.0, gt=0, le=600)
+    tts_rate: int = Field(165, ge=60, le=400)
+    tts_rate_elderly: int = Field(120, ge=60, le=400)
+    tts_cache_entries: int = Field(256, ge=0, le=100000)
+
+    # Kiosk mode: this machine is a kiosk; what must reach the central server (handoff
+    # requests, ratings, appointment requests) goes through the persistent outbox.
+    kiosk_mode: bool = False
+    kiosk_id: str = Field("kiosk-1", regex=r"^[A-Za-z0-9_.-]{1,64}$")
+    central_url: Optional[str] = None
+    central_token: Optional[str] = None
+    kiosk_idle_seconds: int = Field(90, ge=10, le=3600)
+
     log_level: str = "INFO"
     # Level of Rasa's own (structured) logs; DEBUG prints every tracker state.
     rasa_log_level: str = "WARNING"
@@ -139,7 +156,7 @@ class Settings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value
 
-    @validator("action_endpoint", "redis_url", "database_url", "tracker_db_url")
+    @validator("action_endpoint", "redis_url", "database_url", "tracker_db_url", "central_url")
     def _check_url(cls, value: Optional[str]) -> Optional[str]:
         if value is not None and "://" not in value:
             raise ValueError(f"not a URL: {value!r}")
@@ -152,6 +169,10 @@ class Settings(BaseSettings):
     @property
     def trackers_url(self) -> str:
         return self.tracker_db_url or f"sqlite:///{self.data_dir / 'trackers.db'}"
+
+    @property
+    def vosk_model_dir(self) -> Path:
+        return self.vosk_model_path or self.data_dir / "vosk" / "vosk-model-small-cn-0.22"
 
     @property
     def hours(self) -> "ServiceHours":
