@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import json
+import threading
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -112,6 +113,11 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
         yield
 
 
+# Alembic's ``context`` and ``op`` are process-wide proxies: two threads migrating at
+# once (even different databases) would run each other's statements. One at a time.
+_MIGRATING = threading.Lock()
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest Alembic revision (``migrations/``).
 
@@ -120,7 +126,7 @@ def migrate(engine: Engine) -> None:
     """
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with _migration_lock(engine), engine.begin() as connection:
+    with _MIGRATING, _migration_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(sql_text("SELECT pg_advisory_xact_lock(7155)"))
         config.attributes["connection"] = connection
