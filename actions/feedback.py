@@ -11,6 +11,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import SLOT_ITEM, channel_of
+from assistant import outbox
 from assistant.pii import mask_pii
 from assistant.settings import get_settings
 from knowledge import db
@@ -47,11 +48,12 @@ class ActionRecordFeedback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
+        settings = get_settings()
         text = _text(tracker)
         rating = rating_of(text)
         await asyncio.to_thread(
             db.add_feedback,
-            get_settings().db_url,
+            settings.db_url,
             tracker.sender_id,
             "feedback",
             text,
@@ -60,6 +62,20 @@ class ActionRecordFeedback(Action):
             channel_of(tracker),
         )
         logger.info("actions.feedback.recorded rating=%s", rating)
+        if settings.kiosk_mode:  # the central server collects the kiosks' ratings (outbox)
+            message_id = await asyncio.to_thread(
+                outbox.enqueue,
+                settings.db_url,
+                "rating",
+                {
+                    "conversation_id": tracker.sender_id,
+                    "rating": rating,
+                    "text": text,  # masked by _text
+                    "item_id": tracker.get_slot(SLOT_ITEM),
+                    "kiosk_id": settings.kiosk_id,
+                },
+            )
+            logger.info("actions.feedback.queued outbox=%s rating=%s", message_id, rating)
         message = {RATING_GOOD: THANKS_GOOD, RATING_BAD: THANKS_BAD}.get(rating or "", THANKS_NEUTRAL)
         dispatcher.utter_message(text=message)
         return []

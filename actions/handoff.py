@@ -17,7 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import CATALOG, SLOT_ITEM, channel_of
 from actions.progress import SLOT_NUMBER, SLOT_OUTCOME, OUTCOME_VERIFIED
-from assistant import handoff
+from assistant import handoff, outbox
 from assistant.pii import hash_id, mask_pii
 from assistant.settings import get_settings
 from knowledge.answers import button_payload
@@ -35,6 +35,8 @@ AFTER_HOURS_TEXT = (
     "现在不是人工服务时间（{hours}）。已为您登记（编号 {id}），"
     "工作人员会在{when}后回复您。现在您也可以继续问我，或拨打12345政务服务便民热线。"
 )
+# Kiosk mode: the request goes to the hall staff through the outbox (delivered later if offline).
+KIOSK_NOTIFIED_TEXT = "已通知大厅工作人员，请在这里稍候，工作人员会尽快过来帮您。"
 FALLBACK_LEAD = "抱歉，我没能理解您的问题。"
 AFFIRM_TEXT = "您是想问“{label}”吗？"
 INTENT_LABELS = {
@@ -121,11 +123,35 @@ async def build_summary(tracker: Tracker, reason: str) -> Dict[str, Any]:
     }
 
 
-async def open_handoff(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, lead: str = "") -> handoff.TicketInfo:
-    """Open (or find) the conversation's ticket and tell the citizen where they stand."""
+async def open_handoff(
+    dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, lead: str = ""
+) -> Optional[handoff.TicketInfo]:
+    """Open (or find) the conversation's ticket and tell the citizen where they stand.
+
+    On a kiosk there is no local ticket (None): the request goes to the central
+    server through the outbox, which delivers it once the network allows.
+    """
     settings = get_settings()
     hours = settings.hours
     summary = await build_summary(tracker, reason)
+    if settings.kiosk_mode:
+        message_id = await asyncio.to_thread(
+            outbox.enqueue,
+            settings.db_url,
+            "handoff",
+            {
+                "conversation_id": tracker.sender_id,
+                "reason": reason,
+                "item_id": tracker.get_slot(SLOT_ITEM),
+                "summary": summary,
+                "kiosk_id": settings.kiosk_id,
+            },
+        )
+        logger.info(
+            "actions.handoff.queued outbox=%s reason=%s sender=%s", message_id, reason, hash_id(tracker.sender_id)
+        )
+        dispatcher.utter_message(text=lead + KIOSK_NOTIFIED_TEXT)
+        return None
     info = await asyncio.to_thread(
         handoff.open_ticket,
         settings.db_url,

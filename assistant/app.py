@@ -19,6 +19,9 @@ from assistant.live import ChangeFeed
 from assistant.pii import install_log_masking
 from assistant.routers import assist, conversation, health, items
 from assistant.routers import admin as admin_router, desk, desk_auth
+from assistant.routers import tts as tts_router
+from assistant.routers import voice as voice_router
+from assistant.routers import inbox
 from assistant.runtime import AssistantRuntime
 from assistant.settings import Settings, get_settings
 from knowledge import db
@@ -26,8 +29,10 @@ from knowledge import db
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-# Request bodies above this size are refused before they are parsed.
+# Request bodies above this size are refused before they are parsed (voice uploads:
+# settings.max_audio_bytes plus this).
 MAX_BODY_BYTES = 64 * 1024
+VOICE_PATH_PREFIX = "/api/v1/voice/"
 
 BAD_JSON = "请求体不是有效的 JSON"
 BAD_REQUEST = "请求格式不正确"
@@ -38,20 +43,30 @@ SERVER_ERROR = "系统繁忙，请稍后再试"
 class BodySizeLimit:
     """Refuse request bodies over ``max_bytes`` (declared or streamed) with a 413.
 
-    A plain ASGI middleware: Starlette's BaseHTTPMiddleware costs ~1 ms per request.
+    ``path_limits`` maps path prefixes to their own limit (the longest matching
+    prefix wins), e.g. voice uploads. A plain ASGI middleware: Starlette's
+    BaseHTTPMiddleware costs ~1 ms per request.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: Optional[Dict[str, int]] = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = sorted((path_limits or {}).items(), key=lambda item: -len(item[0]))
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.path_limits:
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope.get("path") or "")
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        if length is not None and (not length.isdigit() or int(length) > max_bytes):
             await JSONResponse({"detail": TOO_LARGE}, status_code=413)(scope, receive, send)
             return
         received = 0
@@ -61,7 +76,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise StarletteHTTPException(status_code=413, detail=TOO_LARGE)
             return message
 
@@ -97,9 +112,21 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
             db.load_files_into, settings.db_url, settings.catalog_dir, settings.region_override
         )
         await app.state.live.start()
+        # Kiosk: deliver the outbox (handoffs, ratings) to the central server.
+        outbox_worker = None
+        if settings.kiosk_mode and settings.central_url:
+            from assistant.outbox import OutboxWorker
+
+            outbox_worker = OutboxWorker(settings)
+            outbox_worker.start()
+        app.state.outbox = outbox_worker
+        if settings.kiosk_mode:  # a kiosk: speech model and voice ready before the first visitor
+            app.state.voice_warm_up = voice_router.start_warm_up(app)
         if load_model:
             app.state.runtime.load()
         yield
+        if outbox_worker is not None:
+            await outbox_worker.stop()
         await app.state.live.stop()
         await app.state.runtime.close()
 
@@ -115,7 +142,12 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     # Channel name → async push(conversation_id, text) for operator replies (see routers/desk.py).
     app.state.pushers = {}
 
-    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    # Voice uploads (WAV files) may be larger than other bodies.
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=MAX_BODY_BYTES,
+        path_limits={VOICE_PATH_PREFIX: settings.max_audio_bytes + MAX_BODY_BYTES},
+    )
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -147,6 +179,10 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.include_router(desk.router)
     app.include_router(desk.page_router)
     app.include_router(admin_router.router)
+    app.include_router(tts_router.router)
+    app.include_router(voice_router.router)
+    app.include_router(voice_router.page_router)
+    app.include_router(inbox.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

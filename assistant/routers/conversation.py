@@ -14,6 +14,7 @@ from typing import Any, AsyncIterator, Dict, List, Optional
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.requests import HTTPConnection
 
 from assistant import chat_session, handoff
 from assistant.deps import RuntimeDep, SettingsDep, get_runtime
@@ -91,25 +92,61 @@ def check_token(settings: Settings, sender_id: str, token: Optional[str]) -> Non
 
 
 async def relay_to_operator(
-    request: Request, settings: Settings, body: ChatRequest, ticket: handoff.TicketInfo
-) -> JSONResponse:
+    conn: HTTPConnection, settings: Settings, sender_id: str, text: str, ticket: handoff.TicketInfo
+) -> Optional[Dict[str, Any]]:
     """The conversation is with a person: store the message for them, the bot stays quiet."""
     db_url = settings.db_url
-    if ticket.status == handoff.TICKET_WAITING and handoff.is_cancel_request(body.text):
+    if ticket.status == handoff.TICKET_WAITING and handoff.is_cancel_request(text):
         # The notice goes in this reply only (not also on the event stream).
         notice = await asyncio.to_thread(
             handoff.finish_ticket, db_url, ticket.id, status=handoff.TICKET_CANCELLED, operator=None, notify=False
         )
-        await request.app.state.live.bump()
+        await conn.app.state.live.bump()
         logger.info("gateway.handoff.cancelled ticket=%s", ticket.id)
-        return JSONResponse({"messages": [{"text": notice["text"]}], "intent": None, "items": []})
+        return {"messages": [{"text": notice["text"]}], "intent": None, "items": []}
     try:
-        await asyncio.to_thread(handoff.add_citizen_message, db_url, ticket.id, body.text)
+        await asyncio.to_thread(handoff.add_citizen_message, db_url, ticket.id, text)
     except handoff.TicketClosed:  # closed a moment ago: the bot answers again
-        return None  # type: ignore[return-value]
-    await request.app.state.live.bump()
-    logger.info("gateway.handoff.relayed ticket=%s sender=%s", ticket.id, hash_id(body.sender_id))
-    return JSONResponse({"messages": [], "intent": None, "items": [], HANDOFF_KEY: ticket.public()})
+        return None
+    await conn.app.state.live.bump()
+    logger.info("gateway.handoff.relayed ticket=%s sender=%s", ticket.id, hash_id(sender_id))
+    return {"messages": [], "intent": None, "items": [], HANDOFF_KEY: ticket.public()}
+
+
+async def conversation_turn(
+    conn: HTTPConnection, settings: Settings, sender_id: str, text: str, channel: str
+) -> Dict[str, Any]:
+    """One turn of any channel (chat, voice): relayed to the person holding the
+    conversation, or answered by the assistant. The caller checked the token."""
+    ticket = await asyncio.to_thread(handoff.relaying_ticket, settings.db_url, sender_id)
+    if ticket is not None:
+        relayed = await relay_to_operator(conn, settings, sender_id, text, ticket)
+        if relayed is not None:
+            return relayed
+    # Relaying needs no model; answering does (503 while it loads).
+    runtime = get_runtime(conn)  # type: ignore[arg-type]
+    result = await runtime.chat(sender_id, text, channel)
+    intent = (result.parse_data.get("intent") or {}).get("name")
+    logger.info(
+        "gateway.chat.turn sender=%s channel=%s intent=%s",
+        hash_id(sender_id),
+        channel,
+        intent,
+    )
+    messages = bot_messages(result.messages)
+    if not messages:
+        logger.warning("gateway.chat.no_reply sender=%s intent=%s", hash_id(sender_id), intent)
+        messages = [BotMessage(text=NO_REPLY)]
+    response: Dict[str, Any] = {
+        "messages": [m.dict(exclude_none=True) for m in messages],
+        "intent": intent,
+        "items": [i.dict() for i in items_of(result.parse_data)],
+    }
+    opened = handoff_of(result.messages)
+    if opened is not None:
+        response[HANDOFF_KEY] = opened
+        await conn.app.state.live.bump()
+    return response
 
 
 @router.post("/chat", response_model=ChatResponse, responses=ERRORS)
@@ -120,35 +157,8 @@ async def chat(body: ChatRequest, request: Request, settings: SettingsDep) -> JS
     ``handoff`` says so; the helper's replies arrive on ``/api/v1/chat/events``.
     """
     check_token(settings, body.sender_id, body.token)
-    ticket = await asyncio.to_thread(handoff.relaying_ticket, settings.db_url, body.sender_id)
-    if ticket is not None:
-        relayed = await relay_to_operator(request, settings, body, ticket)
-        if relayed is not None:
-            return relayed
-    # Relaying needs no model; answering does (503 while it loads).
-    runtime = get_runtime(request)
-    result = await runtime.chat(body.sender_id, body.text, body.channel)
-    intent = (result.parse_data.get("intent") or {}).get("name")
-    logger.info(
-        "gateway.chat.turn sender=%s channel=%s intent=%s",
-        hash_id(body.sender_id),
-        body.channel,
-        intent,
-    )
-    messages = bot_messages(result.messages)
-    if not messages:
-        logger.warning("gateway.chat.no_reply sender=%s intent=%s", hash_id(body.sender_id), intent)
-        messages = [BotMessage(text=NO_REPLY)]
-    response: Dict[str, Any] = {
-        "messages": [m.dict(exclude_none=True) for m in messages],
-        "intent": intent,
-        "items": [i.dict() for i in items_of(result.parse_data)],
-    }
-    opened = handoff_of(result.messages)
-    if opened is not None:
-        response[HANDOFF_KEY] = opened
-        await request.app.state.live.bump()
-    # Built from typed models above: skip FastAPI's second validation pass (hot path).
+    response = await conversation_turn(request, settings, body.sender_id, body.text, body.channel)
+    # Built from typed models: skip FastAPI's second validation pass (hot path).
     return JSONResponse(response)
 
 
