@@ -15,8 +15,9 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pytest
 
@@ -28,6 +29,36 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def serve_in_thread(app, port: Optional[int] = None, start_timeout: float = 60) -> Iterator[str]:
+    """An ASGI app served by real uvicorn in a thread (lifespan included); yields its URL."""
+    import uvicorn
+
+    port = port or free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            ws="wsproto",
+            log_level="warning",
+            timeout_graceful_shutdown=3,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
 
 
 ACTION_PORT = free_port()
@@ -87,32 +118,10 @@ def action_server(settings) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def live_server(settings, trained_model, action_server) -> Iterator[str]:
     """The real gateway with the real model, on a free port."""
-    import uvicorn
-
     from assistant.app import create_app
 
-    port = free_port()
-    app = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            ws="wsproto",
-            log_level="warning",
-            timeout_graceful_shutdown=3,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 180
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("gateway did not start")
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=15)
+    with serve_in_thread(create_app(settings), start_timeout=180) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -139,3 +148,19 @@ def run_cli(args: list, stdin: str = "", timeout: int = 300) -> subprocess.Compl
         timeout=timeout,
         cwd=ROOT,
     )
+
+
+def routes_under(prefix: str) -> list:
+    """Every (method, path) the app serves under ``prefix``, read from the app itself,
+    so that a new route cannot escape the tests that iterate over them."""
+    from assistant.app import create_app
+
+    app = create_app(get_settings(), load_model=False)
+    found = []
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        if path == prefix or path.startswith(prefix + "/"):
+            for method in sorted(getattr(route, "methods", None) or ()):
+                if method != "HEAD":
+                    found.append((method, path))
+    return found

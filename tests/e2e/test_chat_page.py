@@ -1,30 +1,10 @@
 """The mobile web chat page in headless Chromium (Debian's chromium, driven by Playwright)."""
 
-import shutil
-from pathlib import Path
-
 import pytest
 
+from .conftest import SHOTS
+
 pytestmark = [pytest.mark.browser, pytest.mark.model]
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SHOTS = Path(__file__).resolve().parents[2] / "results" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM:
-        pytest.skip("chromium is not installed (scripts/bootstrap.sh installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

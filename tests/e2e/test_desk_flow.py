@@ -9,16 +9,14 @@ which then answers again.
 """
 
 import re
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
+from .conftest import SHOTS
+
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SHOTS = Path(__file__).resolve().parents[2] / "results" / "screenshots"
 USERNAME = "desk.e2e"
 PASSWORD = "desk-e2e-password-1"
 DISPLAY_NAME = "测试坐席"
@@ -26,23 +24,6 @@ DISPLAY_NAME = "测试坐席"
 TURN_MS = 30000
 # Live updates (handoff relay, desk events) arrive within a second or two.
 LIVE_MS = 15000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM:
-        pytest.skip("chromium is not installed (scripts/bootstrap.sh installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )
-        yield browser
-        browser.close()
-
 
 @pytest.fixture(scope="module")
 def operator(settings, live_server):

@@ -20,9 +20,8 @@ from assistant import auth
 from assistant.app import create_app
 from assistant.auth import AssistCallerDep, Principal
 from assistant.models import AuditRecord, Operator, OperatorSession, SuggestionMark
-from assistant.settings import get_settings
 from knowledge.db import session_factory, utcnow
-from tests.conftest import run_cli
+from tests.conftest import routes_under, run_cli
 
 ADMIN_PREFIX = "/api/v1/admin"
 API_KEY = "test-assist-key"  # BANSHI_ASSIST_API_KEYS in tests/conftest.py
@@ -31,14 +30,7 @@ _numbers = itertools.count(1)
 
 def _admin_routes() -> List[Tuple[str, str]]:
     """Every (method, path) of the app under /api/v1/admin, read from the app itself."""
-    app = create_app(get_settings(), load_model=False)
-    found = []
-    for route in app.routes:
-        path = getattr(route, "path", "")
-        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
-            for method in sorted(getattr(route, "methods", None) or ()):
-                if method != "HEAD":
-                    found.append((method, path))
+    found = routes_under(ADMIN_PREFIX)
     assert found, "no admin routes found"
     return found
 

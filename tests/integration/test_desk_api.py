@@ -14,8 +14,8 @@ from sqlalchemy import select
 from assistant import auth, handoff
 from assistant.app import create_app
 from assistant.models import AuditRecord, SuggestionMark
-from assistant.settings import get_settings
 from knowledge.db import session_factory
+from tests.conftest import routes_under
 
 DESK_PREFIX = "/api/v1/desk"
 PUBLIC = {("POST", f"{DESK_PREFIX}/login")}
@@ -25,14 +25,11 @@ _ids = itertools.count(1)
 
 def _desk_routes() -> List[Tuple[str, str]]:
     """Every (method, path) under /api/v1/desk except login, read from the app itself."""
-    app = create_app(get_settings(), load_model=False)
-    found = []
-    for route in app.routes:
-        path = getattr(route, "path", "")
-        if path.startswith(DESK_PREFIX + "/"):
-            for method in sorted(getattr(route, "methods", None) or ()):
-                if method != "HEAD" and (method, path) not in PUBLIC:
-                    found.append((method, path.replace("{ticket_id}", "1")))
+    found = [
+        (method, path.replace("{ticket_id}", "1"))
+        for method, path in routes_under(DESK_PREFIX)
+        if (method, path) not in PUBLIC
+    ]
     assert len(found) >= 9
     return found
 

@@ -13,12 +13,10 @@ import json
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from typing import Iterator, List, Optional, Tuple
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select, update
 
 from actions.feedback import ActionRecordFeedback
@@ -30,31 +28,16 @@ from knowledge import db
 from knowledge.db import utcnow
 
 from ..actions.conftest import DOMAIN, make_tracker
-from ..conftest import free_port
+from ..conftest import free_port, serve_in_thread
 
 KIOSK_KEY = "kiosk-key-1"
 KIOSK_ID = "hall-3"
 
 
 # ------------------------------------------------------------------ helpers
-@contextmanager
-def serve(app, port: int) -> Iterator[str]:
+def serve(app, port: int):
     """A FastAPI app served by uvicorn in a thread (its lifespan included)."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, ws="wsproto", log_level="warning", timeout_graceful_shutdown=3)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    return serve_in_thread(app, port)
 
 
 def central_settings(settings, data_dir):

@@ -4,18 +4,16 @@
 import asyncio
 import datetime as dt
 import logging
-import threading
 import time
 from collections import Counter
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse, Response
 
 from assistant.models import STATUS_ACCEPTED, STATUS_SUPPLEMENT
 from assistant.progress import HttpProvider, ProgressUnavailable
-from tests.conftest import free_port
+from tests.conftest import free_port, serve_in_thread
 
 TOKEN = "cms-test-token"
 SLOW_S = 1.5
@@ -69,18 +67,8 @@ def make_cms(calls: Counter) -> FastAPI:
 @pytest.fixture(scope="module")
 def cms():
     calls: Counter = Counter()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(make_cms(calls), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("fake case-management system did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/cms/", calls
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(make_cms(calls)) as url:
+        yield f"{url}/cms/", calls
 
 
 def provider(url, token=TOKEN, timeout_s=2.0, retries=2):
