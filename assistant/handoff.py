@@ -221,6 +221,37 @@ def _open_ticket_row(session, conversation_id: str) -> Optional[HandoffTicket]:
 
 
 # ------------------------------------------------------------------ tickets
+def open_ticket_in(
+    session,
+    *,
+    conversation_id: str,
+    channel: Optional[str],
+    reason: str,
+    item_id: Optional[str],
+    summary: Dict[str, Any],
+    deferred: bool,
+) -> Tuple[HandoffTicket, bool]:
+    """The conversation's open ticket (its summary refreshed), or a new one, inside the
+    caller's transaction: ``(ticket, created)``. The caller commits."""
+    summary_text = json.dumps(summary, ensure_ascii=False)
+    existing = _open_ticket_row(session, conversation_id)
+    if existing is not None:
+        existing.summary = summary_text
+        return existing, False
+    ticket = HandoffTicket(
+        conversation_id=conversation_id,
+        channel=channel,
+        reason=reason,
+        status=TICKET_WAITING,
+        deferred=deferred,
+        item_id=item_id,
+        summary=summary_text,
+    )
+    session.add(ticket)
+    session.flush()
+    return ticket, True
+
+
 def open_ticket(
     db_url: str,
     *,
@@ -233,25 +264,18 @@ def open_ticket(
     now: Optional[dt.datetime] = None,
 ) -> TicketInfo:
     """Open a ticket for the conversation, or return the one already open."""
-    deferred = not hours.is_open(now)
     with session_factory(db_url)() as session:
-        existing = _open_ticket_row(session, conversation_id)
-        if existing is not None:
-            existing.summary = json.dumps(summary, ensure_ascii=False)
-            session.commit()
-            return _info(session, existing, created=False)
-        ticket = HandoffTicket(
+        ticket, created = open_ticket_in(
+            session,
             conversation_id=conversation_id,
             channel=channel,
             reason=reason,
-            status=TICKET_WAITING,
-            deferred=deferred,
             item_id=item_id,
-            summary=json.dumps(summary, ensure_ascii=False),
+            summary=summary,
+            deferred=not hours.is_open(now),
         )
-        session.add(ticket)
         session.commit()
-        return _info(session, ticket, created=True)
+        return _info(session, ticket, created=created)
 
 
 def relaying_ticket(db_url: str, conversation_id: str) -> Optional[TicketInfo]:

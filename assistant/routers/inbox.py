@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from assistant import handoff
 from assistant.deps import SettingsDep
-from assistant.models import OUTBOX_KINDS, TICKET_WAITING, HandoffTicket, InboxMessage
+from assistant.models import OUTBOX_KINDS, InboxMessage
 from assistant.outbox import MAX_PAYLOAD_BYTES
 from assistant.pii import hash_id, mask_pii
 from assistant.schemas import SENDER_ID_RE, ErrorResponse
@@ -159,28 +159,21 @@ def central_conversation_id(kiosk_id: str, conversation_id: str) -> str:
 
 
 def _open_ticket(session, body: InboxRequest, settings: Settings) -> str:
-    """``handoff.open_ticket`` inside this transaction: the conversation's open ticket, or a new one."""
+    """The conversation's open ticket, or a new one, inside the inbox transaction."""
     payload = body.payload
     conversation_id = central_conversation_id(body.kiosk_id, payload["conversation_id"])
     summary = masked(dict(payload.get("summary") or {}))
     summary.setdefault("channel", KIOSK_CHANNEL)
     summary["kiosk_id"] = body.kiosk_id
-    summary_text = json.dumps(summary, ensure_ascii=False)
-    existing = handoff._open_ticket_row(session, conversation_id)
-    if existing is not None:
-        existing.summary = summary_text
-        return f"ticket:{existing.id}"
-    ticket = HandoffTicket(
+    ticket, _ = handoff.open_ticket_in(
+        session,
         conversation_id=conversation_id,
         channel=KIOSK_CHANNEL,
         reason=payload["reason"],
-        status=TICKET_WAITING,
-        deferred=not settings.hours.is_open(),
         item_id=payload.get("item_id"),
-        summary=summary_text,
+        summary=summary,
+        deferred=not settings.hours.is_open(),
     )
-    session.add(ticket)
-    session.flush()
     return f"ticket:{ticket.id}"
 
 
