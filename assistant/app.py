@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistant.channels import wechat as wechat_channel
 from assistant.live import ChangeFeed
 from assistant.pii import install_log_masking
 from assistant.routers import assist, conversation, health, items
@@ -33,6 +34,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 # settings.max_audio_bytes plus this).
 MAX_BODY_BYTES = 64 * 1024
 VOICE_PATH_PREFIX = "/api/v1/voice/"
+WECHAT_PATH = "/channels/wechat"
 
 BAD_JSON = "请求体不是有效的 JSON"
 BAD_REQUEST = "请求格式不正确"
@@ -122,9 +124,15 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         app.state.outbox = outbox_worker
         if settings.kiosk_mode:  # a kiosk: speech model and voice ready before the first visitor
             app.state.voice_warm_up = voice_router.start_warm_up(app)
+        # WeChat official account: deliveries by the customer-service API, desk relay.
+        if settings.wechat_enabled:
+            app.state.wechat = wechat_channel.WeChatChannel(app, settings)
+            await app.state.wechat.start()
         if load_model:
             app.state.runtime.load()
         yield
+        if getattr(app.state, "wechat", None) is not None:
+            await app.state.wechat.stop()
         if outbox_worker is not None:
             await outbox_worker.stop()
         await app.state.live.stop()
@@ -146,7 +154,11 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.add_middleware(
         BodySizeLimit,
         max_bytes=MAX_BODY_BYTES,
-        path_limits={VOICE_PATH_PREFIX: settings.max_audio_bytes + MAX_BODY_BYTES},
+        path_limits={
+            VOICE_PATH_PREFIX: settings.max_audio_bytes + MAX_BODY_BYTES,
+            # The channel refuses bodies over wechat_max_xml_bytes itself (400, as WeChat expects).
+            WECHAT_PATH: settings.wechat_max_xml_bytes * 4,
+        },
     )
 
     @app.exception_handler(RequestValidationError)
@@ -183,6 +195,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.include_router(voice_router.router)
     app.include_router(voice_router.page_router)
     app.include_router(inbox.router)
+    app.include_router(wechat_channel.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

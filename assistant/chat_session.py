@@ -3,7 +3,9 @@
 The token is an HMAC of the id with the secret key, so any gateway replica can
 check it without shared state. Conversation ids starting with ``web-`` or
 ``kiosk-`` (the ones this module hands out) can only be used with their token: a
-citizen sees and continues only their own conversation.
+citizen sees and continues only their own conversation. WeChat conversations
+(``wx-<OpenID>``) are reserved the same way: only the WeChat channel, which checks
+WeChat's signature, speaks for them; the chat API would need a token nobody has.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from typing import Optional
 
 WEB_PREFIX = "web-"
 KIOSK_PREFIX = "kiosk-"
-TOKEN_PREFIXES = (WEB_PREFIX, KIOSK_PREFIX)
+WECHAT_PREFIX = "wx-"
+TOKEN_PREFIXES = (WEB_PREFIX, KIOSK_PREFIX, WECHAT_PREFIX)
 
 
 def new_sender_id(prefix: str = WEB_PREFIX) -> str:
-    if prefix not in TOKEN_PREFIXES:
+    if prefix not in (WEB_PREFIX, KIOSK_PREFIX):
         raise ValueError(f"not a conversation prefix: {prefix!r}")
     return prefix + secrets.token_urlsafe(18)
 

@@ -242,3 +242,61 @@ class InboxMessage(Base):
     received_at = Column(DateTime, nullable=False, default=utcnow)
     result_ref = Column(String(64))  # what it produced: ticket:<id>, feedback:<id>, stored
     __table_args__ = (Index("ix_inbox_messages_kiosk_received", "kiosk_id", "received_at"),)
+
+
+# ------------------------------------------------------------------ WeChat
+# Processing of one inbound WeChat message (see assistant/channels/wechat.py).
+WX_PROCESSING = "processing"
+WX_REPLIED = "replied"
+WX_FAILED = "failed"
+# How its reply leaves: still undecided, in the HTTP answer, or by the customer-service API.
+WX_PENDING = "pending"
+WX_PASSIVE = "passive"
+WX_ASYNC = "async"
+WX_QUEUED = "queued"
+
+
+class WeChatInbound(Base):
+    """One inbound WeChat message, by its deduplication key (``msg:<MsgId>`` or, for
+    events, ``evt:<FromUserName>:<CreateTime>:<Event>``): WeChat's retries of it are
+    answered from here, without a second turn, also after a restart. No user text
+    is stored; ``reply`` is the assistant's answer (JSON list of message texts)."""
+
+    __tablename__ = "wechat_inbound"
+    key = Column(String(200), primary_key=True)
+    sender_id = Column(String(80), nullable=False)
+    status = Column(String(12), nullable=False, default=WX_PROCESSING)
+    delivery = Column(String(12), nullable=False, default=WX_PENDING)
+    reply = Column(Text)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    expires_at = Column(DateTime, nullable=False)
+    __table_args__ = (Index("ix_wechat_inbound_expires", "expires_at"),)
+
+
+class WeChatOutgoing(Base):
+    """A message for the customer-service API (``message/custom/send``), stored before
+    it is sent so that a restart does not lose it; sent oldest first per user."""
+
+    __tablename__ = "wechat_outgoing"
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    sender_id = Column(String(80), nullable=False)
+    content = Column(Text, nullable=False)
+    source = Column(String(16), nullable=False)  # turn | desk | recovery
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(DateTime, nullable=False, default=utcnow)
+    sent_at = Column(DateTime)
+    failed_at = Column(DateTime)
+    last_error = Column(String(200))
+    __table_args__ = (Index("ix_wechat_outgoing_due", "sent_at", "failed_at", "next_attempt_at"),)
+
+
+class WeChatUser(Base):
+    """Per WeChat user: the customer-service window (48 h and 5 messages after each
+    of their messages) and the numbered options of the last reply ("回复 1 …")."""
+
+    __tablename__ = "wechat_users"
+    sender_id = Column(String(80), primary_key=True)
+    last_inbound_at = Column(DateTime, nullable=False, default=utcnow)
+    sends_since_inbound = Column(Integer, nullable=False, default=0)
+    options = Column(Text)  # JSON [[title, payload], ...]

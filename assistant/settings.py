@@ -96,6 +96,27 @@ class Settings(BaseSettings):
     kiosk_api_keys: str = ""
     kiosk_idle_seconds: int = Field(90, ge=10, le=3600)
 
+    # WeChat official account (公众号) channel at /channels/wechat; off without a token.
+    # The token, app id and secret come from the account's developer settings
+    # (开发 → 基本配置); the EncodingAESKey (43 characters) for compatible/safe mode.
+    wechat_token: Optional[str] = Field(None, min_length=3, max_length=32, regex=r"^[A-Za-z0-9]+$")
+    wechat_app_id: Optional[str] = Field(None, max_length=64)
+    wechat_app_secret: Optional[str] = Field(None, max_length=128)
+    wechat_encoding_aes_key: Optional[str] = Field(None, regex=r"^[A-Za-z0-9]{43}$")
+    # plain: plaintext only; compatible: both; safe: encrypted only (needs the AES key).
+    wechat_mode: str = "compatible"
+    # The customer-service and token API (a local fake in tests and `banshi wechat-sim`).
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    # Answer in the HTTP response when the reply is ready this soon; else "success"
+    # at once and the reply by the customer-service API (WeChat waits 5 s).
+    wechat_passive_seconds: float = Field(4.0, gt=0, le=4.8)
+    # Requests whose timestamp is further than this from now are refused (replays).
+    wechat_timestamp_window_s: int = Field(300, ge=10, le=3600)
+    wechat_max_xml_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
+    # How long a message id is remembered for WeChat's retries.
+    wechat_dedup_hours: float = Field(48.0, gt=0, le=24 * 30)
+    wechat_api_timeout_s: float = Field(5.0, gt=0, le=60)
+
     log_level: str = "INFO"
     # Level of Rasa's own (structured) logs; DEBUG prints every tracker state.
     rasa_log_level: str = "WARNING"
@@ -150,6 +171,38 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"not a rate limit like '5/minute': {value!r}") from exc
         return value
+
+    @validator("wechat_api_base")
+    def _check_wechat_api(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        return value.rstrip("/")
+
+    @validator("wechat_app_secret", always=True)
+    def _check_wechat(cls, value: Optional[str], values: dict) -> Optional[str]:
+        """A configured channel needs its app id and secret (to send replies), and
+        safe or compatible mode needs the AES key."""
+        if values.get("wechat_token"):
+            missing = [name for name in ("wechat_app_id",) if not values.get(name)]
+            if not value:
+                missing.append("wechat_app_secret")
+            if missing:
+                raise ValueError(f"BANSHI_WECHAT_TOKEN is set: also set {', '.join('BANSHI_' + m.upper() for m in missing)}")
+        return value
+
+    @validator("wechat_mode", always=True)
+    def _check_wechat_mode(cls, value: str, values: dict) -> str:
+        if value not in ("plain", "compatible", "safe"):
+            raise ValueError("must be plain, compatible or safe")
+        if values.get("wechat_token") and value != "plain" and not values.get("wechat_encoding_aes_key"):
+            raise ValueError(
+                f"mode {value} needs BANSHI_WECHAT_ENCODING_AES_KEY (or set BANSHI_WECHAT_MODE=plain)"
+            )
+        return value
+
+    @property
+    def wechat_enabled(self) -> bool:
+        return bool(self.wechat_token)
 
     @validator("log_level", "rasa_log_level")
     def _check_log_level(cls, value: str) -> str:

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator
 
 import pytest
 
@@ -25,43 +21,21 @@ ROOT = Path(__file__).resolve().parent.parent
 _DATA_DIR = Path(tempfile.mkdtemp(prefix="banshi-test-"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def serve_in_thread(app, port: Optional[int] = None, start_timeout: float = 60) -> Iterator[str]:
-    """An ASGI app served by real uvicorn in a thread (lifespan included); yields its URL."""
-    import uvicorn
-
-    port = port or free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            ws="wsproto",
-            log_level="warning",
-            timeout_graceful_shutdown=3,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + start_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-
+# Re-exported for the tests (``from tests.conftest import free_port, serve_in_thread``).
+from assistant.serving import free_port, serve_in_thread  # noqa: E402,F401
 
 ACTION_PORT = free_port()
+# The WeChat channel is on in tests (compatible mode: plaintext and encrypted), its
+# API is the simulator's fake on this port (fixture ``wechat_api``).
+WECHAT_API_PORT = free_port()
+WECHAT = {
+    "BANSHI_WECHAT_TOKEN": "banshiTestToken",
+    "BANSHI_WECHAT_APP_ID": "wx0123456789abcdef",
+    "BANSHI_WECHAT_APP_SECRET": "test-app-secret",
+    "BANSHI_WECHAT_ENCODING_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+    "BANSHI_WECHAT_MODE": "compatible",
+    "BANSHI_WECHAT_API_BASE": f"http://127.0.0.1:{WECHAT_API_PORT}",
+}
 # Set before anything reads the (cached) settings.
 os.environ.update(
     {
@@ -76,6 +50,7 @@ os.environ.update(
         # Generous, so that tests logging in many times are not throttled; the
         # login rate-limit test builds its own app with a strict limit.
         "BANSHI_LOGIN_RATE_LIMIT": "1000/minute",
+        **WECHAT,
     }
 )
 # The ASR tests use a complete Vosk model: the Korean one from the test packages
@@ -122,6 +97,16 @@ def live_server(settings, trained_model, action_server) -> Iterator[str]:
 
     with serve_in_thread(create_app(settings), start_timeout=180) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def wechat_api(settings):
+    """The fake WeChat API the gateway's WeChat channel talks to."""
+    from assistant.channels.wechat_sim import FakeWeChatApi
+
+    api = FakeWeChatApi(settings.wechat_app_id, settings.wechat_app_secret)
+    with serve_in_thread(api.app, port=WECHAT_API_PORT):
+        yield api
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Messaging channels beyond the web chat: one module per connector (WeChat)."""

@@ -1,0 +1,564 @@
+"""WeChat official-account (公众号) channel: ``GET/POST /channels/wechat``.
+
+WeChat calls this URL with signed XML, waits 5 seconds, retries the same message
+three times when it gets no answer, and shows "该公众号暂时无法提供服务" when the
+answer is not valid. This connector:
+
+* **checks** the signature (and ``msg_signature`` in safe mode), refuses
+  timestamps outside ``wechat_timestamp_window_s`` (replays) with 403, and
+  refuses oversized, malformed, DTD/entity (XXE) or undecryptable bodies with
+  400 before anything is processed;
+* **deduplicates** by MsgId (events: FromUserName + CreateTime): WeChat's retries
+  get the first delivery's reply and never a second turn, also after a restart
+  (``wechat_inbound`` in the database, expiring after ``wechat_dedup_hours``);
+* **meets the deadline**: the reply goes in the HTTP response when the turn
+  finishes within ``wechat_passive_seconds`` (4 s); otherwise the answer is
+  ``success`` at once and the reply follows by the customer-service API
+  (``message/custom/send``) from a persistent queue (``wechat_outgoing``),
+  sent by :class:`DeliveryWorker` within WeChat's window (48 h, 5 messages per
+  user message) with retries on WeChat's transient errors;
+* keeps **multi-turn context**: the conversation id is ``wx-<OpenID>`` (hashed in
+  logs); buttons become numbered options ("回复 1 …") that the next message selects;
+* understands text, voice (WeChat's ``Recognition`` when present, else the media
+  is downloaded, decoded and recognised by our Vosk pipeline), subscribe and menu
+  events; anything else gets a polite "please type or speak";
+* relays to a human: while a handoff ticket holds the conversation, messages go to
+  the desk and the operator's replies reach the user by the customer-service API
+  (a pusher on ``app.state.pushers["wechat"]``).
+
+Texts and tunables: ``wechat.yml`` beside this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import yaml
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from assistant import chat_session
+from assistant.channels import wechat_store as store
+from assistant.channels.wechat_api import WeChatApi, WeChatApiError
+from assistant.channels.wechat_crypto import WeChatCrypto, WeChatCryptoError, signature, signature_ok
+from assistant.channels.wechat_xml import (
+    EVENT_CLICK,
+    EVENT_SUBSCRIBE,
+    MSG_EVENT,
+    MSG_TEXT,
+    MSG_VOICE,
+    Inbound,
+    WeChatXmlError,
+    encrypted_envelope,
+    parse_fields,
+    text_reply,
+)
+from assistant.models import WX_PASSIVE, WX_PENDING, WX_PROCESSING, WX_QUEUED
+from assistant.pii import hash_id
+from assistant.routers.conversation import HANDOFF_KEY, NO_REPLY, conversation_turn
+from assistant.settings import Settings
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/channels/wechat", tags=["wechat"], include_in_schema=False)
+
+CHANNEL = "wechat"
+SENDER_PREFIX = chat_session.WECHAT_PREFIX
+SUCCESS = "success"  # WeChat: received, no passive reply
+CONFIG_PATH = Path(__file__).with_name("wechat.yml")
+NOT_CONFIGURED = "未启用微信公众号渠道"
+BAD_SIGNATURE = "签名校验失败"
+BAD_TIMESTAMP = "请求时间戳无效或已过期"
+BAD_MESSAGE = "消息格式不正确"
+PLAINTEXT_REFUSED = "安全模式下只接受加密消息"
+MISSING_PARAMS = "缺少签名参数"
+# Options: "1", "１", " 2 " select the numbered options of the previous reply.
+_OPTION_RE = re.compile(r"^\s*([0-9０-９]{1,2})\s*[.。、]?\s*$")
+# Delivery worker: poll at least this often (another replica may have queued work).
+POLL_S = 5.0
+LEASE = dt.timedelta(seconds=30)
+RETRY_BASE_S = 1.0
+RETRY_CAP_S = 60.0
+MAX_ATTEMPTS = 8
+HOUSEKEEPING_S = 30.0
+SEND_CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class WeChatTexts:
+    welcome: str
+    unsupported: str
+    voice_failed: str
+    too_long: str
+    apology: str
+    options_intro: str
+    option_line: str
+    menu: Dict[str, str]
+    text_limit_bytes: int
+    max_voice_bytes: int
+    orphan_seconds: int
+
+    @classmethod
+    def load(cls, path: Path = CONFIG_PATH) -> "WeChatTexts":
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        texts = cls(**data)
+        if not 200 <= texts.text_limit_bytes <= 2048:
+            raise ValueError(f"{path}: text_limit_bytes must be within 200..2048")
+        return texts
+
+
+# ------------------------------------------------------------------ formatting
+def split_text(text: str, limit_bytes: int) -> List[str]:
+    """Parts of at most ``limit_bytes`` UTF-8 bytes, cut at line ends where possible."""
+    parts: List[str] = []
+    current = ""
+    for line in text.split("\n"):
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate.encode("utf-8")) <= limit_bytes:
+            current = candidate
+            continue
+        if current:
+            parts.append(current)
+        while len(line.encode("utf-8")) > limit_bytes:  # one very long line: cut by characters
+            cut = len(line)
+            while len(line[:cut].encode("utf-8")) > limit_bytes:
+                cut = max(1, cut * limit_bytes // len(line[:cut].encode("utf-8")) - 1)
+            parts.append(line[:cut])
+            line = line[cut:]
+        current = line
+    if current.strip():
+        parts.append(current)
+    return [p.strip("\n") for p in parts if p.strip()]
+
+
+def render(messages: List[Dict[str, Any]], texts: WeChatTexts) -> Tuple[str, List[Tuple[str, str]]]:
+    """The dialogue's messages as one text, buttons as numbered options."""
+    blocks: List[str] = []
+    options: List[Tuple[str, str]] = []
+    for message in messages:
+        if message.get("text"):
+            blocks.append(str(message["text"]).strip())
+        for button in message.get("buttons") or []:
+            title = str(button.get("title") or "").strip()
+            payload = str(button.get("payload") or title).strip()
+            if title:
+                options.append((title, payload))
+    if options:
+        lines = [texts.options_intro] + [
+            texts.option_line.format(n=n, title=title) for n, (title, _) in enumerate(options, 1)
+        ]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(b for b in blocks if b), options
+
+
+def selected_option(text: str, options: List[Tuple[str, str]]) -> Optional[str]:
+    match = _OPTION_RE.match(text)
+    if not match or not options:
+        return None
+    number = int(match.group(1).translate(str.maketrans("０１２３４５６７８９", "0123456789")))
+    return options[number - 1][1] if 1 <= number <= len(options) else None
+
+
+def sender_of(openid: str) -> str:
+    return SENDER_PREFIX + openid
+
+
+def openid_of(sender_id: str) -> str:
+    return sender_id[len(SENDER_PREFIX):] if sender_id.startswith(SENDER_PREFIX) else sender_id
+
+
+# ------------------------------------------------------------------ delivery
+class DeliveryWorker:
+    """Sends queued messages by the customer-service API (an asyncio task)."""
+
+    def __init__(self, channel: "WeChatChannel") -> None:
+        self.channel = channel
+        self.db_url = channel.settings.db_url
+        self._wake = asyncio.Event()
+        self._task: Optional[asyncio.Task] = None
+        self._last_housekeeping = 0.0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="wechat-delivery")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+                await self._housekeeping()
+                pause = POLL_S
+                due = await asyncio.to_thread(store.next_due_at, self.db_url)
+                if due is not None:
+                    pause = min(POLL_S, max(0.0, (due - store.utcnow()).total_seconds()))
+                self._wake.clear()
+                if pause > 0:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), timeout=pause)
+                    except asyncio.TimeoutError:
+                        pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("wechat.delivery.loop_failed")
+                await asyncio.sleep(1.0)
+
+    async def _housekeeping(self) -> None:
+        if time.monotonic() - self._last_housekeeping < HOUSEKEEPING_S:
+            return
+        self._last_housekeeping = time.monotonic()
+        texts = self.channel.texts
+        recovered = await asyncio.to_thread(
+            store.recover_orphans, self.db_url, dt.timedelta(seconds=texts.orphan_seconds), texts.apology
+        )
+        if recovered:
+            logger.warning("wechat.recovered_orphans count=%d", recovered)
+            self.wake()
+        await asyncio.to_thread(store.purge, self.db_url)
+
+    async def run_once(self) -> int:
+        """Send what is due now; returns how many were claimed."""
+        claimed = await asyncio.to_thread(store.claim_due, self.db_url, LEASE)
+        if not claimed:
+            return 0
+        limit = asyncio.Semaphore(SEND_CONCURRENCY)
+
+        async def one(message: store.Outgoing) -> None:
+            async with limit:
+                await self._send(message)
+
+        await asyncio.gather(*(one(m) for m in claimed))
+        self.wake()  # the next message of these users may be due now
+        return len(claimed)
+
+    async def _send(self, message: store.Outgoing) -> None:
+        user = hash_id(message.sender_id)
+        refusal = await asyncio.to_thread(store.use_window, self.db_url, message.sender_id)
+        if refusal is not None:
+            await asyncio.to_thread(store.mark_failed, self.db_url, message.id, refusal)
+            logger.warning("wechat.delivery.not_sent user=%s id=%d reason=%s", user, message.id, refusal)
+            return
+        try:
+            await self.channel.api.send_text(openid_of(message.sender_id), message.content)
+        except WeChatApiError as exc:
+            await asyncio.to_thread(store.give_back_window, self.db_url, message.sender_id)
+            if exc.retryable and message.attempts < MAX_ATTEMPTS:
+                delay = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (message.attempts - 1)) * random.uniform(0.8, 1.0)
+                await asyncio.to_thread(store.mark_retry, self.db_url, message.id, delay, str(exc))
+                logger.warning("wechat.delivery.retry user=%s id=%d errcode=%s in_s=%.1f",
+                               user, message.id, exc.errcode, delay)
+            else:
+                await asyncio.to_thread(store.mark_failed, self.db_url, message.id, str(exc))
+                logger.error("wechat.delivery.failed user=%s id=%d errcode=%s", user, message.id, exc.errcode)
+            return
+        except Exception:
+            await asyncio.to_thread(store.give_back_window, self.db_url, message.sender_id)
+            await asyncio.to_thread(store.mark_retry, self.db_url, message.id, RETRY_CAP_S, "unexpected error")
+            logger.exception("wechat.delivery.error user=%s id=%d", user, message.id)
+            return
+        await asyncio.to_thread(store.mark_sent, self.db_url, message.id)
+        logger.info("wechat.delivery.sent user=%s id=%d attempts=%d", user, message.id, message.attempts)
+
+
+# ------------------------------------------------------------------ the channel
+class WeChatChannel:
+    """The channel's state in one gateway process (``app.state.wechat``)."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.texts = WeChatTexts.load()
+        self.crypto = (
+            WeChatCrypto(settings.wechat_encoding_aes_key, settings.wechat_app_id or "")
+            if settings.wechat_encoding_aes_key
+            else None
+        )
+        self.api = WeChatApi(settings.wechat_api_base, settings.wechat_app_id or "",
+                             settings.wechat_app_secret or "", settings.wechat_api_timeout_s)
+        self.delivery = DeliveryWorker(self)
+        self._turns: Dict[str, asyncio.Task] = {}
+        self.passive_seconds = settings.wechat_passive_seconds
+
+    async def start(self) -> None:
+        self.delivery.start()
+        self.app.state.pushers[CHANNEL] = self.push
+
+    async def stop(self) -> None:
+        await self.delivery.stop()
+        tasks = list(self._turns.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.api.close()
+
+    async def push(self, conversation_id: str, text: str) -> None:
+        """An operator's reply (desk relay): queued for the customer-service API."""
+        parts = split_text(text, self.texts.text_limit_bytes)
+        await asyncio.to_thread(store.queue_messages, self.settings.db_url, conversation_id, parts, "desk")
+        self.delivery.wake()
+
+    # -------------------------------------------------------------- one message
+    async def handle(self, conn: Request, inbound: Inbound, received_at: float) -> Optional[str]:
+        """The passive reply text for an inbound message, or None (answer "success")."""
+        db_url = self.settings.db_url
+        key = inbound.dedup_key
+        sender = sender_of(inbound.from_user)
+        deadline = received_at + self.passive_seconds
+        earlier = await asyncio.to_thread(store.begin, db_url, key, sender, self.settings.wechat_dedup_hours)
+        if earlier is not None:
+            logger.info("wechat.message.retry user=%s key=%s status=%s delivery=%s",
+                        hash_id(sender), hash_id(key), earlier.status, earlier.delivery)
+            return await self._answer_retry(key, sender, deadline)
+        await asyncio.to_thread(store.note_inbound, db_url, sender)
+        task = asyncio.create_task(self._turn(conn, inbound, key, sender))
+        self._turns[key] = task
+        task.add_done_callback(lambda _t: self._turns.pop(key, None))
+        await self._wait(task, deadline)
+        if task.done():
+            parts = await asyncio.to_thread(store.claim_passive, db_url, key, sender)
+            if parts is not None:
+                return self._passive(parts)
+        how, parts = await asyncio.to_thread(store.give_up_waiting, db_url, key, sender)
+        if how == WX_PASSIVE:
+            return self._passive(parts)
+        if how == WX_QUEUED:
+            self.delivery.wake()
+        logger.info("wechat.message.async user=%s key=%s", hash_id(sender), hash_id(key))
+        return None
+
+    def _passive(self, parts: List[str]) -> Optional[str]:
+        if len(parts) > 1:
+            self.delivery.wake()  # the rest was queued
+        return parts[0] if parts else None
+
+    @staticmethod
+    async def _wait(task: asyncio.Task, deadline: float) -> None:
+        timeout = deadline - time.monotonic()
+        if timeout <= 0:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=timeout)
+        except asyncio.TimeoutError:
+            pass
+        except Exception:  # the turn logs its own failures
+            pass
+
+    async def _answer_retry(self, key: str, sender: str, deadline: float) -> Optional[str]:
+        """A retry of a message seen before: the same passive reply, or "success"
+        when the reply goes (or went) by the customer-service API. Never a new turn."""
+        db_url = self.settings.db_url
+        task = self._turns.get(key)
+        if task is not None:
+            await self._wait(task, deadline)
+        current = await asyncio.to_thread(store.state, db_url, key)
+        while current is not None and current.status == WX_PROCESSING and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)  # being answered elsewhere (another request or replica)
+            current = await asyncio.to_thread(store.state, db_url, key)
+        if current is None:
+            return None
+        if current.delivery == WX_PENDING:
+            parts = await asyncio.to_thread(store.claim_passive, db_url, key, sender)
+            if parts is not None:
+                return self._passive(parts)
+            current = await asyncio.to_thread(store.state, db_url, key)
+        if current is not None and current.delivery == WX_PASSIVE and current.reply:
+            return current.reply[0]
+        return None
+
+    async def _turn(self, conn: Request, inbound: Inbound, key: str, sender: str) -> None:
+        """Produce and store the reply; queue it if the handler stopped waiting."""
+        failed = False
+        try:
+            parts = await self.reply_parts(conn, inbound, sender)
+        except asyncio.CancelledError:
+            raise
+        except HTTPException as exc:  # e.g. 503 while the dialogue model loads
+            logger.warning("wechat.turn.unavailable user=%s status=%s", hash_id(sender), exc.status_code)
+            parts, failed = [NO_REPLY], True
+        except Exception:
+            logger.exception("wechat.turn.failed user=%s", hash_id(sender))
+            parts, failed = [NO_REPLY], True
+        queued = await asyncio.to_thread(store.store_reply, self.settings.db_url, key, sender, parts, failed)
+        if queued:
+            self.delivery.wake()
+
+    async def reply_parts(self, conn: Request, inbound: Inbound, sender: str) -> List[str]:
+        """The reply to a message as WeChat text parts (empty: no reply)."""
+        text, immediate = await self._text_of(inbound, sender)
+        if immediate is not None:
+            return split_text(immediate, self.texts.text_limit_bytes)
+        if text is None:
+            return []
+        if len(text) > self.settings.max_text_chars:
+            return [self.texts.too_long.format(limit=self.settings.max_text_chars)]
+        db_url = self.settings.db_url
+        options = await asyncio.to_thread(store.get_options, db_url, sender)
+        chosen = selected_option(text, options)
+        if chosen is not None:
+            text = chosen
+        result = await conversation_turn(conn, self.settings, sender, text, CHANNEL)
+        body, new_options = render(result.get("messages") or [], self.texts)
+        if options or new_options:
+            await asyncio.to_thread(store.set_options, db_url, sender, new_options or None)
+        logger.info("wechat.turn.done user=%s intent=%s relayed=%s chars=%d", hash_id(sender),
+                    result.get("intent"), bool(result.get(HANDOFF_KEY)) and not body, len(body))
+        return split_text(body, self.texts.text_limit_bytes)
+
+    async def _text_of(self, inbound: Inbound, sender: str) -> Tuple[Optional[str], Optional[str]]:
+        """(text for the dialogue, None) or (None, a reply given without the dialogue)."""
+        if inbound.msg_type == MSG_TEXT:
+            return inbound.content.strip() or None, None
+        if inbound.msg_type == MSG_VOICE:
+            if inbound.recognition.strip():
+                return inbound.recognition.strip(), None
+            heard = await self._recognise(inbound, sender)
+            return (heard, None) if heard else (None, self.texts.voice_failed)
+        if inbound.msg_type == MSG_EVENT:
+            if inbound.event == EVENT_SUBSCRIBE:
+                return None, self.texts.welcome
+            if inbound.event == EVENT_CLICK:
+                mapped = self.texts.menu.get(inbound.event_key)
+                return (mapped, None) if mapped else (None, self.texts.unsupported)
+            return None, None  # unsubscribe, VIEW, location reports...: nothing to say
+        return None, self.texts.unsupported
+
+    async def _recognise(self, inbound: Inbound, sender: str) -> str:
+        """Download a voice message and transcribe it with Vosk ('' if not possible)."""
+        from assistant.routers.voice import corrected_text, voice_of
+        from voice.asr import AsrUnavailable
+        from voice.audio import AudioError
+        from voice.transcode import pcm16_from_media
+
+        if not inbound.media_id:
+            return ""
+        started = time.perf_counter()
+        try:
+            asr = await voice_of(self.app).ready_asr()
+            data, kind = await self.api.media(inbound.media_id, self.texts.max_voice_bytes)
+            pcm = await asyncio.to_thread(
+                pcm16_from_media, data, self.settings.max_audio_seconds
+            )
+            transcript = await asr.transcribe(pcm)
+        except AsrUnavailable:
+            logger.warning("wechat.voice.no_model user=%s", hash_id(sender))
+            return ""
+        except (WeChatApiError, AudioError) as exc:
+            logger.warning("wechat.voice.failed user=%s error=%s", hash_id(sender), exc)
+            return ""
+        _, corrected = await corrected_text(self.app, self.settings, transcript)
+        logger.info("wechat.voice.recognised user=%s seconds=%.2f chars=%d", hash_id(sender),
+                    time.perf_counter() - started, len(corrected))
+        return corrected
+
+
+def channel_of(request: Request) -> WeChatChannel:
+    channel = getattr(request.app.state, "wechat", None)
+    if channel is None:
+        raise HTTPException(status_code=404, detail=NOT_CONFIGURED)
+    return channel
+
+
+# ------------------------------------------------------------------ endpoints
+def _check_signature(settings: Settings, sig: Optional[str], timestamp: Optional[str], nonce: Optional[str]) -> None:
+    if not sig or not timestamp or not nonce:
+        raise HTTPException(status_code=400, detail=MISSING_PARAMS)
+    if not signature_ok(signature(settings.wechat_token or "", timestamp, nonce), sig):
+        raise HTTPException(status_code=403, detail=BAD_SIGNATURE)
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        raise HTTPException(status_code=403, detail=BAD_TIMESTAMP) from None
+    if abs(time.time() - sent) > settings.wechat_timestamp_window_s:
+        raise HTTPException(status_code=403, detail=BAD_TIMESTAMP)
+
+
+@router.get("")
+async def verify_url(
+    request: Request,
+    sig: Optional[str] = Query(None, alias="signature", max_length=64),
+    timestamp: Optional[str] = Query(None, max_length=16),
+    nonce: Optional[str] = Query(None, max_length=64),
+    echostr: Optional[str] = Query(None, max_length=256),
+) -> PlainTextResponse:
+    """WeChat's URL verification: echo ``echostr`` when the signature is ours."""
+    channel = channel_of(request)
+    _check_signature(channel.settings, sig, timestamp, nonce)
+    if not echostr:
+        raise HTTPException(status_code=400, detail=MISSING_PARAMS)
+    return PlainTextResponse(echostr)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(status_code=400, detail=BAD_MESSAGE)
+    return body
+
+
+@router.post("")
+async def receive(
+    request: Request,
+    sig: Optional[str] = Query(None, alias="signature", max_length=64),
+    timestamp: Optional[str] = Query(None, max_length=16),
+    nonce: Optional[str] = Query(None, max_length=64),
+    encrypt_type: Optional[str] = Query(None, max_length=16),
+    msg_signature: Optional[str] = Query(None, max_length=64),
+) -> Response:
+    """A message or event from WeChat: its passive reply (XML) or ``success``."""
+    received_at = time.monotonic()
+    channel = channel_of(request)
+    settings = channel.settings
+    _check_signature(settings, sig, timestamp, nonce)
+    body = await _read_body(request, settings.wechat_max_xml_bytes)
+    encrypted = encrypt_type == "aes"
+    try:
+        fields = parse_fields(body, settings.wechat_max_xml_bytes)
+        if encrypted:
+            if channel.crypto is None or settings.wechat_mode == "plain":
+                raise WeChatXmlError("encrypted message but no AES key")
+            envelope = fields.get("Encrypt", "")
+            if not envelope:
+                raise WeChatXmlError("no Encrypt")
+            expected = signature(settings.wechat_token or "", timestamp or "", nonce or "", envelope)
+            if not signature_ok(expected, msg_signature):
+                raise HTTPException(status_code=403, detail=BAD_SIGNATURE)
+            fields = parse_fields(channel.crypto.decrypt(envelope).encode("utf-8"), settings.wechat_max_xml_bytes)
+        elif settings.wechat_mode == "safe":
+            raise HTTPException(status_code=400, detail=PLAINTEXT_REFUSED)
+        inbound = Inbound.from_fields(fields)
+    except (WeChatXmlError, WeChatCryptoError) as exc:
+        logger.warning("wechat.request.refused reason=%s", exc)
+        raise HTTPException(status_code=400, detail=BAD_MESSAGE) from None
+    reply = await channel.handle(request, inbound, received_at)
+    if not reply:
+        return PlainTextResponse(SUCCESS)
+    xml = text_reply(inbound.from_user, inbound.to_user, reply)
+    if encrypted and channel.crypto is not None:
+        stamp, reply_nonce = str(int(time.time())), secrets.token_hex(8)
+        envelope = channel.crypto.encrypt(xml)
+        xml = encrypted_envelope(
+            envelope, signature(settings.wechat_token or "", stamp, reply_nonce, envelope), stamp, reply_nonce
+        )
+    return Response(xml, media_type="application/xml")

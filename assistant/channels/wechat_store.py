@@ -1,0 +1,347 @@
+"""Database state of the WeChat channel (synchronous; async callers use ``asyncio.to_thread``).
+
+Every state change that decides who delivers a reply is a conditional UPDATE
+(compare-and-set on ``delivery``), so the request handler, the turn that
+produces the reply and another replica can race without a reply being sent
+twice or not at all:
+
+* the turn stores its reply (``status`` replied) and, if the handler has already
+  given up waiting (``delivery`` async), moves it to ``queued`` and queues it for
+  the customer-service API in the same transaction;
+* the handler, when the reply is ready in time, moves ``pending`` → ``passive``
+  and answers in the HTTP response; when it is not, ``pending`` → ``async``, then
+  ``async`` → ``queued`` itself if the reply was stored in between.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from assistant.models import (
+    WX_ASYNC,
+    WX_FAILED,
+    WX_PASSIVE,
+    WX_PENDING,
+    WX_PROCESSING,
+    WX_QUEUED,
+    WX_REPLIED,
+    WeChatInbound,
+    WeChatOutgoing,
+    WeChatUser,
+)
+from knowledge.db import session_factory, utcnow
+
+# WeChat's customer-service window: after each user message, at most this many
+# messages within this time.
+WINDOW = dt.timedelta(hours=48)
+WINDOW_MESSAGES = 5
+MAX_ERROR_CHARS = 200
+
+
+@dataclass(frozen=True)
+class InboundState:
+    status: str
+    delivery: str
+    reply: List[str]
+    created_at: dt.datetime
+
+
+def _state(row: WeChatInbound) -> InboundState:
+    return InboundState(row.status, row.delivery, json.loads(row.reply) if row.reply else [], row.created_at)
+
+
+# ------------------------------------------------------------------ inbound
+def begin(db_url: str, key: str, sender_id: str, ttl_hours: float) -> Optional[InboundState]:
+    """Record a new inbound message and return None, or return the state of the
+    earlier delivery of the same message (a retry): nothing new is recorded."""
+    now = utcnow()
+    with session_factory(db_url)() as session:
+        session.add(WeChatInbound(key=key, sender_id=sender_id, status=WX_PROCESSING, delivery=WX_PENDING,
+                                  created_at=now, expires_at=now + dt.timedelta(hours=ttl_hours)))
+        try:
+            session.commit()
+            return None
+        except IntegrityError:
+            session.rollback()
+        row = session.get(WeChatInbound, key)
+        return _state(row) if row is not None else None
+
+
+def state(db_url: str, key: str) -> Optional[InboundState]:
+    with session_factory(db_url)() as session:
+        row = session.get(WeChatInbound, key)
+        return _state(row) if row is not None else None
+
+
+def _queue(session, sender_id: str, parts: Sequence[str], source: str, now: dt.datetime) -> None:
+    for part in parts:
+        session.add(WeChatOutgoing(sender_id=sender_id, content=part, source=source, created_at=now,
+                                   attempts=0, next_attempt_at=now))
+
+
+def store_reply(db_url: str, key: str, sender_id: str, parts: List[str], failed: bool = False) -> bool:
+    """The turn's reply is ready. Returns True when it was queued for the
+    customer-service API (the handler had already answered "success")."""
+    now = utcnow()
+    with session_factory(db_url)() as session:
+        session.execute(
+            update(WeChatInbound).where(WeChatInbound.key == key)
+            .values(status=WX_FAILED if failed else WX_REPLIED, reply=json.dumps(parts, ensure_ascii=False))
+        )
+        claimed = session.execute(
+            update(WeChatInbound).where(WeChatInbound.key == key, WeChatInbound.delivery == WX_ASYNC)
+            .values(delivery=WX_QUEUED)
+        ).rowcount
+        if claimed and parts:
+            _queue(session, sender_id, parts, "turn", now)
+        session.commit()
+        return bool(claimed)
+
+
+def claim_passive(db_url: str, key: str, sender_id: str) -> Optional[List[str]]:
+    """The reply is ready in time: answer it in the HTTP response. Returns the reply
+    (its first part goes passively, the rest is queued), or None if not ready."""
+    now = utcnow()
+    with session_factory(db_url)() as session:
+        claimed = session.execute(
+            update(WeChatInbound)
+            .where(WeChatInbound.key == key, WeChatInbound.delivery == WX_PENDING,
+                   WeChatInbound.status.in_((WX_REPLIED, WX_FAILED)))
+            .values(delivery=WX_PASSIVE)
+        ).rowcount
+        if not claimed:
+            session.rollback()
+            return None
+        row = session.get(WeChatInbound, key)
+        parts = json.loads(row.reply) if row.reply else []
+        _queue(session, sender_id, parts[1:], "turn", now)
+        session.commit()
+        return parts
+
+
+def give_up_waiting(db_url: str, key: str, sender_id: str) -> Tuple[str, List[str]]:
+    """The reply is late: the handler answers "success". Returns ("async", []) when
+    the turn will queue its reply, ("queued", parts) when the turn finished in the
+    meantime and this call queued it, or ("passive", parts) when it can still go
+    in the HTTP response (stored just now, nobody claimed it)."""
+    parts = claim_passive(db_url, key, sender_id)
+    if parts is not None:
+        return WX_PASSIVE, parts
+    now = utcnow()
+    with session_factory(db_url)() as session:
+        session.execute(
+            update(WeChatInbound).where(WeChatInbound.key == key, WeChatInbound.delivery == WX_PENDING)
+            .values(delivery=WX_ASYNC)
+        )
+        claimed = session.execute(
+            update(WeChatInbound)
+            .where(WeChatInbound.key == key, WeChatInbound.delivery == WX_ASYNC,
+                   WeChatInbound.status.in_((WX_REPLIED, WX_FAILED)))
+            .values(delivery=WX_QUEUED)
+        ).rowcount
+        parts: List[str] = []
+        if claimed:
+            row = session.get(WeChatInbound, key)
+            parts = json.loads(row.reply) if row.reply else []
+            _queue(session, sender_id, parts, "turn", now)
+        session.commit()
+        return (WX_QUEUED, parts) if claimed else (WX_ASYNC, [])
+
+
+def recover_orphans(db_url: str, older_than: dt.timedelta, apology: str) -> int:
+    """Messages whose turn never finished (the process stopped mid-turn): tell the
+    user to send again, once. Returns how many."""
+    cutoff = utcnow() - older_than
+    now = utcnow()
+    count = 0
+    with session_factory(db_url)() as session:
+        rows = session.execute(
+            select(WeChatInbound.key, WeChatInbound.sender_id)
+            .where(WeChatInbound.status == WX_PROCESSING, WeChatInbound.created_at < cutoff)
+        ).all()
+        for key, sender_id in rows:
+            claimed = session.execute(
+                update(WeChatInbound).where(WeChatInbound.key == key, WeChatInbound.status == WX_PROCESSING)
+                .values(status=WX_FAILED, delivery=WX_QUEUED, reply=json.dumps([apology], ensure_ascii=False))
+            ).rowcount
+            if claimed:
+                _queue(session, sender_id, [apology], "recovery", now)
+                count += 1
+        session.commit()
+    return count
+
+
+def purge(db_url: str, sent_older_than: dt.timedelta = dt.timedelta(days=2)) -> Tuple[int, int]:
+    """Forget expired message ids and old sent or failed messages."""
+    now = utcnow()
+    with session_factory(db_url)() as session:
+        inbound = session.execute(delete(WeChatInbound).where(WeChatInbound.expires_at < now)).rowcount
+        cutoff = now - sent_older_than
+        outgoing = session.execute(
+            delete(WeChatOutgoing).where(
+                ((WeChatOutgoing.sent_at.isnot(None)) & (WeChatOutgoing.sent_at < cutoff))
+                | ((WeChatOutgoing.failed_at.isnot(None)) & (WeChatOutgoing.failed_at < cutoff))
+            )
+        ).rowcount
+        session.commit()
+        return inbound, outgoing
+
+
+# ------------------------------------------------------------------ users
+def note_inbound(db_url: str, sender_id: str) -> None:
+    """The user wrote: the customer-service window starts again."""
+    now = utcnow()
+    with session_factory(db_url)() as session:
+        updated = session.execute(
+            update(WeChatUser).where(WeChatUser.sender_id == sender_id)
+            .values(last_inbound_at=now, sends_since_inbound=0)
+        ).rowcount
+        if not updated:
+            session.add(WeChatUser(sender_id=sender_id, last_inbound_at=now, sends_since_inbound=0))
+            try:
+                session.commit()
+                return
+            except IntegrityError:  # a concurrent first message of the same user
+                session.rollback()
+                session.execute(
+                    update(WeChatUser).where(WeChatUser.sender_id == sender_id)
+                    .values(last_inbound_at=now, sends_since_inbound=0)
+                )
+        session.commit()
+
+
+def set_options(db_url: str, sender_id: str, options: Optional[List[Tuple[str, str]]]) -> None:
+    with session_factory(db_url)() as session:
+        session.execute(
+            update(WeChatUser).where(WeChatUser.sender_id == sender_id)
+            .values(options=json.dumps(options, ensure_ascii=False) if options else None)
+        )
+        session.commit()
+
+
+def get_options(db_url: str, sender_id: str) -> List[Tuple[str, str]]:
+    with session_factory(db_url)() as session:
+        row = session.get(WeChatUser, sender_id)
+        return [tuple(o) for o in json.loads(row.options)] if row is not None and row.options else []
+
+
+def use_window(db_url: str, sender_id: str, now: Optional[dt.datetime] = None) -> Optional[str]:
+    """Count one customer-service message against the user's window. Returns None
+    if it may be sent, else why not ("window_expired", "window_full", "no_inbound")."""
+    now = now or utcnow()
+    with session_factory(db_url)() as session:
+        row = session.get(WeChatUser, sender_id)
+        if row is None:
+            return "no_inbound"
+        if now - row.last_inbound_at > WINDOW:
+            return "window_expired"
+        used = session.execute(
+            update(WeChatUser)
+            .where(WeChatUser.sender_id == sender_id, WeChatUser.sends_since_inbound < WINDOW_MESSAGES)
+            .values(sends_since_inbound=WeChatUser.sends_since_inbound + 1)
+        ).rowcount
+        session.commit()
+        return None if used else "window_full"
+
+
+def give_back_window(db_url: str, sender_id: str) -> None:
+    """A counted message was not sent after all (a transient error): uncount it."""
+    with session_factory(db_url)() as session:
+        session.execute(
+            update(WeChatUser).where(WeChatUser.sender_id == sender_id, WeChatUser.sends_since_inbound > 0)
+            .values(sends_since_inbound=WeChatUser.sends_since_inbound - 1)
+        )
+        session.commit()
+
+
+# ------------------------------------------------------------------ outgoing
+@dataclass(frozen=True)
+class Outgoing:
+    id: int
+    sender_id: str
+    content: str
+    attempts: int
+
+
+def queue_messages(db_url: str, sender_id: str, parts: Sequence[str], source: str) -> None:
+    with session_factory(db_url)() as session:
+        _queue(session, sender_id, parts, source, utcnow())
+        session.commit()
+
+
+def claim_due(db_url: str, lease: dt.timedelta, limit: int = 50) -> List[Outgoing]:
+    """Unsent messages that are due, oldest first, at most one per user (the next
+    one of a user waits until this one is done, keeping their order); each is
+    leased (its next attempt moved ``lease`` ahead) so another replica skips it."""
+    now = utcnow()
+    with session_factory(db_url)() as session:
+        rows = session.execute(
+            select(WeChatOutgoing)
+            .where(WeChatOutgoing.sent_at.is_(None), WeChatOutgoing.failed_at.is_(None))
+            .order_by(WeChatOutgoing.id)
+            .limit(limit * 4)
+        ).scalars().all()
+        seen = set()
+        claimed: List[Outgoing] = []
+        for row in rows:
+            if row.sender_id in seen:
+                continue
+            seen.add(row.sender_id)  # only the oldest unsent message of each user
+            if row.next_attempt_at > now or len(claimed) >= limit:
+                continue
+            got = session.execute(
+                update(WeChatOutgoing)
+                .where(WeChatOutgoing.id == row.id, WeChatOutgoing.sent_at.is_(None),
+                       WeChatOutgoing.next_attempt_at <= now)
+                .values(next_attempt_at=now + lease, attempts=WeChatOutgoing.attempts + 1)
+            ).rowcount
+            if got:
+                claimed.append(Outgoing(row.id, row.sender_id, row.content, row.attempts + 1))
+        session.commit()
+        return claimed
+
+
+def next_due_at(db_url: str) -> Optional[dt.datetime]:
+    with session_factory(db_url)() as session:
+        return session.execute(
+            select(WeChatOutgoing.next_attempt_at)
+            .where(WeChatOutgoing.sent_at.is_(None), WeChatOutgoing.failed_at.is_(None))
+            .order_by(WeChatOutgoing.next_attempt_at).limit(1)
+        ).scalar()
+
+
+def mark_sent(db_url: str, message_id: int) -> None:
+    with session_factory(db_url)() as session:
+        session.execute(update(WeChatOutgoing).where(WeChatOutgoing.id == message_id)
+                        .values(sent_at=utcnow(), last_error=None))
+        session.commit()
+
+
+def mark_retry(db_url: str, message_id: int, delay_s: float, error: str) -> None:
+    with session_factory(db_url)() as session:
+        session.execute(update(WeChatOutgoing).where(WeChatOutgoing.id == message_id)
+                        .values(next_attempt_at=utcnow() + dt.timedelta(seconds=delay_s),
+                                last_error=error[:MAX_ERROR_CHARS]))
+        session.commit()
+
+
+def mark_failed(db_url: str, message_id: int, error: str) -> None:
+    with session_factory(db_url)() as session:
+        session.execute(update(WeChatOutgoing).where(WeChatOutgoing.id == message_id)
+                        .values(failed_at=utcnow(), last_error=error[:MAX_ERROR_CHARS]))
+        session.commit()
+
+
+def outgoing_counts(db_url: str) -> Dict[str, int]:
+    with session_factory(db_url)() as session:
+        rows = session.execute(select(WeChatOutgoing.sent_at, WeChatOutgoing.failed_at)).all()
+    counts = {"pending": 0, "sent": 0, "failed": 0}
+    for sent_at, failed_at in rows:
+        counts["sent" if sent_at else "failed" if failed_at else "pending"] += 1
+    return counts

@@ -1,0 +1,276 @@
+"""The WeChat channel end to end: the simulator (signed, encrypted, 5 s timeout,
+retries) → the real gateway with the real model and action server → passive
+replies, or ``success`` and the customer-service API (the simulator's fake)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from assistant.channels.wechat_sim import WeChatSimulator, message_xml
+from tests.conftest import serve_in_thread
+
+pytestmark = [pytest.mark.model, pytest.mark.asyncio(loop_scope="session")]
+
+OLD = 10 * 60  # seconds: outside the 300 s timestamp window
+
+
+def new_openid() -> str:
+    return "oTest" + secrets.token_urlsafe(16).replace("-", "a").replace("_", "b")
+
+
+@pytest.fixture(scope="module")
+def channel_url(live_server, wechat_api) -> str:
+    return f"{live_server}/channels/wechat"
+
+
+@pytest.fixture
+async def sim(channel_url, settings):
+    async with WeChatSimulator(channel_url, settings.wechat_token, settings.wechat_app_id,
+                               settings.wechat_encoding_aes_key) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def safe_sim(channel_url, settings):
+    async with WeChatSimulator(channel_url, settings.wechat_token, settings.wechat_app_id,
+                               settings.wechat_encoding_aes_key, safe=True) as simulator:
+        yield simulator
+
+
+def user_turns(settings, openid: str) -> int:
+    """User messages the dialogue processed for this WeChat user (Rasa tracker store)."""
+    engine = create_engine(settings.trackers_url)
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT COUNT(*) FROM events WHERE sender_id = :s AND type_name = 'user'"),
+            {"s": f"wx-{openid}"},
+        ).scalar()
+
+
+def inbound_rows(settings, key: str) -> int:
+    engine = create_engine(settings.db_url)
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT COUNT(*) FROM wechat_inbound WHERE key = :k"), {"k": key}).scalar()
+
+
+# ------------------------------------------------------------------ URL verification
+def test_url_verification(channel_url, settings):
+    from assistant.channels.wechat_crypto import signature
+
+    stamp, nonce = str(int(time.time())), "12345"
+    good = {"signature": signature(settings.wechat_token, stamp, nonce), "timestamp": stamp, "nonce": nonce,
+            "echostr": "echo-8734"}
+    response = httpx.get(channel_url, params=good)
+    assert response.status_code == 200 and response.text == "echo-8734"
+    bad = httpx.get(channel_url, params={**good, "signature": "0" * 40})
+    assert bad.status_code == 403 and bad.json()["detail"] == "签名校验失败"
+    missing = httpx.get(channel_url, params={"echostr": "x"})
+    assert missing.status_code == 400
+
+
+# ------------------------------------------------------------------ conversations
+async def test_three_turns_keep_context(sim, settings):
+    openid = new_openid()
+    first = await sim.send_text(openid, "我想办社保卡")
+    assert first.ok and first.attempts == 1 and "社会保障卡申领" in first.text
+    second = await sim.send_text(openid, "要带啥")
+    assert "社会保障卡申领" in second.text and "1. 居民身份证" in second.text
+    third = await sim.send_text(openid, "多久能拿到")
+    assert "办理时限" in third.text and "社会保障卡申领" in third.text
+    assert user_turns(settings, openid) == 3
+    assert max(r.seconds for r in (first, second, third)) < 4
+
+
+async def test_three_turns_in_safe_mode(safe_sim, settings):
+    openid = new_openid()
+    first = await safe_sim.send_text(openid, "我想办护照")
+    assert first.ok and "普通护照签发" in first.text  # read_reply checked MsgSignature and decrypted
+    assert "<Encrypt>" in first.body and "普通护照" not in first.body
+    second = await safe_sim.send_text(openid, "要多少钱")
+    assert "普通护照签发" in second.text and "收费" in second.text
+    third = await safe_sim.send_text(openid, "在哪里办")
+    assert "普通护照签发" in third.text
+    assert user_turns(settings, openid) == 3
+
+
+async def test_buttons_become_numbered_options(sim):
+    openid = new_openid()
+    body = await sim.send_text(openid, "异地就医备案怎么办")
+    assert "回复 1 " in body.text
+    option = next(line for line in body.text.splitlines() if line.startswith("回复 1 "))
+    chosen = await sim.send_text(openid, "1")
+    assert chosen.text and "异地就医备案" in chosen.text and chosen.text != body.text
+    assert option  # the first option's answer came back, not the "I did not understand" reply
+    assert "没听懂" not in chosen.text and "没有理解" not in chosen.text
+
+
+async def test_events_voice_recognition_and_other_types(sim, settings):
+    openid = new_openid()
+    welcome = await sim.send_event(openid, "subscribe")
+    assert welcome.text and "办事助手" in welcome.text and "转人工" in welcome.text
+    menu = await sim.send_event(openid, "CLICK", "MENU_PROGRESS")
+    assert "编号" in menu.text  # the progress form asks for the application number
+    voice = await sim.send_voice(openid, "media-unused", recognition="办社保卡要带什么材料")
+    assert "社会保障卡申领" in voice.text
+    image = await sim.deliver(sim.fields(openid, "image", PicUrl="http://example.invalid/a.jpg", MediaId="m1"))
+    assert image.text == "抱歉，我暂时只能看懂文字和语音。请您打字或发语音告诉我。"
+    quiet = await sim.send_event(openid, "unsubscribe")
+    assert quiet.ok and quiet.text is None and quiet.body == "success"
+    too_long = await sim.send_text(openid, "长" * (settings.max_text_chars + 1))
+    assert "太长" in too_long.text
+
+
+# ------------------------------------------------------------------ refused requests
+async def test_bad_signature_is_refused_and_nothing_processed(sim, settings):
+    openid = new_openid()
+    fields = sim.fields(openid, "text", Content="我想办社保卡")
+    params, body = sim.signed(message_xml(fields), token="wrongToken")
+    response = await sim.post(params, body)
+    assert response.status_code == 403 and response.json()["detail"] == "签名校验失败"
+    assert inbound_rows(settings, f"msg:{fields['MsgId']}") == 0
+    assert user_turns(settings, openid) == 0
+
+
+async def test_bad_msg_signature_in_safe_mode_is_refused(safe_sim, settings):
+    openid = new_openid()
+    fields = safe_sim.fields(openid, "text", Content="我想办社保卡")
+    params, body = safe_sim.signed(message_xml(fields))
+    response = await safe_sim.post({**params, "msg_signature": "f" * 40}, body)
+    assert response.status_code == 403
+    assert user_turns(settings, openid) == 0
+
+
+async def test_old_timestamp_is_refused(sim, settings):
+    openid = new_openid()
+    fields = sim.fields(openid, "text", Content="我想办社保卡")
+    params, body = sim.signed(message_xml(fields), timestamp=int(time.time()) - OLD)
+    response = await sim.post(params, body)
+    assert response.status_code == 403 and response.json()["detail"] == "请求时间戳无效或已过期"
+    assert user_turns(settings, openid) == 0
+
+
+@pytest.mark.parametrize("kind", ["oversized", "malformed", "xxe", "billion_laughs", "not_wechat", "bad_openid"])
+async def test_bad_xml_is_refused_and_nothing_processed(sim, settings, kind):
+    openid = new_openid()
+    payloads = {
+        "oversized": message_xml(sim.fields(openid, "text", Content="长" * (settings.wechat_max_xml_bytes // 3 + 10))),
+        "malformed": f"<xml><FromUserName>{openid}</FromUserName><Content>未闭合",
+        "xxe": ('<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+                f"<xml><FromUserName>{openid}</FromUserName><CreateTime>1</CreateTime>"
+                "<MsgType>text</MsgType><Content>&xxe;</Content><MsgId>1</MsgId></xml>"),
+        "billion_laughs": ('<!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+                           f"<xml><FromUserName>{openid}</FromUserName><Content>&b;</Content></xml>"),
+        "not_wechat": "<html><body>hello</body></html>",
+        "bad_openid": message_xml({**sim.fields(openid, "text", Content="你好"), "FromUserName": "o<script>"}),
+    }
+    params, body = sim.signed(payloads[kind])
+    response = await sim.post(params, body)
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"] == "消息格式不正确"
+    assert user_turns(settings, openid) == 0
+
+
+async def test_safe_mode_garbage_is_refused(safe_sim, settings):
+    from assistant.channels.wechat_crypto import signature
+
+    stamp, nonce = str(int(time.time())), "n1"
+    garbage = "QUJDREVGR0hJSktMTU5PUA=="  # base64, not a WeChat ciphertext
+    params = {"signature": signature(settings.wechat_token, stamp, nonce), "timestamp": stamp, "nonce": nonce,
+              "encrypt_type": "aes", "msg_signature": signature(settings.wechat_token, stamp, nonce, garbage)}
+    body = f"<xml><ToUserName>gh</ToUserName><Encrypt>{garbage}</Encrypt></xml>".encode()
+    response = await safe_sim.post(params, body)
+    assert response.status_code == 400
+
+
+# ------------------------------------------------------------------ deadline and retries
+async def test_slow_turn_answers_success_then_exactly_one_async_delivery(sim, wechat_api, settings):
+    """A voice message without WeChat's recognition: the media download takes 4.5 s
+    (a slow upstream), so the turn cannot finish within the 4 s passive window."""
+    from voice.audio import pcm16_from_wav
+    from voice.transcode import encode_amr
+    import subprocess
+
+    wav = Path(settings.data_dir) / "wechat-voice.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-w", str(wav), "안녕하세요"], check=True)
+    amr = encode_amr(pcm16_from_wav(wav.read_bytes(), max_bytes=1 << 24, max_seconds=60))
+    media_id = wechat_api.add_media(amr, "audio/amr", delay_s=4.5)
+    openid = new_openid()
+    reply = await sim.send_voice(openid, media_id)
+    assert reply.ok and reply.text is None and reply.body == "success"
+    assert reply.attempts == 1 and 3.8 < reply.seconds < 4.9  # within WeChat's 5 s, so no retry
+    got = await wechat_api.await_for(openid, 1, timeout_s=20)
+    assert len(got) == 1 and got[0]
+    await asyncio.sleep(2.0)  # nothing else arrives
+    assert len(wechat_api.messages_to(openid)) == 1
+    assert user_turns(settings, openid) == 1
+
+
+async def test_three_retries_of_one_msg_id_make_one_turn(sim, wechat_api, settings):
+    openid = new_openid()
+    fields = sim.fields(openid, "text", Content="护照要带什么材料")
+    xml = message_xml(fields)
+
+    async def attempt():
+        params, body = sim.signed(xml)  # each retry is signed anew (new nonce), same MsgId
+        return await sim.post(params, body)
+
+    together = await asyncio.gather(attempt(), attempt(), attempt())
+    replies = [sim.read_reply(r) for r in together]
+    assert all(r.status_code == 200 for r in together)
+    assert replies[0] and "普通护照签发" in replies[0] and len(set(replies)) == 1
+    later = [sim.read_reply(await attempt()) for _ in range(3)]
+    assert set(later) == {replies[0]}
+    assert user_turns(settings, openid) == 1
+    assert wechat_api.messages_to(openid) == []
+
+
+async def test_a_restart_between_retries_still_makes_one_turn(sim, settings):
+    """The second gateway has no dialogue model loaded: any turn it started would
+    fail, so the same reply proves it came from the database."""
+    from assistant.app import create_app
+
+    openid = new_openid()
+    fields = sim.fields(openid, "text", Content="营业执照在哪里办")
+    xml = message_xml(fields)
+    params, body = sim.signed(xml)
+    first = sim.read_reply(await sim.post(params, body))
+    assert first and "营业执照" in first
+    with serve_in_thread(create_app(settings, load_model=False)) as restarted:
+        async with WeChatSimulator(f"{restarted}/channels/wechat", settings.wechat_token,
+                                   settings.wechat_app_id) as other:
+            for _ in range(3):
+                params, body = other.signed(xml)
+                response = await other.post(params, body)
+                assert response.status_code == 200 and other.read_reply(response) == first
+    assert user_turns(settings, openid) == 1
+
+
+# ------------------------------------------------------------------ handoff relay
+async def test_operator_replies_reach_the_user_by_the_customer_service_api(sim, wechat_api, settings, live_server):
+    from assistant import auth
+
+    openid = new_openid()
+    asked = await sim.send_text(openid, "转人工")
+    assert "人工" in asked.text
+    relayed = await sim.send_text(openid, "我的社保卡丢了怎么办")
+    assert relayed.ok and relayed.text is None  # goes to the operator; the bot stays quiet
+    auth.create_operator(settings.db_url, "wx-op", "operator-pass-123", display_name="坐席")
+    with httpx.Client(base_url=live_server, timeout=30) as desk:
+        login = desk.post("/api/v1/desk/login", json={"username": "wx-op", "password": "operator-pass-123"})
+        desk.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        queue = desk.get("/api/v1/desk/queue").json()["tickets"]
+        ticket = next(t for t in queue if t["conversation_id"] == f"wx-{openid}")
+        assert ticket["channel"] == "wechat"
+        messages = desk.get(f"/api/v1/desk/tickets/{ticket['id']}").json()["messages"]
+        assert any("社保卡丢了" in m["text"] for m in messages)
+        sent = desk.post(f"/api/v1/desk/tickets/{ticket['id']}/messages", json={"text": "您好，我是人工客服小王。"})
+        assert sent.status_code in (200, 201), sent.text
+    got = await wechat_api.await_for(openid, 1, timeout_s=15)
+    assert got == ["您好，我是人工客服小王。"]
