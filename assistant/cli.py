@@ -145,7 +145,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 f"  网页聊天 web chat:  {base}/\n"
                 f"  API 文档 docs:      {base}/docs\n"
                 f"  健康检查 health:    {base}/healthz\n"
-                "按 Ctrl-C 退出 / press Ctrl-C to stop",
+                + (f"  微信公众号 WeChat:   {base}/channels/wechat\n" if settings.wechat_enabled else "")
+                + "按 Ctrl-C 退出 / press Ctrl-C to stop",
                 flush=True,
             )
         elif not ok:

@@ -297,15 +297,30 @@ class WeChatChannel:
                              settings.wechat_app_secret or "", settings.wechat_api_timeout_s)
         self.delivery = DeliveryWorker(self)
         self._turns: Dict[str, asyncio.Task] = {}
+        self._warm_up: Optional[asyncio.Task] = None
         self.passive_seconds = settings.wechat_passive_seconds
 
     async def start(self) -> None:
         self.delivery.start()
         self.app.state.pushers[CHANNEL] = self.push
+        # Voice messages without WeChat's recognition use our recogniser: load it now
+        # (in the background) rather than on the first voice message.
+        from assistant.routers.voice import voice_of
+
+        voice = voice_of(self.app)
+        if voice.asr.available:
+            self._warm_up = asyncio.create_task(self._warm_asr(voice))
+
+    @staticmethod
+    async def _warm_asr(voice: Any) -> None:
+        try:
+            await voice.ready_asr()
+        except Exception as exc:  # a broken model: voice messages get "please type" until fixed
+            logger.warning("wechat.voice.unavailable error=%s", type(exc).__name__)
 
     async def stop(self) -> None:
         await self.delivery.stop()
-        tasks = list(self._turns.values())
+        tasks = list(self._turns.values()) + ([self._warm_up] if self._warm_up is not None else [])
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
