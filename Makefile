@@ -37,6 +37,8 @@ bench: train
 	$(BIN)/python bench/nlu.py
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/assist.py
+	$(BIN)/python bench/voice.py
+	$(BIN)/python bench/wechat.py
 
 clean:
 	rm -rf $(RESULTS) .pytest_cache
