@@ -4,8 +4,11 @@ messages (``message/custom/send``) and media download (``media/get``).
 The access token comes from ``/cgi-bin/stable_token`` (the stable token: every
 caller with the same app id gets the same token until it expires, so gateway
 replicas do not invalidate each other's tokens), is cached until 5 minutes
-before it expires, and is fetched again (``force_refresh``) once when WeChat
-says it is invalid (40001, 40014, 42001). Async throughout (httpx).
+before it expires, and is fetched again once when WeChat says it is invalid
+(40001, 40014, 42001): one fetch shared by every call that was refused, in the
+normal mode (WeChat hands out the current token), with ``force_refresh`` only if
+that still returns the refused token (forcing invalidates the token of every
+replica and is limited to 20 a day, 30 s apart). Async throughout (httpx).
 """
 
 from __future__ import annotations
@@ -77,18 +80,33 @@ class WeChatApi:
         async with self._lock:
             if not force and self._token and time.monotonic() < self._token_expires - REFRESH_MARGIN_S:
                 return self._token
-            body = {"grant_type": "client_credential", "appid": self.app_id, "secret": self._secret,
-                    "force_refresh": force}
-            try:
-                data = await self._json(await self._client.post(TOKEN_PATH, json=body))
-            except httpx.HTTPError as exc:
-                raise WeChatApiError(None, type(exc).__name__) from None
-            token = data.get("access_token")
-            if not isinstance(token, str) or not token:
-                raise WeChatApiError(None, "no access_token in the answer")
-            self._token = token
-            self._token_expires = time.monotonic() + float(data.get("expires_in") or 7200)
-            logger.info("wechat.api.token expires_in=%s forced=%s", data.get("expires_in"), force)
+            return await self._fetch_token(force)
+
+    async def _fetch_token(self, force: bool) -> str:
+        """A token from WeChat (the caller holds the lock)."""
+        body = {"grant_type": "client_credential", "appid": self.app_id, "secret": self._secret,
+                "force_refresh": force}
+        try:
+            data = await self._json(await self._client.post(TOKEN_PATH, json=body))
+        except httpx.HTTPError as exc:
+            raise WeChatApiError(None, type(exc).__name__) from None
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise WeChatApiError(None, "no access_token in the answer")
+        self._token = token
+        self._token_expires = time.monotonic() + float(data.get("expires_in") or 7200)
+        logger.info("wechat.api.token expires_in=%s forced=%s", data.get("expires_in"), force)
+        return token
+
+    async def _renew(self, refused: str) -> str:
+        """A token to use instead of ``refused``: the one another call fetched since,
+        else the current one from WeChat, forced only if WeChat still hands out ``refused``."""
+        async with self._lock:
+            if self._token and self._token != refused and time.monotonic() < self._token_expires - REFRESH_MARGIN_S:
+                return self._token
+            token = await self._fetch_token(False)
+            if token == refused:
+                token = await self._fetch_token(True)
             return token
 
     async def _with_token(self, call):
@@ -100,7 +118,7 @@ class WeChatApi:
             if exc.errcode not in TOKEN_INVALID:
                 raise
             logger.warning("wechat.api.token_invalid errcode=%s", exc.errcode)
-            return await call(await self.access_token(force=True))
+            return await call(await self._renew(token))
 
     async def send_text(self, openid: str, content: str) -> None:
         """A customer-service text message to a user. Raises WeChatApiError."""

@@ -37,7 +37,8 @@ def signature(token: str, timestamp: str, nonce: str, encrypted: str = "") -> st
 
 
 def signature_ok(expected: str, given: Optional[str]) -> bool:
-    return bool(given) and hmac.compare_digest(expected, str(given).lower())
+    # Compared as bytes: compare_digest refuses non-ASCII str (a forged signature → 403, not 500).
+    return bool(given) and hmac.compare_digest(expected.encode("utf-8"), str(given).lower().encode("utf-8"))
 
 
 def aes_key(encoding_aes_key: str) -> bytes:

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from assistant.models import (
@@ -79,10 +79,16 @@ def state(db_url: str, key: str) -> Optional[InboundState]:
         return _state(row) if row is not None else None
 
 
-def _queue(session, sender_id: str, parts: Sequence[str], source: str, now: dt.datetime) -> None:
+# The rest of a passive reply waits this long, so that WeChat shows the passive
+# first part before the customer-service messages that continue it.
+AFTER_PASSIVE = dt.timedelta(seconds=1)
+
+
+def _queue(session, sender_id: str, parts: Sequence[str], source: str, now: dt.datetime,
+           not_before: Optional[dt.datetime] = None) -> None:
     for part in parts:
         session.add(WeChatOutgoing(sender_id=sender_id, content=part, source=source, created_at=now,
-                                   attempts=0, next_attempt_at=now))
+                                   attempts=0, next_attempt_at=not_before or now))
 
 
 def store_reply(db_url: str, key: str, sender_id: str, parts: List[str], failed: bool = False) -> bool:
@@ -120,7 +126,7 @@ def claim_passive(db_url: str, key: str, sender_id: str) -> Optional[List[str]]:
             return None
         row = session.get(WeChatInbound, key)
         parts = json.loads(row.reply) if row.reply else []
-        _queue(session, sender_id, parts[1:], "turn", now)
+        _queue(session, sender_id, parts[1:], "turn", now, not_before=now + AFTER_PASSIVE)
         session.commit()
         return parts
 
@@ -275,6 +281,16 @@ def queue_messages(db_url: str, sender_id: str, parts: Sequence[str], source: st
         session.commit()
 
 
+def _heads():
+    """The id of each user's oldest unsent message: the only one of theirs that may
+    be sent now (the next one waits until it is done, keeping their order)."""
+    return (
+        select(func.min(WeChatOutgoing.id))
+        .where(WeChatOutgoing.sent_at.is_(None), WeChatOutgoing.failed_at.is_(None))
+        .group_by(WeChatOutgoing.sender_id)
+    )
+
+
 def claim_due(db_url: str, lease: dt.timedelta, limit: int = 50) -> List[Outgoing]:
     """Unsent messages that are due, oldest first, at most one per user (the next
     one of a user waits until this one is done, keeping their order); each is
@@ -282,37 +298,31 @@ def claim_due(db_url: str, lease: dt.timedelta, limit: int = 50) -> List[Outgoin
     now = utcnow()
     with session_factory(db_url)() as session:
         rows = session.execute(
-            select(WeChatOutgoing)
-            .where(WeChatOutgoing.sent_at.is_(None), WeChatOutgoing.failed_at.is_(None))
+            select(WeChatOutgoing.id, WeChatOutgoing.sender_id, WeChatOutgoing.content, WeChatOutgoing.attempts)
+            .where(WeChatOutgoing.id.in_(_heads()), WeChatOutgoing.next_attempt_at <= now)
             .order_by(WeChatOutgoing.id)
-            .limit(limit * 4)
-        ).scalars().all()
-        seen = set()
+            .limit(limit)
+        ).all()
         claimed: List[Outgoing] = []
-        for row in rows:
-            if row.sender_id in seen:
-                continue
-            seen.add(row.sender_id)  # only the oldest unsent message of each user
-            if row.next_attempt_at > now or len(claimed) >= limit:
-                continue
+        for message_id, sender_id, content, attempts in rows:
             got = session.execute(
                 update(WeChatOutgoing)
-                .where(WeChatOutgoing.id == row.id, WeChatOutgoing.sent_at.is_(None),
-                       WeChatOutgoing.next_attempt_at <= now)
+                .where(WeChatOutgoing.id == message_id, WeChatOutgoing.sent_at.is_(None),
+                       WeChatOutgoing.failed_at.is_(None), WeChatOutgoing.next_attempt_at <= now)
                 .values(next_attempt_at=now + lease, attempts=WeChatOutgoing.attempts + 1)
             ).rowcount
             if got:
-                claimed.append(Outgoing(row.id, row.sender_id, row.content, row.attempts + 1))
+                claimed.append(Outgoing(message_id, sender_id, content, attempts + 1))
         session.commit()
         return claimed
 
 
 def next_due_at(db_url: str) -> Optional[dt.datetime]:
+    """When the next message may be claimed (a user's later messages wait for their
+    oldest one, so only those count)."""
     with session_factory(db_url)() as session:
         return session.execute(
-            select(WeChatOutgoing.next_attempt_at)
-            .where(WeChatOutgoing.sent_at.is_(None), WeChatOutgoing.failed_at.is_(None))
-            .order_by(WeChatOutgoing.next_attempt_at).limit(1)
+            select(func.min(WeChatOutgoing.next_attempt_at)).where(WeChatOutgoing.id.in_(_heads()))
         ).scalar()
 
 

@@ -27,6 +27,9 @@ EVENT_CLICK = "CLICK"
 # Content is bounded again by the gateway's text limit).
 MAX_FIELD_CHARS = 8192
 OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# MsgId is a 64-bit number: ASCII digits only (str.isdigit also accepts "１２３" and "²"),
+# short enough for the 200-character dedup key column.
+MSG_ID_RE = re.compile(r"[0-9]{1,20}")
 
 
 class WeChatXmlError(ValueError):
@@ -85,7 +88,7 @@ class Inbound:
         except ValueError:
             raise WeChatXmlError("bad CreateTime") from None
         msg_id = fields.get("MsgId", "")
-        if msg_id and not msg_id.isdigit():
+        if msg_id and not MSG_ID_RE.fullmatch(msg_id):
             raise WeChatXmlError("bad MsgId")
         return cls(
             to_user=fields.get("ToUserName", ""),
@@ -110,7 +113,12 @@ class Inbound:
         return f"evt:{self.from_user}:{self.create_time}:{self.event or self.msg_type}"[:200]
 
 
+# Characters XML 1.0 does not allow at all (not even in CDATA).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def _cdata(text: str) -> str:
+    text = _NOT_XML.sub("", text)
     return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
