@@ -40,10 +40,10 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Annotated, Any, Dict, List, Optional, Tuple
 
 import yaml
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from assistant import chat_session
@@ -494,7 +494,25 @@ def channel_of(request: Request) -> WeChatChannel:
 
 
 # ------------------------------------------------------------------ endpoints
-def _check_signature(settings: Settings, sig: Optional[str], timestamp: Optional[str], nonce: Optional[str]) -> None:
+@dataclass(frozen=True)
+class Signed:
+    """A request whose WeChat signature and timestamp were checked."""
+
+    channel: WeChatChannel
+    timestamp: str
+    nonce: str
+
+
+def signed_request(
+    request: Request,
+    sig: Optional[str] = Query(None, alias="signature", max_length=64),
+    timestamp: Optional[str] = Query(None, max_length=16),
+    nonce: Optional[str] = Query(None, max_length=64),
+) -> Signed:
+    """404 when the channel is off, 400 without the signature parameters, 403 for a
+    wrong signature or a timestamp outside the replay window."""
+    channel = channel_of(request)
+    settings = channel.settings
     if not sig or not timestamp or not nonce:
         raise HTTPException(status_code=400, detail=MISSING_PARAMS)
     if not signature_ok(signature(settings.wechat_token or "", timestamp, nonce), sig):
@@ -505,19 +523,15 @@ def _check_signature(settings: Settings, sig: Optional[str], timestamp: Optional
         raise HTTPException(status_code=403, detail=BAD_TIMESTAMP) from None
     if abs(time.time() - sent) > settings.wechat_timestamp_window_s:
         raise HTTPException(status_code=403, detail=BAD_TIMESTAMP)
+    return Signed(channel, timestamp, nonce)
+
+
+SignedDep = Annotated[Signed, Depends(signed_request)]
 
 
 @router.get("")
-async def verify_url(
-    request: Request,
-    sig: Optional[str] = Query(None, alias="signature", max_length=64),
-    timestamp: Optional[str] = Query(None, max_length=16),
-    nonce: Optional[str] = Query(None, max_length=64),
-    echostr: Optional[str] = Query(None, max_length=256),
-) -> PlainTextResponse:
+async def verify_url(signed: SignedDep, echostr: Optional[str] = Query(None, max_length=256)) -> PlainTextResponse:
     """WeChat's URL verification: echo ``echostr`` when the signature is ours."""
-    channel = channel_of(request)
-    _check_signature(channel.settings, sig, timestamp, nonce)
     if not echostr:
         raise HTTPException(status_code=400, detail=MISSING_PARAMS)
     return PlainTextResponse(echostr)
@@ -535,17 +549,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
 @router.post("")
 async def receive(
     request: Request,
-    sig: Optional[str] = Query(None, alias="signature", max_length=64),
-    timestamp: Optional[str] = Query(None, max_length=16),
-    nonce: Optional[str] = Query(None, max_length=64),
+    signed: SignedDep,
     encrypt_type: Optional[str] = Query(None, max_length=16),
     msg_signature: Optional[str] = Query(None, max_length=64),
 ) -> Response:
     """A message or event from WeChat: its passive reply (XML) or ``success``."""
     received_at = time.monotonic()
-    channel = channel_of(request)
+    channel = signed.channel
     settings = channel.settings
-    _check_signature(settings, sig, timestamp, nonce)
     body = await _read_body(request, settings.wechat_max_xml_bytes)
     encrypted = encrypt_type == "aes"
     try:
@@ -556,7 +567,7 @@ async def receive(
             envelope = fields.get("Encrypt", "")
             if not envelope:
                 raise WeChatXmlError("no Encrypt")
-            expected = signature(settings.wechat_token or "", timestamp or "", nonce or "", envelope)
+            expected = signature(settings.wechat_token or "", signed.timestamp, signed.nonce, envelope)
             if not signature_ok(expected, msg_signature):
                 raise HTTPException(status_code=403, detail=BAD_SIGNATURE)
             fields = parse_fields(channel.crypto.decrypt(envelope).encode("utf-8"), settings.wechat_max_xml_bytes)

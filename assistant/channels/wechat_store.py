@@ -110,22 +110,30 @@ def store_reply(db_url: str, key: str, sender_id: str, parts: List[str], failed:
         return bool(claimed)
 
 
+def _claim_reply(session, key: str, from_delivery: str, to_delivery: str) -> Optional[List[str]]:
+    """Move a stored reply's delivery from one state to another (compare-and-set);
+    its parts if this call won, else None."""
+    claimed = session.execute(
+        update(WeChatInbound)
+        .where(WeChatInbound.key == key, WeChatInbound.delivery == from_delivery,
+               WeChatInbound.status.in_((WX_REPLIED, WX_FAILED)))
+        .values(delivery=to_delivery)
+    ).rowcount
+    if not claimed:
+        return None
+    row = session.get(WeChatInbound, key)
+    return json.loads(row.reply) if row.reply else []
+
+
 def claim_passive(db_url: str, key: str, sender_id: str) -> Optional[List[str]]:
     """The reply is ready in time: answer it in the HTTP response. Returns the reply
     (its first part goes passively, the rest is queued), or None if not ready."""
     now = utcnow()
     with session_factory(db_url)() as session:
-        claimed = session.execute(
-            update(WeChatInbound)
-            .where(WeChatInbound.key == key, WeChatInbound.delivery == WX_PENDING,
-                   WeChatInbound.status.in_((WX_REPLIED, WX_FAILED)))
-            .values(delivery=WX_PASSIVE)
-        ).rowcount
-        if not claimed:
+        parts = _claim_reply(session, key, WX_PENDING, WX_PASSIVE)
+        if parts is None:
             session.rollback()
             return None
-        row = session.get(WeChatInbound, key)
-        parts = json.loads(row.reply) if row.reply else []
         _queue(session, sender_id, parts[1:], "turn", now, not_before=now + AFTER_PASSIVE)
         session.commit()
         return parts
@@ -145,19 +153,11 @@ def give_up_waiting(db_url: str, key: str, sender_id: str) -> Tuple[str, List[st
             update(WeChatInbound).where(WeChatInbound.key == key, WeChatInbound.delivery == WX_PENDING)
             .values(delivery=WX_ASYNC)
         )
-        claimed = session.execute(
-            update(WeChatInbound)
-            .where(WeChatInbound.key == key, WeChatInbound.delivery == WX_ASYNC,
-                   WeChatInbound.status.in_((WX_REPLIED, WX_FAILED)))
-            .values(delivery=WX_QUEUED)
-        ).rowcount
-        parts: List[str] = []
-        if claimed:
-            row = session.get(WeChatInbound, key)
-            parts = json.loads(row.reply) if row.reply else []
-            _queue(session, sender_id, parts, "turn", now)
+        queued = _claim_reply(session, key, WX_ASYNC, WX_QUEUED)
+        if queued is not None:
+            _queue(session, sender_id, queued, "turn", now)
         session.commit()
-        return (WX_QUEUED, parts) if claimed else (WX_ASYNC, [])
+        return (WX_QUEUED, queued) if queued is not None else (WX_ASYNC, [])
 
 
 def recover_orphans(db_url: str, older_than: dt.timedelta, apology: str) -> int:
