@@ -61,18 +61,19 @@ def inbound_rows(settings, key: str) -> int:
 
 
 # ------------------------------------------------------------------ URL verification
-def test_url_verification(channel_url, settings):
+async def test_url_verification(channel_url, settings):
     from assistant.channels.wechat_crypto import signature
 
     stamp, nonce = str(int(time.time())), "12345"
     good = {"signature": signature(settings.wechat_token, stamp, nonce), "timestamp": stamp, "nonce": nonce,
             "echostr": "echo-8734"}
-    response = httpx.get(channel_url, params=good)
-    assert response.status_code == 200 and response.text == "echo-8734"
-    bad = httpx.get(channel_url, params={**good, "signature": "0" * 40})
-    assert bad.status_code == 403 and bad.json()["detail"] == "签名校验失败"
-    missing = httpx.get(channel_url, params={"echostr": "x"})
-    assert missing.status_code == 400
+    async with httpx.AsyncClient() as http:
+        response = await http.get(channel_url, params=good)
+        assert response.status_code == 200 and response.text == "echo-8734"
+        bad = await http.get(channel_url, params={**good, "signature": "0" * 40})
+        assert bad.status_code == 403 and bad.json()["detail"] == "签名校验失败"
+        missing = await http.get(channel_url, params={"echostr": "x"})
+        assert missing.status_code == 400
 
 
 # ------------------------------------------------------------------ conversations
