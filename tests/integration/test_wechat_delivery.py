@@ -26,6 +26,9 @@ from assistant.models import WeChatInbound, WeChatOutgoing, WeChatUser
 from knowledge.db import session_factory, utcnow
 from tests.conftest import serve_in_thread
 
+# One event loop for the tests and their async fixtures (the channel's HTTP client).
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
 
 def new_openid() -> str:
     return "oDeliv" + secrets.token_hex(10)
@@ -79,9 +82,13 @@ def db(private_url) -> str:
     return private_url
 
 
-def channel_for(settings, db: str, api_url: str) -> WeChatChannel:
+@pytest.fixture
+async def channel(settings, db: str, api_url: str):
+    """A WeChat channel on the private database and the fake API (its worker not started)."""
     app = SimpleNamespace(state=SimpleNamespace(pushers={}))
-    return WeChatChannel(app, settings.copy(update={"database_url": db, "wechat_api_base": api_url}))
+    channel = WeChatChannel(app, settings.copy(update={"database_url": db, "wechat_api_base": api_url}))
+    yield channel
+    await channel.api.close()
 
 
 def rows_of(db: str, sender: str) -> list:
@@ -231,134 +238,110 @@ async def test_unreachable_api_is_retryable(settings):
 
 
 # ------------------------------------------------------------------ DeliveryWorker
-async def test_busy_is_retried_later_and_sent_once(fake, api_url, settings, db):
+async def test_busy_is_retried_later_and_sent_once(fake, channel, db):
     from assistant.channels import wechat
 
     openid = new_openid()
     sender = sender_of(openid)
-    channel = channel_for(settings, db, api_url)
-    try:
-        store.note_inbound(db, sender)
-        store.queue_messages(db, sender, ["您的办件已受理"], "turn")
-        fake.fail_sends.append(-1)
-        assert await channel.delivery.run_once() == 1
-        assert fake.messages_to(openid) == []
-        (row,) = rows_of(db, sender)
-        assert row.sent_at is None and row.failed_at is None and row.attempts == 1
-        assert "errcode=-1" in row.last_error
-        wait_s = (row.next_attempt_at - utcnow()).total_seconds()
-        # the first retry waits RETRY_BASE_S (with jitter), not a longer back-off
-        assert 0.5 * wechat.RETRY_BASE_S < wait_s <= wechat.RETRY_BASE_S
-        assert window_used(db, sender) == 0  # the failed send was not counted
-        assert await channel.delivery.run_once() == 0  # not yet
-        await asyncio.sleep(wait_s + 0.05)
-        assert await channel.delivery.run_once() == 1
-        (row,) = rows_of(db, sender)
-        assert row.sent_at is not None and row.attempts == 2 and row.last_error is None
-        assert await drain(channel) == 0
-        assert fake.messages_to(openid) == ["您的办件已受理"]
-        assert window_used(db, sender) == 1
-    finally:
-        await channel.api.close()
+    store.note_inbound(db, sender)
+    store.queue_messages(db, sender, ["您的办件已受理"], "turn")
+    fake.fail_sends.append(-1)
+    assert await channel.delivery.run_once() == 1
+    assert fake.messages_to(openid) == []
+    (row,) = rows_of(db, sender)
+    assert row.sent_at is None and row.failed_at is None and row.attempts == 1
+    assert "errcode=-1" in row.last_error
+    wait_s = (row.next_attempt_at - utcnow()).total_seconds()
+    # the first retry waits RETRY_BASE_S (with jitter), not a longer back-off
+    assert 0.5 * wechat.RETRY_BASE_S < wait_s <= wechat.RETRY_BASE_S
+    assert window_used(db, sender) == 0  # the failed send was not counted
+    assert await channel.delivery.run_once() == 0  # not yet
+    await asyncio.sleep(wait_s + 0.05)
+    assert await channel.delivery.run_once() == 1
+    (row,) = rows_of(db, sender)
+    assert row.sent_at is not None and row.attempts == 2 and row.last_error is None
+    assert await drain(channel) == 0
+    assert fake.messages_to(openid) == ["您的办件已受理"]
+    assert window_used(db, sender) == 1
 
 
-async def test_out_of_window_is_final(fake, api_url, settings, db):
+async def test_out_of_window_is_final(fake, channel, db):
     openid = new_openid()
     sender = sender_of(openid)
-    channel = channel_for(settings, db, api_url)
-    try:
-        store.note_inbound(db, sender)
-        store.queue_messages(db, sender, ["不会送达", "下一条"], "turn")
-        fake.fail_sends.append(45015)
-        assert await channel.delivery.run_once() == 1
-        first, second = rows_of(db, sender)
-        assert first.failed_at is not None and "45015" in first.last_error and first.attempts == 1
-        assert second.sent_at is None
-        assert await drain(channel) == 1  # only the next message; the failed one is never retried
-        first, second = rows_of(db, sender)
-        assert first.sent_at is None and first.attempts == 1 and second.sent_at is not None
-        assert fake.messages_to(openid) == ["下一条"]
-        assert window_used(db, sender) == 1
-    finally:
-        await channel.api.close()
+    store.note_inbound(db, sender)
+    store.queue_messages(db, sender, ["不会送达", "下一条"], "turn")
+    fake.fail_sends.append(45015)
+    assert await channel.delivery.run_once() == 1
+    first, second = rows_of(db, sender)
+    assert first.failed_at is not None and "45015" in first.last_error and first.attempts == 1
+    assert second.sent_at is None
+    assert await drain(channel) == 1  # only the next message; the failed one is never retried
+    first, second = rows_of(db, sender)
+    assert first.sent_at is None and first.attempts == 1 and second.sent_at is not None
+    assert fake.messages_to(openid) == ["下一条"]
+    assert window_used(db, sender) == 1
 
 
-async def test_a_sixth_message_exceeds_the_window(fake, api_url, settings, db):
+async def test_a_sixth_message_exceeds_the_window(fake, channel, db):
     openid = new_openid()
     sender = sender_of(openid)
-    channel = channel_for(settings, db, api_url)
-    try:
-        store.note_inbound(db, sender)
-        texts = [f"第{i}段" for i in range(1, 7)]
-        store.queue_messages(db, sender, texts, "turn")
-        assert await drain(channel) == 6
-        assert fake.messages_to(openid) == texts[:5]
-        rows = rows_of(db, sender)
-        assert all(r.sent_at is not None for r in rows[:5])
-        assert rows[5].sent_at is None and rows[5].failed_at is not None and rows[5].last_error == "window_full"
-        # the user writes again: new messages may be sent
-        store.note_inbound(db, sender)
-        store.queue_messages(db, sender, ["新的回复"], "turn")
-        assert await drain(channel) == 1
-        assert fake.messages_to(openid) == texts[:5] + ["新的回复"]
-    finally:
-        await channel.api.close()
+    store.note_inbound(db, sender)
+    texts = [f"第{i}段" for i in range(1, 7)]
+    store.queue_messages(db, sender, texts, "turn")
+    assert await drain(channel) == 6
+    assert fake.messages_to(openid) == texts[:5]
+    rows = rows_of(db, sender)
+    assert all(r.sent_at is not None for r in rows[:5])
+    assert rows[5].sent_at is None and rows[5].failed_at is not None and rows[5].last_error == "window_full"
+    # the user writes again: new messages may be sent
+    store.note_inbound(db, sender)
+    store.queue_messages(db, sender, ["新的回复"], "turn")
+    assert await drain(channel) == 1
+    assert fake.messages_to(openid) == texts[:5] + ["新的回复"]
 
 
-async def test_no_message_to_a_user_who_never_wrote(fake, api_url, settings, db):
+async def test_no_message_to_a_user_who_never_wrote(fake, channel, db):
     openid = new_openid()
     sender = sender_of(openid)
-    channel = channel_for(settings, db, api_url)
-    try:
-        store.queue_messages(db, sender, ["hello"], "desk")
-        assert await drain(channel) == 1
-        (row,) = rows_of(db, sender)
-        assert row.failed_at is not None and row.last_error == "no_inbound"
-        assert fake.messages_to(openid) == []
-    finally:
-        await channel.api.close()
+    store.queue_messages(db, sender, ["hello"], "desk")
+    assert await drain(channel) == 1
+    (row,) = rows_of(db, sender)
+    assert row.failed_at is not None and row.last_error == "no_inbound"
+    assert fake.messages_to(openid) == []
 
 
-async def test_messages_arrive_in_queue_order(fake, api_url, settings, db):
+async def test_messages_arrive_in_queue_order(fake, channel, db):
     users = [new_openid() for _ in range(3)]
-    channel = channel_for(settings, db, api_url)
-    try:
+    for openid in users:
+        store.note_inbound(db, sender_of(openid))
+    expected = {openid: [] for openid in users}
+    for i in range(4):  # interleaved between the users
         for openid in users:
-            store.note_inbound(db, sender_of(openid))
-        expected = {openid: [] for openid in users}
-        for i in range(4):  # interleaved between the users
-            for openid in users:
-                text = f"{openid[-4:]}-{i}"
-                store.queue_messages(db, sender_of(openid), [text], "turn")
-                expected[openid].append(text)
-        assert await drain(channel) == 12
-        for openid in users:
-            assert fake.messages_to(openid) == expected[openid]
-    finally:
-        await channel.api.close()
+            text = f"{openid[-4:]}-{i}"
+            store.queue_messages(db, sender_of(openid), [text], "turn")
+            expected[openid].append(text)
+    assert await drain(channel) == 12
+    for openid in users:
+        assert fake.messages_to(openid) == expected[openid]
 
 
-async def test_order_is_kept_across_a_retry(fake, api_url, settings, db):
+async def test_order_is_kept_across_a_retry(fake, channel, db):
     openid = new_openid()
     sender = sender_of(openid)
-    channel = channel_for(settings, db, api_url)
-    try:
-        store.note_inbound(db, sender)
-        store.queue_messages(db, sender, ["一", "二", "三"], "turn")
-        assert await channel.delivery.run_once() == 1  # 一
-        fake.fail_sends.append(-1)
-        assert await channel.delivery.run_once() == 1  # 二: busy
-        assert await channel.delivery.run_once() == 0  # 三 waits for 二
-        assert fake.messages_to(openid) == ["一"]
-        due = store.next_due_at(db)
-        await asyncio.sleep(max(0.0, (due - utcnow()).total_seconds()) + 0.05)
-        assert await drain(channel) == 2
-        assert fake.messages_to(openid) == ["一", "二", "三"]
-    finally:
-        await channel.api.close()
+    store.note_inbound(db, sender)
+    store.queue_messages(db, sender, ["一", "二", "三"], "turn")
+    assert await channel.delivery.run_once() == 1  # 一
+    fake.fail_sends.append(-1)
+    assert await channel.delivery.run_once() == 1  # 二: busy
+    assert await channel.delivery.run_once() == 0  # 三 waits for 二
+    assert fake.messages_to(openid) == ["一"]
+    due = store.next_due_at(db)
+    await asyncio.sleep(max(0.0, (due - utcnow()).total_seconds()) + 0.05)
+    assert await drain(channel) == 2
+    assert fake.messages_to(openid) == ["一", "二", "三"]
 
 
-async def test_the_worker_waits_for_a_retry_without_spinning(fake, api_url, settings, db, monkeypatch):
+async def test_the_worker_waits_for_a_retry_without_spinning(fake, channel, db, monkeypatch):
     """While a user's first message waits for its retry, their next message is not
     due: the worker sleeps until the retry instead of polling the database flat out."""
     openid = new_openid()
@@ -371,7 +354,6 @@ async def test_the_worker_waits_for_a_retry_without_spinning(fake, api_url, sett
         return real_claim(*args, **kwargs)
 
     monkeypatch.setattr(store, "claim_due", counting_claim)
-    channel = channel_for(settings, db, api_url)
     try:
         store.note_inbound(db, sender)
         fake.fail_sends.append(-1)
@@ -382,25 +364,20 @@ async def test_the_worker_waits_for_a_retry_without_spinning(fake, api_url, sett
         assert len(calls) < 15, f"{len(calls)} claims in {calls[-1] - calls[0]:.1f} s"
     finally:
         await channel.delivery.stop()
-        await channel.api.close()
 
 
-async def test_operator_replies_are_pushed_in_parts(fake, api_url, settings, db):
+async def test_operator_replies_are_pushed_in_parts(fake, channel, db):
     openid = new_openid()
     sender = sender_of(openid)
-    channel = channel_for(settings, db, api_url)
-    try:
-        store.note_inbound(db, sender)
-        long_reply = "\n".join(f"第{i}行：" + "请携带身份证原件。" * 20 for i in range(8))
-        await channel.push(sender, long_reply)
-        rows = rows_of(db, sender)
-        assert len(rows) > 1 and {r.source for r in rows} == {"desk"}
-        assert await drain(channel) == len(rows)
-        got = fake.messages_to(openid)
-        assert "\n".join(got) == long_reply
-        assert all(len(part.encode("utf-8")) <= channel.texts.text_limit_bytes for part in got)
-    finally:
-        await channel.api.close()
+    store.note_inbound(db, sender)
+    long_reply = "\n".join(f"第{i}行：" + "请携带身份证原件。" * 20 for i in range(8))
+    await channel.push(sender, long_reply)
+    rows = rows_of(db, sender)
+    assert len(rows) > 1 and {r.source for r in rows} == {"desk"}
+    assert await drain(channel) == len(rows)
+    got = fake.messages_to(openid)
+    assert "\n".join(got) == long_reply
+    assert all(len(part.encode("utf-8")) <= channel.texts.text_limit_bytes for part in got)
 
 
 async def test_next_due_at_follows_the_heads(db):
