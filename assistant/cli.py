@@ -473,6 +473,7 @@ def cmd_wechat_sim(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     url = args.url or f"http://{settings.host}:{settings.port}/channels/wechat"
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would bury the chat
     api = FakeWeChatApi(settings.wechat_app_id or "", settings.wechat_app_secret or "")
     expected = f"http://127.0.0.1:{args.api_port}"
     if settings.wechat_api_base != expected:

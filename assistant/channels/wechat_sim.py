@@ -286,10 +286,20 @@ class FakeWeChatApi:
 
 # ------------------------------------------------------------------ CLI
 async def chat(url: str, settings: Any, api: FakeWeChatApi, openid: str, safe: bool) -> None:
-    """Read lines from the terminal and send them as one WeChat user (``banshi wechat-sim``)."""
+    """Read lines from the terminal and send them as one WeChat user (``banshi wechat-sim``).
+    Customer-service messages (late replies, operator replies) are printed as they arrive."""
     sim = WeChatSimulator(url, settings.wechat_token, settings.wechat_app_id,
                           settings.wechat_encoding_aes_key, safe=safe)
-    seen = 0
+
+    async def show_customer_service_messages() -> None:
+        seen = 0
+        while True:
+            got = await api.await_for(openid, seen + 1, timeout_s=0.5)
+            for text in got[seen:]:
+                print(f"\n助手（客服消息）> {text}\n你> ", end="", flush=True)
+            seen = len(got)
+
+    printer = asyncio.create_task(show_customer_service_messages())
     print("输入消息后回车发送；/subscribe 关注，/menu KEY 点菜单，/quit 退出。")
     try:
         while True:
@@ -311,12 +321,11 @@ async def chat(url: str, settings: Any, api: FakeWeChatApi, openid: str, safe: b
             elif reply.text:
                 print(f"助手（被动回复，{reply.seconds:.2f} 秒）> {reply.text}")
             else:
-                print(f"[success，{reply.seconds:.2f} 秒；等待客服消息…]")
-            got = await api.await_for(openid, seen + 1, timeout_s=0.5 if reply.text else 15.0)
-            for text in got[seen:]:
-                print(f"助手（客服消息）> {text}")
-            seen = len(got)
+                print(f"[success，{reply.seconds:.2f} 秒：回复（如有）将以客服消息送达]")
     except (EOFError, KeyboardInterrupt):
+        await asyncio.sleep(1.0)  # let late customer-service messages show
         return
     finally:
+        printer.cancel()
+        await asyncio.gather(printer, return_exceptions=True)
         await sim.close()

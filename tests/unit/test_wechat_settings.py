@@ -51,3 +51,17 @@ def test_bad_values_are_refused(values):
 
 def test_api_base_loses_its_trailing_slash():
     assert make(wechat_api_base="http://127.0.0.1:8790/").wechat_api_base == "http://127.0.0.1:8790"
+
+
+def test_the_simulator_explains_how_to_switch_the_channel_on():
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANSHI_WECHAT_")}
+    result = subprocess.run([sys.executable, "-m", "assistant.cli", "wechat-sim"], capture_output=True,
+                            text=True, cwd=ROOT, env=env, timeout=300)
+    assert result.returncode == 2
+    assert "BANSHI_WECHAT_TOKEN" in result.stderr and "BANSHI_WECHAT_API_BASE" in result.stderr
