@@ -24,7 +24,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -34,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("SQLALCHEMY_WARN_20", "0")
 
-from bench.latency import free_port, pctl  # noqa: E402
+from bench.latency import gateway_in_thread, pctl  # noqa: E402
 from bench.nlu import DATASETS, load_heldout  # noqa: E402
 
 API_KEY = "bench-assist-key"
@@ -86,29 +85,15 @@ async def evaluate(runtime, catalog, rows: Sequence[Dict[str, str]]) -> Dict[str
 def http_latency(settings, runtime, texts: Sequence[str], requests: int) -> Dict[str, float]:
     """p50/p95 of POST /api/v1/assist over the real gateway (uvicorn on a free port)."""
     import httpx
-    import uvicorn
 
-    from assistant.app import create_app
-
-    app = create_app(settings, load_model=False)
-    app.state.runtime = runtime  # already loaded: one copy of the model
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("gateway did not start")
-        time.sleep(0.1)
     times: List[float] = []
     statuses: Dict[int, int] = {}
 
     # The async client, as bench/latency.py: httpx's sync client writes the headers and
     # the body of a POST separately, and Nagle + delayed ACK then add ~40 ms per request.
-    async def run() -> None:
+    async def run(base_url: str) -> None:
         headers = {"Authorization": f"Bearer {API_KEY}"}
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
             cycle = itertools.cycle(texts)
             for n in range(WARMUP + requests):
                 started = time.perf_counter()
@@ -118,11 +103,8 @@ def http_latency(settings, runtime, texts: Sequence[str], requests: int) -> Dict
                     times.append(elapsed)
                     statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
 
-    try:
-        asyncio.run(run())
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with gateway_in_thread(settings, runtime) as url:
+        asyncio.run(run(url))
     if set(statuses) != {200}:
         raise RuntimeError(f"unexpected statuses: {statuses}")
     return {"n": len(times), "p50": pctl(times, 0.5), "p95": pctl(times, 0.95), "max": max(times)}

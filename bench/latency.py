@@ -22,8 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import httpx
 
@@ -82,6 +83,20 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextmanager
+def gateway_in_thread(settings, runtime) -> Iterator[str]:
+    """The gateway app served by uvicorn in a thread, sharing an already loaded
+    runtime (one copy of the model in the bench process); yields its base URL."""
+    sys.path.insert(0, str(ROOT))
+    from assistant.app import create_app
+    from assistant.serving import serve_in_thread
+
+    app = create_app(settings, load_model=False)
+    app.state.runtime = runtime
+    with serve_in_thread(app, start_timeout=120) as url:
+        yield url
 
 
 def pctl(values: List[float], q: float) -> float:

@@ -34,7 +34,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unicodedata
 from pathlib import Path
@@ -45,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("SQLALCHEMY_WARN_20", "0")
 
-from bench.latency import free_port, pctl  # noqa: E402
+from bench.latency import free_port, gateway_in_thread, pctl  # noqa: E402
 
 TARGET_RTF = 0.3
 TARGET_TURN_S = 1.0
@@ -165,25 +164,6 @@ async def bench_tts(settings, long_answer: str, repeats: int = 5) -> List[Dict[s
 
 
 # ------------------------------------------------------------------ 3. gateway
-def start_gateway(settings, runtime):
-    import uvicorn
-
-    from assistant.app import create_app
-
-    app = create_app(settings, load_model=False)
-    app.state.runtime = runtime  # already loaded: one copy of the model
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, ws="wsproto", log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("gateway did not start")
-        time.sleep(0.1)
-    return server, thread, f"127.0.0.1:{port}"
-
-
 async def voice_turn(host: str, pcm: bytes, elderly: bool = False) -> Dict[str, float]:
     import httpx
     import websockets
@@ -239,8 +219,8 @@ def bench_gateway(settings, clips: Dict[str, bytes], turns: int) -> Dict[str, Li
             raise RuntimeError("action server did not start")
         runtime = AssistantRuntime(settings)
         runtime.load()
-        server, thread, host = start_gateway(settings, runtime)
-        try:
+        with gateway_in_thread(settings, runtime) as url:
+            host = url.split("://", 1)[1]
             pcms = list(clips.values())
 
             async def run() -> Dict[str, List[float]]:
@@ -253,9 +233,6 @@ def bench_gateway(settings, clips: Dict[str, bytes], turns: int) -> Dict[str, Li
                 return results
 
             return asyncio.run(run())
-        finally:
-            server.should_exit = True
-            thread.join(timeout=15)
     finally:
         action.terminate()
         try:
