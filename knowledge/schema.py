@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import List, Literal, Union
+from typing import List, Literal, Optional, Union
 
 from pydantic import BaseModel, Extra, Field, validator
 
@@ -85,6 +85,18 @@ class CrossProvince(_Strict):
     _note = validator("note", allow_reuse=True)(_non_empty_text)
 
 
+class NearMiss(_Strict):
+    """A message that looks like this record but belongs elsewhere (``item``) or nowhere (null)."""
+
+    text: str
+    item: Optional[str] = None
+
+    _text = validator("text", allow_reuse=True)(_non_empty_text)
+
+
+MIN_SITUATIONS = 10
+
+
 class _RecordBase(_Strict):
     id: str = Field(..., regex=ID_PATTERN)
     name: str
@@ -100,6 +112,10 @@ class _RecordBase(_Strict):
     cross_province: CrossProvince
     legal_basis: List[str] = Field(..., min_items=1)
     local_variation: str = ""
+    # How citizens describe the need without naming the service, and near-misses that
+    # belong to another record or to none. Training and retrieval data, never shown.
+    situations: List[str] = Field(default_factory=list)
+    not_this: List[NearMiss] = Field(default_factory=list)
     verified: dt.date
     source: str
 
@@ -107,7 +123,9 @@ class _RecordBase(_Strict):
         "name", "summary", "applicants", "time_limit", "fees", "source", allow_reuse=True
     )(_non_empty_text)
 
-    @validator("aliases", "examples", "conditions", "steps", "legal_basis", each_item=True)
+    @validator(
+        "aliases", "examples", "conditions", "steps", "legal_basis", "situations", each_item=True
+    )
     def _list_items(cls, value: str) -> str:
         return _non_empty_text(str(value))
 
