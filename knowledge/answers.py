@@ -1,16 +1,29 @@
 """Turn catalog records into short, structured answers for chat and for speech.
 
 Every answer is plain simplified Chinese, numbered where it lists things, and
-ends with its source and verified date. Used by the actions and by the APIs.
+ends with its source and the date it was checked: answers about fees, time limits,
+materials and where to go cite the source of that fact (with the date a rule took
+effect, when it has one); the others cite the record. Where practice varies, the
+answer says in one sentence what is national and what is local, and where to check.
+Used by the actions and by the APIs.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from knowledge.catalog import Catalog
-from knowledge.schema import MATERIAL_FORM_ZH, BundleRecord, Material, MaterialForm, Record
+from knowledge.schema import (
+    MATERIAL_FORM_ZH,
+    SOURCED_FIELDS,
+    BundleRecord,
+    Material,
+    MaterialForm,
+    Record,
+    Source,
+)
 
 # Question types (one per narrow intent) and how people name them on buttons.
 OVERVIEW = "overview"
@@ -33,6 +46,11 @@ QUESTION_LABELS: Dict[str, str] = {
     "conditions": "办理条件",
 }
 MAX_BUTTONS = 4
+
+CROSS_PROVINCE_ZH = {True: "可以跨省通办", False: "暂不支持跨省通办"}
+# Titles cited in 《》: laws, regulations, notices (not service guides or web pages).
+DOCUMENT_ENDINGS = ("法", "条例", "办法", "规定", "通知", "意见", "决定", "细则")
+MAIN_MATERIALS = "主要材料："
 
 
 def button_payload(intent: str, item_id: str) -> str:
@@ -65,14 +83,47 @@ def _numbered(lines: List[str]) -> str:
     return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, start=1))
 
 
+def zh_date(day: dt.date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
 def source_line(record: Record) -> str:
     return f"来源：{record.source}（{record.verified.isoformat()} 核对）"
 
 
-def _local_note(record: Record) -> Optional[str]:
-    if record.local_variation:
-        return f"提示：{record.local_variation}"
-    return None
+def source_name(source: Source) -> str:
+    """A source as people cite it: 国务院《婚姻登记条例》（国务院令第804号，2025年5月10日起施行）."""
+    document = source.number or source.title.endswith(DOCUMENT_ENDINGS)
+    title = f"《{source.title}》" if document else source.title
+    first_issuer = source.issuer.split("、")[0]
+    if first_issuer not in source.title:
+        title = f"{source.issuer}{title}" if document else f"{source.issuer} {title}"
+    details = [source.number] if source.number else []
+    if source.effective:
+        details.append(f"{zh_date(source.effective)}起施行")
+    return title + (f"（{'，'.join(details)}）" if details else "")
+
+
+def fact_source_line(catalog: Catalog, record: Record, fact: str) -> str:
+    """One short line: where a fact (fees, time_limit, ...) comes from and when it was
+    checked; the record's source line when the fact names none."""
+    sources = catalog.sources_of(record.id, fact)
+    if not sources:
+        return source_line(record)
+    checked = min(s.checked for s in sources)
+    return f"来源：{'；'.join(source_name(s) for s in sources)}，{checked.isoformat()} 核对"
+
+
+def local_note(record: Record) -> Optional[str]:
+    """One sentence: what is the same everywhere, what differs by place and where to check."""
+    if not record.local_variation:
+        return None
+    national = record.national.rstrip("。；")
+    return f"提示：全国统一的是{national}；{record.local_variation}"
+
+
+def _produced(record: Record) -> List[str]:
+    return list(getattr(record, "produced", None) or getattr(record, "produces", None) or [])
 
 
 def _join(parts: List[Optional[str]]) -> str:
@@ -82,13 +133,16 @@ def _join(parts: List[Optional[str]]) -> str:
 def answer_materials(catalog: Catalog, record: Record) -> str:
     materials = catalog.materials_for(record.id)
     head = f"办理【{record.name}】需要准备："
-    if isinstance(record, BundleRecord):
-        head = f"【{record.name}】一次提交，合并后的材料清单（相同材料只需一份）："
-    lines = [material_line(i, m) for i, m in enumerate(materials, start=1)]
     extra = None
     if isinstance(record, BundleRecord):
+        head = f"【{record.name}】一次提交，需要准备（相同材料只交一份）："
         extra = f"涉及部门：{'、'.join(record.departments)}。"
-    return _join([head, "\n".join(lines), extra, _local_note(record), source_line(record)])
+    lines = [material_line(i, m) for i, m in enumerate(materials, start=1)]
+    produced = _produced(record)
+    result = f"办好后您会拿到：{'、'.join(produced)}，不用事先准备。" if isinstance(record, BundleRecord) and produced else None
+    return _join(
+        [head, "\n".join(lines), result, extra, local_note(record), fact_source_line(catalog, record, "materials")]
+    )
 
 
 def answer_conditions(catalog: Catalog, record: Record) -> str:
@@ -97,7 +151,8 @@ def answer_conditions(catalog: Catalog, record: Record) -> str:
             f"【{record.name}】谁可以办：{record.applicants}",
             "办理条件：",
             _numbered(record.conditions),
-            _local_note(record),
+            f"依据：{'；'.join(record.legal_basis)}",
+            local_note(record),
             source_line(record),
         ]
     )
@@ -113,13 +168,23 @@ def answer_process(catalog: Catalog, record: Record) -> str:
 
 
 def answer_fee(catalog: Catalog, record: Record) -> str:
-    return _join([f"【{record.name}】收费：{record.fees}", _local_note(record), source_line(record)])
+    return _join(
+        [f"【{record.name}】收费：{record.fees}", local_note(record), fact_source_line(catalog, record, "fees")]
+    )
 
 
 def answer_time_limit(catalog: Catalog, record: Record) -> str:
     return _join(
-        [f"【{record.name}】办理时限：{record.time_limit}", _local_note(record), source_line(record)]
+        [
+            f"【{record.name}】办理时限：{record.time_limit}",
+            local_note(record),
+            fact_source_line(catalog, record, "time_limit"),
+        ]
     )
+
+
+def cross_province_text(record: Record) -> str:
+    return f"{CROSS_PROVINCE_ZH[record.cross_province.available]}。{record.cross_province.note}"
 
 
 def where_text(record: Record) -> str:
@@ -129,8 +194,7 @@ def where_text(record: Record) -> str:
         f"2. 网上：{'、'.join(where.online)}",
         f"3. 电话咨询：{where.phone}",
     ]
-    cross = "可以跨省通办" if record.cross_province.available else "暂不支持跨省通办"
-    lines.append(f"4. 异地办理：{cross}。{record.cross_province.note}")
+    lines.append(f"4. 异地办理：{cross_province_text(record)}")
     return "\n".join(lines)
 
 
@@ -140,7 +204,7 @@ def answer_location(catalog: Catalog, record: Record) -> str:
             f"【{record.name}】可以在这些地方办：",
             where_text(record),
             "大厅开放时间以当地政务服务中心公布为准。",
-            source_line(record),
+            fact_source_line(catalog, record, "cross_province"),
         ]
     )
 
@@ -151,7 +215,7 @@ def answer_overview(catalog: Catalog, record: Record) -> str:
     parts = [
         f"【{record.name}】{record.summary}",
         f"办理部门：{departments}",
-        f"主要材料：{'、'.join(m.name for m in materials if m.required)}",
+        f"{MAIN_MATERIALS}{'、'.join(m.name for m in materials if m.required)}",
         f"网上办理：{'、'.join(record.where.online)}",
     ]
     if isinstance(record, BundleRecord) and record.members:
@@ -189,9 +253,21 @@ def follow_up_buttons(item_id: str, asked: str) -> List[Dict[str, str]]:
     return buttons
 
 
+def _source_dict(source: Source) -> Dict[str, Any]:
+    data = source.dict()
+    data["checked"] = source.checked.isoformat()
+    data["effective"] = source.effective.isoformat() if source.effective else None
+    return data
+
+
 def record_card(catalog: Catalog, item_id: str) -> Dict[str, object]:
-    """A compact knowledge card of an item (API detail view, operator assist)."""
+    """A compact knowledge card of an item (API detail view, operator assist).
+
+    ``sources`` lists where the facts come from; ``fact_sources`` maps each sourced
+    fact (fees, time_limit, cross_province, legal_basis, materials) to its source id.
+    """
     record = catalog.records[item_id]
+    bundle = isinstance(record, BundleRecord)
     return {
         "id": record.id,
         "kind": record.kind,
@@ -209,7 +285,12 @@ def record_card(catalog: Catalog, item_id: str) -> Dict[str, object]:
         "cross_province": record.cross_province.dict(),
         "legal_basis": record.legal_basis,
         "local_variation": record.local_variation,
+        "national": record.national,
+        "produces": _produced(record),
+        "reviewed": record.reviewed.isoformat() if bundle and record.reviewed else None,
         "aliases": record.aliases,
+        "sources": [_source_dict(s) for s in record.sources],
+        "fact_sources": {fact: getattr(record, f"{fact}_source") for fact in SOURCED_FIELDS},
         "verified": record.verified.isoformat(),
         "source": record.source,
     }

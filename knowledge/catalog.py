@@ -7,21 +7,25 @@ Layout (``knowledge/catalog/``)::
 
 The ids must be exactly those of ``knowledge/spec/service-items.tsv``. A
 regional override file (YAML ``{items: {<id>: {<field>: <value>}}}``) can
-replace any field of any record after loading.
+replace any field of any record after loading: mappings (``where``,
+``cross_province``) are merged key by key and ``sources`` by id, so a region can
+replace a fact together with its source.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import yaml
 from pydantic import ValidationError
 
-from knowledge.schema import BundleRecord, ItemRecord, Material, Record
+from knowledge.bundles import check_bundle
+from knowledge.schema import BundleRecord, ItemRecord, Material, Record, Source, source_field
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CATALOG_DIR = KNOWLEDGE_DIR / "catalog"
@@ -29,6 +33,7 @@ SPEC_ITEMS = KNOWLEDGE_DIR / "spec" / "service-items.tsv"
 SPEC_INTENTS = KNOWLEDGE_DIR / "spec" / "intents.tsv"
 
 KIND_DIRS = {"item": "items", "bundle": "bundles"}
+MATERIALS = "materials"
 
 
 class CatalogError(Exception):
@@ -96,26 +101,6 @@ def fingerprint_files(paths: Iterable[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
-def merge_materials(groups: Iterable[Iterable[Material]]) -> List[Material]:
-    """Merge material lists; a document that appears in several groups appears once.
-
-    A required copy wins over an optional one, and the larger count is kept.
-    """
-    merged: Dict[str, Material] = {}
-    for group in groups:
-        for material in group:
-            key = material.name
-            if key not in merged:
-                merged[key] = material
-                continue
-            kept = merged[key]
-            if material.required and not kept.required:
-                merged[key] = material.copy(update={"count": max(kept.count, material.count)})
-            elif material.count > kept.count:
-                merged[key] = kept.copy(update={"count": material.count})
-    return list(merged.values())
-
-
 @dataclass
 class Catalog:
     records: Dict[str, Record]
@@ -132,18 +117,44 @@ class Catalog:
         return list(self.records.values())
 
     def materials_for(self, item_id: str) -> List[Material]:
-        """The materials list; for a bundle, the merged list of its members and its own."""
+        """The materials list; a bundle's is its own reviewed list (not a merge of its members')."""
+        return list(self.records[item_id].materials)
+
+    def sources_of(self, item_id: str, fact: str) -> List[Source]:
+        """The sources of one fact of a record (``fees``, ``time_limit``, ``materials`` ...);
+        for the materials, also those the materials name themselves."""
         record = self.records[item_id]
-        if isinstance(record, BundleRecord):
-            groups = [self.records[m].materials for m in record.members] + [record.materials]
-            return merge_materials(groups)
-        return list(record.materials)
+        wanted = list(getattr(record, source_field(fact), None) or [])
+        if fact == MATERIALS:
+            wanted += [m.source for m in record.materials if m.source]
+        by_id = {s.id: s for s in record.sources}
+        return [by_id[i] for i in dict.fromkeys(wanted) if i in by_id]
 
     def departments_for(self, item_id: str) -> List[str]:
         record = self.records[item_id]
         if isinstance(record, BundleRecord):
             return list(record.departments)
         return [record.department]
+
+
+def _merge_sources(base: List[Dict[str, Any]], new: List[Any]) -> List[Any]:
+    """The record's sources with the override's added or replaced by id."""
+    replaced = {s.get("id"): s for s in new if isinstance(s, dict)}
+    kept = [s for s in base if s.get("id") not in replaced]
+    return kept + list(new)
+
+
+def merge_override(record: Dict[str, Any], fields: Dict[str, Any]) -> Dict[str, Any]:
+    """A record's fields with an override applied: mappings key by key, sources by id."""
+    merged = dict(record)
+    for key, value in fields.items():
+        if key == "sources" and isinstance(value, list):
+            merged[key] = _merge_sources(record.get(key) or [], value)
+        elif isinstance(value, dict) and isinstance(record.get(key), dict):
+            merged[key] = {**record[key], **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 def _apply_override(
@@ -162,7 +173,7 @@ def _apply_override(
         if not isinstance(fields, dict):
             problems.append(f"{override}: items.{item_id}: expected a mapping of fields")
             continue
-        merged = {**record.dict(), **fields}
+        merged = merge_override(record.dict(), fields)
         updated = _parse_record(override, merged, problems)
         if updated is not None:
             records[item_id] = updated
@@ -220,6 +231,7 @@ def load_catalog(
                 target = records.get(member)
                 if target is None or not isinstance(target, ItemRecord):
                     problems.append(f"{path}: members: {member!r} is not an item of the catalog")
+            problems += [f"{path}: {problem}" for problem in check_bundle(records, record)]
         for alias in record.aliases:
             owner = alias_owner.setdefault(alias, record.id)
             if owner != record.id:
@@ -229,3 +241,28 @@ def load_catalog(
         raise CatalogError(problems)
     fingerprint_paths = files + ([override] if override else [])
     return Catalog(records=records, fingerprint=fingerprint_files(fingerprint_paths), spec=spec)
+
+
+def months_before(day: dt.date, months: int) -> dt.date:
+    """The same day ``months`` calendar months earlier (the month's last day if shorter)."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    for candidate in range(day.day, 0, -1):
+        try:
+            return dt.date(year, month + 1, candidate)
+        except ValueError:
+            continue
+    raise ValueError(day)
+
+
+def stale_records(catalog: Catalog, months: int, today: Optional[dt.date] = None) -> List[str]:
+    """``id: what`` for each record or source not checked within ``months`` months."""
+    cutoff = months_before(today or dt.date.today(), months)
+    found = []
+    for record in sorted(catalog.items(), key=lambda r: r.id):
+        if record.verified < cutoff:
+            found.append(f"{record.id}: verified {record.verified.isoformat()}")
+        for source in record.sources:
+            if source.checked < cutoff:
+                found.append(f"{record.id}: source {source.id} ({source.title}) checked {source.checked.isoformat()}")
+    return found

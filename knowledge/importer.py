@@ -3,12 +3,16 @@
 Column layout (one row per item or bundle; header row required; see
 knowledge/README.md). List cells hold one entry per line, or entries separated
 by ASCII ``;``. A materials cell holds one material per line as
-``name|form|count|e_license|note|required|condition`` (the last four optional).
+``name|form|count|e_license|note|required|condition|source`` (the last five
+optional). A sources cell holds one source per line as
+``id|title|issuer|number|url|effective|checked`` (number, url and effective may be
+empty); the ``*_source`` cells hold source ids.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -16,15 +20,21 @@ import yaml
 from pydantic import ValidationError
 
 from knowledge.catalog import KIND_DIRS
-from knowledge.schema import BundleRecord, ItemRecord
+from knowledge.schema import SOURCED_FIELDS, BundleRecord, ItemRecord, source_field
 
+SOURCE_COLUMNS = [source_field(f) for f in SOURCED_FIELDS]
 COLUMNS = [
     "id", "kind", "name", "department", "summary", "aliases", "examples", "applicants",
     "conditions", "materials", "steps", "time_limit", "fees", "where_window", "where_online",
     "where_phone", "cross_province", "cross_province_note", "legal_basis", "local_variation",
-    "verified", "source", "members",
+    "national", "verified", "source", "members", "sources", *SOURCE_COLUMNS, "produces",
+    "reviewed", "differs_from_members",
 ]
-REQUIRED_COLUMNS = [c for c in COLUMNS if c not in ("members", "local_variation")]
+OPTIONAL_COLUMNS = {
+    "members", "local_variation", "national", "materials_source", "produces", "reviewed", "differs_from_members",
+}
+REQUIRED_COLUMNS = [c for c in COLUMNS if c not in OPTIONAL_COLUMNS]
+SOURCE_KEYS = ["id", "title", "issuer", "number", "url", "effective", "checked"]
 MAX_ROWS = 2000
 MAX_FILE_BYTES = 20 * 1024 * 1024
 TRUE_WORDS = {"1", "true", "yes", "y", "是", "可以", "支持"}
@@ -45,13 +55,28 @@ def _bool(cell: Any) -> bool:
     return str(cell).strip().lower() in TRUE_WORDS
 
 
+def _lines(cell: Any) -> List[str]:
+    return [line for line in str(cell or "").replace("\r", "").split("\n") if line.strip()]
+
+
+def _sources(cell: Any) -> List[Dict[str, str]]:
+    out = []
+    for line in _lines(cell):
+        fields = [f.strip() for f in line.split("|")] + [""] * len(SOURCE_KEYS)
+        out.append({k: v for k, v in zip(SOURCE_KEYS, fields) if v})
+    return out
+
+
+def _differences(cell: Any) -> Dict[str, str]:
+    pairs = [line.split("|", 1) for line in _lines(cell)]
+    return {field.strip(): reason.strip() for field, reason in ((p + [""])[:2] for p in pairs)}
+
+
 def _materials(cell: str) -> List[Dict[str, Any]]:
     out = []
-    for line in str(cell or "").replace("\r", "").split("\n"):
-        if not line.strip():
-            continue
-        fields = [f.strip() for f in line.split("|")] + [""] * 7
-        name, form, count, e_license, note, required, condition = fields[:7]
+    for line in _lines(cell):
+        fields = [f.strip() for f in line.split("|")] + [""] * 8
+        name, form, count, e_license, note, required, condition, source = fields[:8]
         material: Dict[str, Any] = {
             "name": name,
             "form": form or "original",
@@ -62,6 +87,8 @@ def _materials(cell: str) -> List[Dict[str, Any]]:
         if required and not _bool(required):
             material["required"] = False
             material["condition"] = condition
+        if source:
+            material["source"] = source
         out.append(material)
     return out
 
@@ -92,14 +119,21 @@ def row_to_record(row: Dict[str, Any]) -> Dict[str, Any]:
         },
         "legal_basis": _split(row.get("legal_basis")),
         "local_variation": row.get("local_variation") or "",
+        "national": row.get("national") or "",
         "verified": str(row.get("verified") or "").strip()[:10],
         "source": row.get("source") or "",
+        "sources": _sources(row.get("sources")),
+        **{column: _split(row.get(column)) for column in SOURCE_COLUMNS},
     }
     if kind == "bundle":
         record["departments"] = [d.strip() for d in str(row.get("department") or "").replace("、", ";").split(";") if d.strip()]
         record["members"] = _split(row.get("members"))
+        record["produced"] = _split(row.get("produces"))
+        record["reviewed"] = str(row.get("reviewed") or "").strip()[:10] or None
+        record["differs_from_members"] = _differences(row.get("differs_from_members"))
     else:
         record["department"] = str(row.get("department") or "").strip()
+        record["produces"] = _split(row.get("produces"))
     return record
 
 
@@ -159,10 +193,8 @@ def import_file(path: Path, catalog_dir: Path) -> List[Path]:
     for record in records:
         target = catalog_dir / KIND_DIRS[record.kind] / f"{record.id}.yml"
         target.parent.mkdir(parents=True, exist_ok=True)
-        data = record.dict(exclude_defaults=False)
-        data["verified"] = record.verified.isoformat()
-        for material in data.get("materials", []):
-            material["form"] = material["form"].value
+        data = json.loads(record.json(exclude_none=True))
+        data["sources"] = data.pop("sources")  # after the facts that refer to them
         target.write_text(
             yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=1000), encoding="utf-8"
         )

@@ -1,4 +1,4 @@
-"""Answers built from the catalog: structured, sourced, bundle lists merged."""
+"""Answers built from the catalog: structured, sourced, bundles with their own lists."""
 
 from knowledge.answers import answer, button_payload, follow_up_buttons, record_card
 
@@ -35,3 +35,26 @@ def test_record_card_has_all_fields(catalog):
     card = record_card(catalog, "bundle_restaurant")
     assert card["kind"] == "bundle" and card["members"] and card["materials"]
     assert set(card) >= {"where", "fees", "time_limit", "verified", "source", "legal_basis"}
+    assert set(card) >= {"sources", "fact_sources", "national", "produces", "reviewed"}
+    assert card["produces"] == ["营业执照", "食品经营许可证"] and card["reviewed"]
+    ids = {s["id"] for s in card["sources"]}
+    assert all(set(refs) <= ids for refs in card["fact_sources"].values())
+    assert card["materials"] == [m.dict() for m in catalog.records["bundle_restaurant"].materials]
+
+
+def test_record_card_sources_are_plain_json(catalog):
+    import json
+
+    card = record_card(catalog, "marriage_registration")
+    json.dumps(card, ensure_ascii=False, default=str)
+    law = next(s for s in card["sources"] if s["id"] == "marriage2025")
+    assert law == {
+        "id": "marriage2025",
+        "title": "婚姻登记条例",
+        "issuer": "国务院",
+        "number": "国务院令第804号",
+        "url": "",
+        "effective": "2025-05-10",
+        "checked": law["checked"],
+    }
+    assert card["fact_sources"]["fees"] == ["marriage2025"]
