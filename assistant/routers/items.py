@@ -31,7 +31,7 @@ async def list_items(
 async def get_item(
     catalog: CatalogDep, item_id: str = Path(..., max_length=64, regex=r"^[A-Za-z0-9_]+$")
 ) -> Dict[str, Any]:
-    """The full knowledge card; for a bundle the materials are the merged list."""
+    """The full knowledge card with the sources of its facts; a bundle's materials are its own reviewed list."""
     if item_id not in catalog:
         raise HTTPException(status_code=404, detail=f"没有找到该事项：{item_id}")
     return record_card(catalog, item_id)
