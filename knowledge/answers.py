@@ -123,7 +123,8 @@ def local_note(record: Record) -> Optional[str]:
 
 
 def _produced(record: Record) -> List[str]:
-    return list(getattr(record, "produced", None) or getattr(record, "produces", None) or [])
+    """What a record issues: a bundle's ``produced``, an item's ``produces``."""
+    return list(record.produced if isinstance(record, BundleRecord) else record.produces)
 
 
 def _join(parts: List[Optional[str]]) -> str:
@@ -133,15 +134,22 @@ def _join(parts: List[Optional[str]]) -> str:
 def answer_materials(catalog: Catalog, record: Record) -> str:
     materials = catalog.materials_for(record.id)
     head = f"办理【{record.name}】需要准备："
-    extra = None
+    produced = departments = None
     if isinstance(record, BundleRecord):
         head = f"【{record.name}】一次提交，需要准备（相同材料只交一份）："
-        extra = f"涉及部门：{'、'.join(record.departments)}。"
+        departments = f"涉及部门：{'、'.join(record.departments)}。"
+        if record.produced:
+            produced = f"办好后您会拿到：{'、'.join(record.produced)}，不用事先准备。"
     lines = [material_line(i, m) for i, m in enumerate(materials, start=1)]
-    produced = _produced(record)
-    result = f"办好后您会拿到：{'、'.join(produced)}，不用事先准备。" if isinstance(record, BundleRecord) and produced else None
     return _join(
-        [head, "\n".join(lines), result, extra, local_note(record), fact_source_line(catalog, record, "materials")]
+        [
+            head,
+            "\n".join(lines),
+            produced,
+            departments,
+            local_note(record),
+            fact_source_line(catalog, record, "materials"),
+        ]
     )
 
 

@@ -1,4 +1,4 @@
-""""一件事" bundles: a draft materials list from the members, and the checks that keep a
+"""The "一件事" bundles: a draft materials list from the members, and the checks that keep a
 bundle's own reviewed list and facts consistent with its members.
 
 A bundle states its own materials (as the official guide does). Merging the members'
