@@ -25,6 +25,9 @@ SLOT_QUESTION = "question_type"
 SLOT_PENDING = "pending_question"
 ENTITY_ITEM = "service_item"
 SERVICE_ITEMS = "service_items"
+SERVICE_SCOPE = "service_scope"
+# The custom message that tells the gateway what a reply was about (never shown).
+REPLY_KEY = "reply"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,15 @@ class Tunables:
     out_of_scope_item_override: float
     ellipsis_pattern: str
     catalog_refresh_seconds: float
+    possession_pattern: str
+    eligibility_pattern: str
+    request_pattern: str
+    uncovered_score: float
+    uncovered_score_in_context: float
+    min_content_chars: int
+    max_related: int
+    departments: Tuple[Tuple[str, str], ...]
+    max_other_items: int
 
     @classmethod
     def load(cls, path: Path = CONFIG_PATH) -> "Tunables":
@@ -46,6 +58,15 @@ class Tunables:
             out_of_scope_item_override=float(data["out_of_scope"]["item_override_score"]),
             ellipsis_pattern=str(data["ellipsis"]["pattern"]),
             catalog_refresh_seconds=float(data["catalog"]["refresh_seconds"]),
+            possession_pattern=str(data["context"]["possession_pattern"]),
+            eligibility_pattern=str(data["context"]["eligibility_pattern"]),
+            request_pattern=str(data["context"]["request_pattern"]),
+            uncovered_score=float(data["not_covered"]["uncovered_score"]),
+            uncovered_score_in_context=float(data["not_covered"]["uncovered_score_in_context"]),
+            min_content_chars=int(data["not_covered"]["min_content_chars"]),
+            max_related=int(data["not_covered"]["max_related"]),
+            departments=tuple((str(k), str(v)) for k, v in data["not_covered"]["departments"].items()),
+            max_other_items=int(data["multi_intent"]["max_other_items"]),
         )
 
 
@@ -97,6 +118,54 @@ def linked_items(tracker: Tracker) -> List[Tuple[str, float]]:
     """``(id, score)`` pairs the NLU linked to the latest message, best first."""
     items = (tracker.latest_message or {}).get(SERVICE_ITEMS) or []
     return [(str(i["id"]), float(i["score"])) for i in items if "id" in i and "score" in i]
+
+
+def scope_of(parse_data: Optional[dict]) -> dict:
+    """The linker's ``{"none": p, "uncovered": p}`` for a message (empty when absent)."""
+    return dict((parse_data or {}).get(SERVICE_SCOPE) or {})
+
+
+def clear_item(parse_data: Optional[dict]) -> Optional[str]:
+    """The one item a message names clearly: strong, with no close competitor."""
+    items = [
+        (str(i["id"]), float(i["score"]))
+        for i in (parse_data or {}).get(SERVICE_ITEMS) or []
+        if "id" in i and "score" in i
+    ]
+    strong = [(i, s) for i, s in items if s >= TUNABLES.item_min_score]
+    if not strong:
+        return None
+    if len(strong) > 1 and strong[0][1] - strong[1][1] <= TUNABLES.ambiguity_margin:
+        return None
+    return strong[0][0]
+
+
+def context_item(tracker: Tracker) -> Optional[str]:
+    """The item the conversation is about before the latest message: the newest of an
+    answer's item slot and an earlier message that named an item clearly, whatever its
+    intent (a complaint about 社保卡 makes 社保卡 the topic too)."""
+    skipped_latest = False
+    for event in reversed(tracker.events or []):
+        kind = event.get("event")
+        if kind == "user":
+            if not skipped_latest:
+                skipped_latest = True
+                continue
+            if (event.get("text") or "").startswith("/"):
+                continue  # a button: the answer's slot says what it was about
+            item = clear_item(event.get("parse_data"))
+            if item:
+                return item
+        elif kind == "slot" and event.get("name") == SLOT_ITEM and event.get("value"):
+            return str(event["value"])
+        elif kind == "restart":
+            return None
+    return tracker.get_slot(SLOT_ITEM)
+
+
+def reply_info(item_id: Optional[str], answer: str) -> dict:
+    """The custom message describing a reply: the item it is about and the kind of answer."""
+    return {REPLY_KEY: {"item": item_id, "answer": answer}}
 
 
 def explicit_item(tracker: Tracker) -> Optional[str]:

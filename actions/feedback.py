@@ -10,7 +10,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import SLOT_ITEM, channel_of
+from actions.common import SLOT_ITEM, channel_of, reply_info
 from assistant import outbox
 from assistant.pii import mask_pii
 from assistant.settings import get_settings
@@ -19,6 +19,7 @@ from knowledge import db
 logger = logging.getLogger(__name__)
 
 RATING_GOOD, RATING_BAD = "good", "bad"
+ANSWER_FEEDBACK = "feedback"
 # Checked in order: negative cues first ("不好" contains "好").
 _BAD_CUES = ("差评", "不好", "没用", "不行", "不满意", "垃圾", "答非所问", "看不懂", "失望", "太差", "很差", "不准确")
 _GOOD_CUES = ("好评", "满意", "不错", "有用", "很好", "挺好", "赞", "棒", "清楚", "方便", "好")
@@ -78,6 +79,7 @@ class ActionRecordFeedback(Action):
             logger.info("actions.feedback.queued outbox=%s rating=%s", message_id, rating)
         message = {RATING_GOOD: THANKS_GOOD, RATING_BAD: THANKS_BAD}.get(rating or "", THANKS_NEUTRAL)
         dispatcher.utter_message(text=message)
+        dispatcher.utter_message(json_message=reply_info(tracker.get_slot(SLOT_ITEM), ANSWER_FEEDBACK))
         return []
 
 
@@ -102,4 +104,5 @@ class ActionRecordComplaint(Action):
         from actions.handoff import REASON_COMPLAINT, open_handoff
 
         await open_handoff(dispatcher, tracker, REASON_COMPLAINT, lead=COMPLAINT_LEAD.format(id=row_id))
+        dispatcher.utter_message(json_message=reply_info(tracker.get_slot(SLOT_ITEM), ANSWER_FEEDBACK))
         return []

@@ -1,4 +1,15 @@
-"""Answer questions about service items from the catalog, keeping context across turns."""
+"""Answer questions about service items from the catalog, keeping context across turns.
+
+Which item a message is about (``resolve_item``):
+
+1. an item chosen on a button;
+2. the item the message names (the linker), unless it only mentions another item as
+   something the person has ("我们有居住证，能申请吗" while talking about 公租房), in
+   which case the conversation's item stays;
+3. the conversation's item, for follow-ups without an item ("那要带啥", "多久");
+4. nothing: a question that no catalog item covers gets "这个事项我这里还没有收录"
+   with where to ask, a person and related items; a vague one is asked which service.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +28,12 @@ from actions.common import (
     SLOT_PENDING,
     SLOT_QUESTION,
     TUNABLES,
-    conversation_item,
+    context_item,
     explicit_item,
     intent_of,
     linked_items,
+    reply_info,
+    scope_of,
 )
 from knowledge.answers import (
     OVERVIEW,
@@ -30,12 +43,36 @@ from knowledge.answers import (
     follow_up_buttons,
 )
 from knowledge.catalog import Catalog
+from knowledge.schema import short_name
+from knowledge.text import compact
 
 logger = logging.getLogger(__name__)
 
 ELLIPSIS_RE = re.compile(TUNABLES.ellipsis_pattern)
+POSSESSION_RE = re.compile(TUNABLES.possession_pattern)
+ELIGIBILITY_RE = re.compile(TUNABLES.eligibility_pattern)
+REQUEST_RE = re.compile(TUNABLES.request_pattern)
+# Question words and fillers: what is left of a message without them is its content.
+FILLER_RE = re.compile(
+    r"请问|你好|您好|我想|我要|想问|问一下|问问|一下|那个|这个|就是|嗯|啊|呀|吧|呢|吗|嘛|么|了|的|"
+    r"怎么办|怎么弄|怎么|咋办|咋弄|咋整|咋|如何|办理|去哪|哪里|在哪|什么|啥|多少|多久|需要|要|能|可以|"
+    r"材料|手续|流程|条件|费用|收费|时间|地方|在|办|弄|搞|整|我|你|他|她"
+)
+
 ASK_ITEM_TEXT = "请问您想办理哪项业务？比如：社保卡、身份证补办、护照、公积金提取。"
 CHOOSE_TEXT = "您想咨询的是哪一项？请点选："
+NOT_COVERED_TEXT = "这个事项我这里还没有收录，没法给您准确的答复。"
+NOT_COVERED_WHERE = "建议您咨询{department}，或拨打12345政务服务便民热线。"
+NOT_COVERED_WHERE_DEFAULT = "建议您拨打12345政务服务便民热线，或到当地政务服务中心咨询。"
+NOT_COVERED_HUMAN = "也可以点“转人工”，请工作人员帮您。"
+NOT_COVERED_RELATED = "您也可能想问："
+ALSO_ASKED = "您还提到了：{names}，可以点下面的按钮接着问。"
+HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
+
+# Kinds of answer (the "answer" of the reply custom message).
+ANSWER_CLARIFY = "clarify"
+ANSWER_NOT_COVERED = "not_covered"
+ANSWER_OUT_OF_SCOPE = "out_of_scope"
 
 
 @dataclass
@@ -45,23 +82,73 @@ class Resolution:
     item: Optional[str] = None
     choices: List[Tuple[str, float]] = field(default_factory=list)
     from_context: bool = False
+    others: List[str] = field(default_factory=list)  # other items the message names
+    related: List[str] = field(default_factory=list)  # weakly linked items
+    not_covered: bool = False
+
+
+def _latest_text(tracker: Tracker) -> str:
+    return ((tracker.latest_message or {}).get("text") or "").strip()
+
+
+def mentions_only(text: str, record_names: List[str]) -> bool:
+    """Whether the text names the item only as something the person has or is, not as
+    what they want ("有居住证" / "是外地户口" vs "办居住证")."""
+    norm = compact(text)
+    eligibility = bool(ELIGIBILITY_RE.search(norm))
+    found = False
+    for name in record_names:
+        start = norm.find(name)
+        if start < 0:
+            continue
+        found = True
+        before = norm[max(0, start - 4):start]
+        if REQUEST_RE.search(before):
+            return False
+        if not (POSSESSION_RE.search(before) or eligibility):
+            return False
+    return found
+
+
+def _names_of(catalog: Catalog, item_id: str) -> List[str]:
+    record = catalog.records[item_id]
+    names = {compact(short_name(record.name))}
+    names.update(compact(a) for a in record.aliases if "+" not in a)
+    return sorted((n for n in names if len(n) >= 2), key=len, reverse=True)
+
+
+def content_chars(text: str) -> int:
+    return len(FILLER_RE.sub("", compact(text)))
 
 
 def resolve_item(tracker: Tracker, catalog: Catalog) -> Resolution:
     chosen = explicit_item(tracker)
     if chosen in catalog:
         return Resolution(item=chosen)
-    strong = [(i, s) for i, s in linked_items(tracker) if i in catalog and s >= TUNABLES.item_min_score]
+    text = _latest_text(tracker)
+    linked = [(i, s) for i, s in linked_items(tracker) if i in catalog]
+    strong = [(i, s) for i, s in linked if s >= TUNABLES.item_min_score]
+    current = context_item(tracker)
+    current = current if current in catalog else None
     if strong:
         top_id, top_score = strong[0]
+        if current and current != top_id and current not in dict(strong):
+            if mentions_only(text, _names_of(catalog, top_id)):
+                return Resolution(item=current, from_context=True)
         close = [(i, s) for i, s in strong[1:] if top_score - s <= TUNABLES.ambiguity_margin]
         if close:
             return Resolution(choices=[strong[0], *close][: TUNABLES.max_choices])
-        return Resolution(item=top_id)
-    current = conversation_item(tracker)
-    if current in catalog:
+        others = [i for i, _ in strong[1:]][: TUNABLES.max_other_items]
+        return Resolution(item=top_id, others=others)
+    related = [i for i, _ in linked][: TUNABLES.max_related]
+    uncovered = float(scope_of(tracker.latest_message).get("uncovered", 0.0))
+    if current:
+        if uncovered >= TUNABLES.uncovered_score_in_context and not ELLIPSIS_RE.match(text):
+            return Resolution(not_covered=True, related=related)
         return Resolution(item=current, from_context=True)
-    return Resolution()
+    if uncovered >= TUNABLES.uncovered_score or content_chars(text) >= TUNABLES.min_content_chars:
+        return Resolution(not_covered=True, related=related)
+    return Resolution(related=related)
 
 
 def question_for(tracker: Tracker, intent: Optional[str], resolution: Resolution) -> str:
@@ -73,10 +160,35 @@ def question_for(tracker: Tracker, intent: Optional[str], resolution: Resolution
     if pending and resolution.item and not resolution.from_context:
         return pending
     previous = tracker.get_slot(SLOT_QUESTION)
-    text = ((tracker.latest_message or {}).get("text") or "").strip()
-    if previous and not resolution.from_context and ELLIPSIS_RE.match(text):
+    if previous and not resolution.from_context and ELLIPSIS_RE.match(_latest_text(tracker)):
         return previous
     return question
+
+
+def department_hint(text: str) -> Optional[str]:
+    norm = compact(text)
+    for pattern, department in TUNABLES.departments:
+        if re.search(pattern, norm):
+            return department
+    return None
+
+
+def not_covered_reply(
+    dispatcher: CollectingDispatcher, catalog: Catalog, text: str, related: List[str]
+) -> None:
+    """Say honestly that the catalog does not cover it, where to ask, a person, related items."""
+    department = department_hint(text)
+    where = NOT_COVERED_WHERE.format(department=department) if department else NOT_COVERED_WHERE_DEFAULT
+    lines = [NOT_COVERED_TEXT, where, NOT_COVERED_HUMAN]
+    buttons = [
+        {"title": catalog.records[i].name, "payload": button_payload("ask_service", i)}
+        for i in related
+    ]
+    if buttons:
+        lines.append(NOT_COVERED_RELATED)
+    dispatcher.utter_message(text="\n".join(lines), buttons=buttons + [HUMAN_BUTTON])
+    dispatcher.utter_message(json_message=reply_info(None, ANSWER_NOT_COVERED))
+    logger.info("actions.answer.not_covered related=%s department=%s", related, bool(department))
 
 
 async def answer_turn(
@@ -85,7 +197,6 @@ async def answer_turn(
     catalog = await CATALOG.get()
     resolution = resolve_item(tracker, catalog)
     question = question_for(tracker, intent, resolution)
-    events: List[EventType] = []
 
     if resolution.choices:
         ask_intent = next((k for k, v in QUESTION_TYPES.items() if v == question), "ask_service")
@@ -94,19 +205,35 @@ async def answer_turn(
             for i, _ in resolution.choices
         ]
         dispatcher.utter_message(text=CHOOSE_TEXT, buttons=buttons)
+        dispatcher.utter_message(json_message=reply_info(None, ANSWER_CLARIFY))
         logger.info("actions.answer.disambiguate choices=%s", [i for i, _ in resolution.choices])
-        return events + [SlotSet(SLOT_QUESTION, question)]
+        return [SlotSet(SLOT_QUESTION, question)]
+
+    if resolution.not_covered:
+        not_covered_reply(dispatcher, catalog, _latest_text(tracker), resolution.related)
+        return [SlotSet(SLOT_PENDING, None)]
 
     if resolution.item is None:
         dispatcher.utter_message(text=ASK_ITEM_TEXT)
-        return events + [SlotSet(SLOT_PENDING, question if question != OVERVIEW else None)]
+        dispatcher.utter_message(json_message=reply_info(None, ANSWER_CLARIFY))
+        return [SlotSet(SLOT_PENDING, question if question != OVERVIEW else None)]
 
-    dispatcher.utter_message(
-        text=answer(catalog, resolution.item, question),
-        buttons=follow_up_buttons(resolution.item, question),
+    buttons = follow_up_buttons(resolution.item, question)
+    text = answer(catalog, resolution.item, question)
+    if resolution.others:
+        others = [i for i in resolution.others if i in catalog]
+        text += "\n" + ALSO_ASKED.format(names="、".join(catalog.records[i].name for i in others))
+        extra = [
+            {"title": catalog.records[i].name, "payload": button_payload("ask_service", i)} for i in others
+        ]
+        buttons = (extra + buttons)[: max(len(buttons), len(extra) + 2)]
+    dispatcher.utter_message(text=text, buttons=buttons)
+    dispatcher.utter_message(json_message=reply_info(resolution.item, question))
+    logger.info(
+        "actions.answer.done item=%s question=%s context=%s others=%s",
+        resolution.item, question, resolution.from_context, resolution.others,
     )
-    logger.info("actions.answer.done item=%s question=%s", resolution.item, question)
-    return events + [
+    return [
         SlotSet(SLOT_ITEM, resolution.item),
         SlotSet(SLOT_QUESTION, question),
         SlotSet(SLOT_PENDING, None),
@@ -126,7 +253,8 @@ class ActionAnswer(Action):
 
 
 class ActionOutOfScope(Action):
-    """Decline politely, unless the message clearly names a service item after all."""
+    """Decline politely, unless the message clearly names a service item after all, or is a
+    government-service question that the catalog does not cover (then say so)."""
 
     def name(self) -> Text:
         return "action_out_of_scope"
@@ -137,5 +265,10 @@ class ActionOutOfScope(Action):
         items = linked_items(tracker)
         if items and items[0][1] >= TUNABLES.out_of_scope_item_override:
             return await answer_turn(dispatcher, tracker, "ask_service")
+        if float(scope_of(tracker.latest_message).get("uncovered", 0.0)) >= TUNABLES.uncovered_score_in_context:
+            catalog = await CATALOG.get()
+            related = [i for i, _ in items if i in catalog][: TUNABLES.max_related]
+            not_covered_reply(dispatcher, catalog, _latest_text(tracker), related)
+            return []
         dispatcher.utter_message(response="utter_out_of_scope")
         return []

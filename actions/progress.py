@@ -21,7 +21,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy import func, select
 
-from actions.common import CATALOG, SLOT_ITEM, channel_of, intent_of
+from actions.common import CATALOG, SLOT_ITEM, channel_of, intent_of, reply_info
 from assistant.audit import citizen_actor, record_audit
 from assistant.models import (
     STATUS_ACCEPTED,
@@ -52,6 +52,7 @@ from knowledge.db import session_factory, utcnow
 logger = logging.getLogger(__name__)
 
 FORM = "progress_form"
+ANSWER_PROGRESS = "progress"
 SLOT_NUMBER = "application_number"
 SLOT_PHONE = "phone_tail"
 SLOT_OUTCOME = "progress_outcome"
@@ -324,6 +325,12 @@ class ActionProgressAnswer(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
+        events = await self._answer(dispatcher, tracker)
+        item = next((e["value"] for e in events if e.get("name") == SLOT_ITEM), None)
+        dispatcher.utter_message(json_message=reply_info(item, ANSWER_PROGRESS))
+        return events
+
+    async def _answer(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
         outcome = tracker.get_slot(SLOT_OUTCOME)
         number = tracker.get_slot(SLOT_NUMBER)
         reset = [SlotSet(SLOT_PHONE, None)]

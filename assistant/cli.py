@@ -106,7 +106,7 @@ def _stop(proc: Optional[subprocess.Popen]) -> None:
 def ensure_model(settings: Settings) -> None:
     from assistant.training import data_fingerprint, model_path_for, train
 
-    if settings.model_path is None and not model_path_for(settings, data_fingerprint()).exists():
+    if settings.model_path is None and not model_path_for(settings, data_fingerprint(embedding=settings.embedding_model)).exists():
         print("训练模型中（首次约需几分钟）… / training the model", flush=True)
         train(settings)
 

@@ -77,6 +77,11 @@ class ChatResponse(BaseModel):
     messages: List[BotMessage]
     intent: Optional[str]
     items: List[ItemScore]
+    # The catalog id the reply is about (null when it is about none), and the kind of
+    # answer: overview, materials, conditions, process, fee, time_limit, location,
+    # clarify, not_covered, out_of_scope, progress, handoff, smalltalk, feedback.
+    item: Optional[str] = None
+    answer: Optional[str] = None
     # Set while a human helper holds (or has been asked to take) the conversation.
     handoff: Optional[HandoffState] = None
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
 
     # A specific model archive; default: the newest in models_dir.
     model_path: Optional[Path] = None
+    # Sentence model of the NLU, read when a model is trained (knowledge/embedding.py):
+    # use, e5, use+e5, onnx:<dir with model.onnx and tokenizer.json>, or none.
+    embedding_model: str = "use"
     action_endpoint: str = "http://127.0.0.1:5055/webhook"
 
     host: str = "127.0.0.1"
@@ -124,6 +127,12 @@ class Settings(BaseSettings):
     class Config:
         env_prefix = "BANSHI_"
         env_file = ".env"
+
+    @validator("embedding_model")
+    def _embedding_model(cls, value: str) -> str:
+        from knowledge.embedding import check_spec
+
+        return check_spec(value)
 
     @validator("tracker_store")
     def _check_tracker_store(cls, value: str) -> str:

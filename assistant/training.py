@@ -13,8 +13,9 @@ from typing import Iterable, List, Optional
 import rasa
 
 from assistant.settings import PROJECT_ROOT, Settings
-from knowledge import jieba_dict
+from knowledge import jieba_dict, nlu_examples
 from knowledge.catalog import load_catalog
+from knowledge.embedding import ENV_MODEL, resolve_spec
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ TRAINING_INPUTS = (
     "knowledge/catalog",
     "knowledge/jieba",
     "knowledge/linker.py",
+    "knowledge/embedding.py",
     "knowledge/text.py",
     "assistant/components",
 )
@@ -43,8 +45,11 @@ def _files(root: Path, entries: Iterable[str]) -> List[Path]:
     return sorted(out)
 
 
-def data_fingerprint(root: Path = PROJECT_ROOT, config: str = "config.yml") -> str:
-    digest = hashlib.sha256(f"rasa={rasa.__version__}".encode())
+def data_fingerprint(
+    root: Path = PROJECT_ROOT, config: str = "config.yml", embedding: Optional[str] = None
+) -> str:
+    # The sentence model is chosen by a setting at training time: part of the inputs.
+    digest = hashlib.sha256(f"rasa={rasa.__version__};embedding={resolve_spec(embedding)}".encode())
     entries = [config if e == "config.yml" else e for e in TRAINING_INPUTS]
     for path in _files(root, entries):
         digest.update(str(path.relative_to(root)).encode())
@@ -57,8 +62,11 @@ def model_path_for(settings: Settings, fingerprint: str, name: str = MODEL_PREFI
 
 
 def refresh_dictionary(settings: Settings) -> bool:
+    """Regenerate what the model is trained from the catalog: the jieba dictionary and
+    the intent examples made from the situations. True when either changed."""
     catalog = load_catalog(settings.catalog_dir, settings.region_override)
-    return jieba_dict.write(catalog)
+    changed = jieba_dict.write(catalog)
+    return nlu_examples.write(catalog) or changed
 
 
 def train(
@@ -71,8 +79,8 @@ def train(
     """Train unless a model for the current inputs exists; return the model path."""
     settings.ensure_dirs()
     if refresh_dictionary(settings):
-        logger.info("train.dictionary.updated path=%s", jieba_dict.USER_DICT)
-    fingerprint = data_fingerprint(config=config)
+        logger.info("train.generated.updated dictionary=%s examples=%s", jieba_dict.USER_DICT, nlu_examples.GENERATED_FILE)
+    fingerprint = data_fingerprint(config=config, embedding=settings.embedding_model)
     target = model_path_for(settings, fingerprint, name)
     if target.exists() and not force:
         logger.info("train.skipped model=%s (inputs unchanged)", target.name)
@@ -85,7 +93,7 @@ def train(
         "--out", str(settings.models_dir),
         "--fixed-model-name", target.name[: -len(".tar.gz")],
     ]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", ENV_MODEL: settings.embedding_model}
     subprocess.run(command, cwd=PROJECT_ROOT, check=True, env=env)
     prune(settings, name, keep=target)
     return target

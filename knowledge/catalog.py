@@ -25,7 +25,16 @@ import yaml
 from pydantic import ValidationError
 
 from knowledge.bundles import check_bundle
-from knowledge.schema import BundleRecord, ItemRecord, Material, Record, Source, source_field
+from knowledge.schema import (
+    MIN_SITUATIONS,
+    BundleRecord,
+    ItemRecord,
+    Material,
+    Record,
+    Source,
+    short_name,
+    source_field,
+)
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CATALOG_DIR = KNOWLEDGE_DIR / "catalog"
@@ -236,11 +245,40 @@ def load_catalog(
             owner = alias_owner.setdefault(alias, record.id)
             if owner != record.id:
                 problems.append(f"{path}: aliases: {alias!r} is also an alias of {owner}")
+        problems += [f"{path}: {problem}" for problem in check_situations(records, record)]
 
     if problems:
         raise CatalogError(problems)
     fingerprint_paths = files + ([override] if override else [])
     return Catalog(records=records, fingerprint=fingerprint_files(fingerprint_paths), spec=spec)
+
+
+def check_situations(records: Dict[str, Record], record: Record) -> List[str]:
+    """``situations`` and ``not_this``: enough, distinct, without the record's own names,
+    and near-misses pointing at another record (or none)."""
+    problems = []
+    if len(record.situations) < MIN_SITUATIONS:
+        problems.append(
+            f"situations: {len(record.situations)} given, at least {MIN_SITUATIONS} needed "
+            "(how citizens describe the need without naming the service)"
+        )
+    seen = set()
+    names = {short_name(record.name)}
+    for i, text in enumerate(record.situations):
+        if text in seen:
+            problems.append(f"situations[{i}]: {text!r} is listed twice")
+        seen.add(text)
+        named = next((n for n in names if n in text), None)
+        if named:
+            problems.append(f"situations[{i}]: names the service ({named!r}); describe the situation instead")
+    for i, near in enumerate(record.not_this):
+        if near.item == record.id:
+            problems.append(f"not_this[{i}].item: a near-miss must belong to another record or to none")
+        elif near.item is not None and near.item not in records:
+            problems.append(f"not_this[{i}].item: {near.item!r} is not a record of the catalog")
+        if near.text in seen:
+            problems.append(f"not_this[{i}].text: {near.text!r} is also one of the situations")
+    return problems
 
 
 def months_before(day: dt.date, months: int) -> dt.date:

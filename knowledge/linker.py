@@ -7,9 +7,14 @@ Two signals are combined:
   homophones such as 射保卡 → 社保卡 — or with one wrong character (typos). An alias
   ``A+B`` needs all its parts. Longer aliases are more specific, and an item whose
   matched text lies inside another item's match is demoted (社保卡 inside 社保卡+丢).
-* **A character / pinyin n-gram classifier** (TF-IDF + logistic regression) trained on
-  the catalog's names, aliases and sample questions, plus "no item" sentences, for
-  paraphrases that contain no alias ("娃要上一年级了").
+* **A classifier** (logistic regression) over character and pinyin n-grams (TF-IDF) and,
+  when a sentence model is configured (``knowledge.embedding``), the message's
+  pretrained sentence embedding; trained on the catalog's names, aliases, sample
+  questions and ``situations`` (how citizens describe the need), the ``not_this``
+  near-misses, self-labelled training sentences and "no item" sentences.
+* **Semantic retrieval**: the embedding's cosine similarity to each item's names,
+  summary, sample questions and situations (best matches per item), for descriptions
+  of a need that share no characters with any alias ("人不在了" / "去世").
 
 The result is a list of ``(item_id, score)``; nothing is returned when nothing is
 close enough, so out-of-scope messages are not forced onto an item.
@@ -18,6 +23,7 @@ close enough, so out-of-scope messages are not forced onto an item.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -28,15 +34,20 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from knowledge.catalog import Catalog
+from knowledge.embedding import Encoder, EmbeddingError, load_encoder
 from knowledge.schema import short_name
-from knowledge.text import compact, syllables
+from knowledge.text import compact, normalize, syllables
 
 NONE_LABEL = "__none__"
+# A government-service question that no catalog record covers (``not_this`` with item null).
+UNCOVERED_LABEL = "__uncovered__"
+OUT_LABELS = (NONE_LABEL, UNCOVERED_LABEL)
 INDEX_FILE = "linker_index.json"
 WEIGHTS_FILE = "linker_weights.npz"
 
 EXACT, PINYIN, FUZZY = 1.0, 0.92, 0.75
 FUZZY_MIN_SYLLABLES = 4
+FIRST_TIME_RE = re.compile(r"第一次|头一次|这一次|上一次|下一次")
 
 
 # Words that ask for several procedures at once ("一件事" bundles).
@@ -58,6 +69,16 @@ class LinkerConfig:
     # with no competitor within the margin, becomes a classifier example of that item.
     self_label_score: float = 0.9
     self_label_margin: float = 0.2
+    # Inverse regularisation of the classifier.
+    classifier_c: float = 20.0
+    # Weight of the (unit-length) embedding beside the TF-IDF blocks in the classifier.
+    embedding_weight: float = 2.0
+    # Share of semantic retrieval in the model score (the rest: the classifier).
+    retrieval_weight: float = 0.0
+    # Retrieval: cosine similarities are sharpened by this temperature into a distribution.
+    retrieval_temperature: float = 0.05
+    # Retrieval: an item's similarity is the mean of its best this-many matches.
+    retrieval_top: int = 2
 
 
 @dataclass
@@ -184,17 +205,22 @@ class ItemLinker:
         vectorizers: Tuple[TfidfVectorizer, TfidfVectorizer],
         classifier: LogisticRegression,
         config: LinkerConfig = LinkerConfig(),
+        encoder: Optional[Encoder] = None,
+        prototypes: Optional[Tuple[np.ndarray, List[str]]] = None,
     ):
         self.names = names
         self.bundles = bundles
         self.config = config
+        self.encoder = encoder
         self.matcher = AliasMatcher(aliases, config.subsumed_factor)
         self._char_vec, self._syl_vec = vectorizers
         self._clf = classifier
         # Inference reads these arrays directly (sklearn re-checks fitted state per call).
-        n_char = len(self._char_vec.vocabulary_)
+        n_char, n_syl = len(self._char_vec.vocabulary_), len(self._syl_vec.vocabulary_)
         coef = np.asarray(classifier.coef_)
-        self._char_coef, self._syl_coef = coef[:, :n_char].T.copy(), coef[:, n_char:].T.copy()
+        self._char_coef = coef[:, :n_char].T.copy()
+        self._syl_coef = coef[:, n_char:n_char + n_syl].T.copy()
+        self._emb_coef = coef[:, n_char + n_syl:].T.copy() if encoder is not None else None
         self._char_idf = np.asarray(self._char_vec.idf_)
         self._syl_idf = np.asarray(self._syl_vec.idf_)
         self._intercept = np.asarray(classifier.intercept_, dtype=float)
@@ -202,6 +228,15 @@ class ItemLinker:
         self._char_features = (self._char_vec.build_analyzer(), self._char_vec.vocabulary_)
         self._syl_features = (self._syl_vec.build_analyzer(), self._syl_vec.vocabulary_)
         self._joint_cues = tuple(compact(c) for c in JOINT_CUES)
+        self._proto_vectors: Optional[np.ndarray] = None
+        self._proto_owner: Optional[np.ndarray] = None
+        self._proto_items: List[str] = []
+        if encoder is not None and prototypes is not None:
+            vectors, owners = prototypes
+            self._proto_items = sorted(set(owners))
+            index = {item: i for i, item in enumerate(self._proto_items)}
+            self._proto_vectors = np.asarray(vectors, dtype=np.float32)
+            self._proto_owner = np.array([index[o] for o in owners], dtype=np.int64)
 
     # ---------------------------------------------------------------- training
     @staticmethod
@@ -217,7 +252,22 @@ class ItemLinker:
             for example in record.examples:
                 texts.append((example, record.id))
             texts.append((record.summary, record.id))
+            for situation in record.situations:
+                texts.append((situation, record.id))
+            for near in record.not_this:
+                if near.item is None or near.item in catalog:
+                    texts.append((near.text, near.item or UNCOVERED_LABEL))
         return aliases, texts
+
+    @staticmethod
+    def prototype_texts(catalog: Catalog) -> List[Tuple[str, str]]:
+        """What semantic retrieval compares a message with: ``(text, item_id)``."""
+        out: List[Tuple[str, str]] = []
+        for record in catalog.items():
+            out.append((short_name(record.name), record.id))
+            out.append((record.summary, record.id))
+            out += [(t, record.id) for t in (*record.examples, *record.situations)]
+        return out
 
     @staticmethod
     def self_label(
@@ -241,6 +291,7 @@ class ItemLinker:
         none_texts: Iterable[str] = (),
         question_texts: Iterable[str] = (),
         config: LinkerConfig = LinkerConfig(),
+        encoder: Optional[Encoder] = None,
     ) -> "ItemLinker":
         """Fit on the catalog, "no item" sentences and (self-labelled) question sentences."""
         aliases, texts = cls.training_corpus(catalog)
@@ -250,14 +301,22 @@ class ItemLinker:
         corpus = [compact(t) for t, _ in texts]
         labels = [label for _, label in texts]
         char_vec, syl_vec = _vectorizers()
-        x = sp.hstack(
-            [char_vec.fit_transform(corpus), syl_vec.fit_transform([_pinyin_text(t) for t in corpus])]
-        ).tocsr()
-        clf = LogisticRegression(C=20.0, max_iter=3000)
+        blocks = [char_vec.fit_transform(corpus), syl_vec.fit_transform([_pinyin_text(t) for t in corpus])]
+        prototypes = None
+        if encoder is not None:
+            dense = encoder.encode([normalize_for_embedding(t) for t, _ in texts])
+            blocks.append(sp.csr_matrix(dense * config.embedding_weight))
+            proto = cls.prototype_texts(catalog)
+            prototypes = (
+                encoder.encode([normalize_for_embedding(t) for t, _ in proto]),
+                [item for _, item in proto],
+            )
+        x = sp.hstack(blocks).tocsr()
+        clf = LogisticRegression(C=config.classifier_c, max_iter=3000)
         clf.fit(x, labels)
         names = {r.id: r.name for r in catalog.items()}
         bundles = {r.id: list(r.members) for r in catalog.items() if r.kind == "bundle"}
-        return cls(aliases, names, bundles, (char_vec, syl_vec), clf, config)
+        return cls(aliases, names, bundles, (char_vec, syl_vec), clf, config, encoder, prototypes)
 
     # ------------------------------------------------------------ persistence
     def save(self, directory: Path) -> None:
@@ -269,15 +328,23 @@ class ItemLinker:
             "char_vocabulary": {k: int(v) for k, v in self._char_vec.vocabulary_.items()},
             "syl_vocabulary": {k: int(v) for k, v in self._syl_vec.vocabulary_.items()},
             "classes": [str(c) for c in self._clf.classes_],
+            "embedding": (
+                {"spec": self.encoder.spec, "digest": self.encoder.digest, "items": self._proto_items}
+                if self.encoder is not None
+                else None
+            ),
         }
         (directory / INDEX_FILE).write_text(json.dumps(index, ensure_ascii=False), encoding="utf-8")
-        np.savez_compressed(
-            directory / WEIGHTS_FILE,
-            char_idf=self._char_vec.idf_,
-            syl_idf=self._syl_vec.idf_,
-            coef=self._clf.coef_,
-            intercept=self._clf.intercept_,
-        )
+        arrays = {
+            "char_idf": self._char_vec.idf_,
+            "syl_idf": self._syl_vec.idf_,
+            "coef": self._clf.coef_,
+            "intercept": self._clf.intercept_,
+        }
+        if self._proto_vectors is not None:
+            arrays["proto_vectors"] = self._proto_vectors.astype(np.float16)
+            arrays["proto_owner"] = self._proto_owner
+        np.savez_compressed(directory / WEIGHTS_FILE, **arrays)
 
     @classmethod
     def load(cls, directory: Path, config: LinkerConfig = LinkerConfig()) -> "ItemLinker":
@@ -292,6 +359,17 @@ class ItemLinker:
         clf.classes_ = np.array(index["classes"])
         clf.coef_ = weights["coef"]
         clf.intercept_ = weights["intercept"]
+        encoder, prototypes = None, None
+        meta = index.get("embedding")
+        if meta:
+            encoder = load_encoder(meta["spec"])
+            if encoder is None or encoder.digest != meta["digest"]:
+                raise EmbeddingError(
+                    f"the item linker was trained with {meta['spec']} ({meta['digest']}): retrain"
+                )
+            items = meta["items"]
+            owners = [items[i] for i in weights["proto_owner"]]
+            prototypes = (weights["proto_vectors"].astype(np.float32), owners)
         return cls(
             [tuple(a) for a in index["aliases"]],
             index["names"],
@@ -299,13 +377,22 @@ class ItemLinker:
             (char_vec, syl_vec),
             clf,
             config,
+            encoder,
+            prototypes,
         )
 
     # -------------------------------------------------------------- inference
     def rule_scores(self, text: str, syl: Optional[Sequence[str]] = None) -> Dict[str, float]:
         return self.matcher.scores(text, syl)
 
-    def model_scores(self, text: str, syl: Optional[Sequence[str]] = None) -> Dict[str, float]:
+    def embed(self, text: str) -> Optional[np.ndarray]:
+        if self.encoder is None or not compact(text):
+            return None
+        return self.encoder.encode_one(normalize_for_embedding(text))
+
+    def model_scores(
+        self, text: str, syl: Optional[Sequence[str]] = None, vector: Optional[np.ndarray] = None
+    ) -> Dict[str, float]:
         norm = compact(text)
         if not norm:
             return {}
@@ -314,14 +401,38 @@ class ItemLinker:
         logits = self._intercept.copy()
         logits += _tfidf_dot(self._char_features, self._char_idf, self._char_coef, norm)
         logits += _tfidf_dot(self._syl_features, self._syl_idf, self._syl_coef, pinyin)
+        if self._emb_coef is not None and vector is not None:
+            logits += (vector * self.config.embedding_weight) @ self._emb_coef
         logits -= logits.max()
         probs = np.exp(logits)
         probs /= probs.sum()
         return {c: float(p) for c, p in zip(self._classes, probs)}
 
+    def retrieval_scores(self, vector: Optional[np.ndarray]) -> Dict[str, float]:
+        """Per item: the mean of its best cosine similarities, as a softmax over items."""
+        if vector is None or self._proto_vectors is None:
+            return {}
+        sims = self._proto_vectors @ vector
+        top = self.config.retrieval_top
+        best = np.full((len(self._proto_items), top), -1.0, dtype=np.float32)
+        order = np.argsort(-sims)
+        filled = np.zeros(len(self._proto_items), dtype=np.int64)
+        for i in order:
+            owner = self._proto_owner[i]
+            if filled[owner] < top:
+                best[owner, filled[owner]] = sims[i]
+                filled[owner] += 1
+                if filled.min() >= top:
+                    break
+        item_sims = best.mean(axis=1)
+        logits = (item_sims - item_sims.max()) / self.config.retrieval_temperature
+        probs = np.exp(logits)
+        probs /= probs.sum()
+        return {item: float(p) for item, p in zip(self._proto_items, probs)}
+
     def _joint_bundles(self, text: str, rules: Dict[str, float]) -> Dict[str, float]:
         """Bundles asked for as a whole: a joint cue plus member items, or 3+ members."""
-        norm = compact(text)
+        norm = FIRST_TIME_RE.sub("", compact(text))  # "第一次办" is not "一次办"
         cue = any(c in norm for c in self._joint_cues)
         found = {}
         for bundle_id, members in self.bundles.items():
@@ -332,12 +443,30 @@ class ItemLinker:
 
     def link(self, text: str, top_k: Optional[int] = None) -> List[Tuple[str, float]]:
         """Ranked ``(item_id, score)`` pairs above ``min_score`` (possibly empty)."""
+        return self.link_details(text, top_k)[0]
+
+    def link_details(
+        self, text: str, top_k: Optional[int] = None
+    ) -> Tuple[List[Tuple[str, float]], Dict[str, float]]:
+        """The ranked items and the scope: ``{"none": p, "uncovered": p}`` — how likely the
+        message is about no service at all, or about a service the catalog lacks."""
         cfg = self.config
         syl = syllables(compact(text))
+        vector = self.embed(text)
         rules = self.rule_scores(text, syl)
-        model = self.model_scores(text, syl)
+        model = self.model_scores(text, syl, vector)
         none_prob = model.pop(NONE_LABEL, 0.0)
+        uncovered_prob = model.pop(UNCOVERED_LABEL, 0.0)
+        scope = {"none": round(none_prob, 4), "uncovered": round(uncovered_prob, 4)}
+        none_prob += uncovered_prob
         in_domain = max(1e-6, 1.0 - none_prob)
+        retrieval = self.retrieval_scores(vector)
+        if retrieval:
+            # Retrieval has no "none" class: it only redistributes the in-domain mass.
+            for item_id in set(model) | set(retrieval):
+                model[item_id] = (1 - cfg.retrieval_weight) * model.get(item_id, 0.0) + (
+                    cfg.retrieval_weight * in_domain * retrieval.get(item_id, 0.0)
+                )
         combined: Dict[str, float] = {}
         for item_id in set(rules) | {k for k, v in model.items() if v > 0.02}:
             rule = rules.get(item_id, 0.0)
@@ -357,7 +486,12 @@ class ItemLinker:
         combined = {k: round(float(v), 4) for k, v in combined.items()}
         ranked = sorted(combined.items(), key=lambda kv: (-kv[1], kv[0]))
         ranked = [(i, s) for i, s in ranked if s >= cfg.min_score]
-        return ranked[: top_k or cfg.top_k]
+        return ranked[: top_k or cfg.top_k], scope
+
+
+def normalize_for_embedding(text: str) -> str:
+    """What the sentence model reads: simplified characters, original spacing kept."""
+    return normalize(text, lower=False).strip()
 
 
 def _tfidf_dot(features: Tuple, idf: np.ndarray, weights: np.ndarray, doc: str) -> np.ndarray:

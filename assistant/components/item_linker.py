@@ -21,11 +21,13 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from knowledge.catalog import DEFAULT_CATALOG_DIR, catalog_files, fingerprint_files, load_catalog
+from knowledge.embedding import load_encoder, resolve_spec
 from knowledge.linker import ItemLinker, LinkerConfig
 
 logger = logging.getLogger(__name__)
 
 SERVICE_ITEMS = "service_items"
+SERVICE_SCOPE = "service_scope"
 # Training sentences of these intents teach the linker what "no item" looks like;
 # the others, where an alias names the item unmistakably, are self-labelled examples.
 NONE_INTENTS = ("out_of_scope", "greet", "goodbye", "thank", "affirm", "deny", "inform")
@@ -41,6 +43,9 @@ class ServiceItemLinker(GraphComponent):
             "catalog_dir": None,  # default: knowledge/catalog of this project
             "top_k": 5,
             "min_score": 0.3,
+            # Sentence model for semantic features and retrieval (knowledge.embedding);
+            # None: BANSHI_EMBEDDING_MODEL, else "use". "none" turns semantics off.
+            "model": None,
         }
 
     def __init__(
@@ -65,8 +70,9 @@ class ServiceItemLinker(GraphComponent):
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
-        """Retrain when the catalog files change (they are not a graph input)."""
-        return fingerprint_files(catalog_files(cls._catalog_dir(config)))
+        """Retrain when the catalog files or the sentence model change (not graph inputs)."""
+        catalog = fingerprint_files(catalog_files(cls._catalog_dir(config)))
+        return f"{catalog}:{resolve_spec(config.get('model'))}"
 
     @classmethod
     def create(
@@ -83,8 +89,9 @@ class ServiceItemLinker(GraphComponent):
         examples = [(m.get(INTENT), m.get(TEXT)) for m in training_data.intent_examples if m.get(TEXT)]
         none_texts = [text for intent, text in examples if intent in NONE_INTENTS]
         question_texts = [text for intent, text in examples if intent not in NONE_INTENTS]
+        encoder = load_encoder(resolve_spec(self._config.get("model")))
         self._linker = ItemLinker.train(
-            catalog, none_texts, question_texts, self._linker_config(self._config)
+            catalog, none_texts, question_texts, self._linker_config(self._config), encoder
         )
         with self._model_storage.write_to(self._resource) as directory:
             self._linker.save(Path(directory))
@@ -109,10 +116,11 @@ class ServiceItemLinker(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            ranked = self._linker.link(message.get(TEXT) or "") if self._linker else []
+            ranked, scope = self._linker.link_details(message.get(TEXT) or "") if self._linker else ([], {})
             items = [
                 {"id": item_id, "name": self._linker.names.get(item_id, item_id), "score": score}
                 for item_id, score in ranked
             ]
             message.set(SERVICE_ITEMS, items, add_to_output=True)
+            message.set(SERVICE_SCOPE, scope, add_to_output=True)
         return messages

@@ -47,6 +47,8 @@ ERRORS = {
     503: {"model": ErrorResponse},
 }
 HANDOFF_KEY = "handoff"
+REPLY_KEY = "reply"
+ANSWER_HANDOFF = "handoff"
 
 
 def items_of(parse_data: Dict[str, Any]) -> List[ItemScore]:
@@ -86,6 +88,21 @@ def handoff_of(raw: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     return None
 
 
+def reply_of(raw: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """What the turn's replies were about: ``{"item", "answer"}`` from the dialogue's
+    custom messages (the last one wins); a ticket opened makes it a handoff."""
+    found: Dict[str, Any] = {"item": None, "answer": None}
+    for message in raw:
+        custom = message.get("custom")
+        if not isinstance(custom, dict):
+            continue
+        if isinstance(custom.get(REPLY_KEY), dict):
+            found = {"item": custom[REPLY_KEY].get("item"), "answer": custom[REPLY_KEY].get("answer")}
+        elif isinstance(custom.get(HANDOFF_KEY), dict):
+            found = {"item": found["item"], "answer": ANSWER_HANDOFF}
+    return found
+
+
 def check_token(settings: Settings, sender_id: str, token: Optional[str]) -> None:
     if chat_session.needs_token(sender_id) and not chat_session.verify(settings.secret(), sender_id, token):
         raise HTTPException(status_code=403, detail=BAD_TOKEN)
@@ -103,14 +120,17 @@ async def relay_to_operator(
         )
         await conn.app.state.live.bump()
         logger.info("gateway.handoff.cancelled ticket=%s", ticket.id)
-        return {"messages": [{"text": notice["text"]}], "intent": None, "items": []}
+        return {"messages": [{"text": notice["text"]}], "intent": None, "items": [], "item": None, "answer": ANSWER_HANDOFF}
     try:
         await asyncio.to_thread(handoff.add_citizen_message, db_url, ticket.id, text)
     except handoff.TicketClosed:  # closed a moment ago: the bot answers again
         return None
     await conn.app.state.live.bump()
     logger.info("gateway.handoff.relayed ticket=%s sender=%s", ticket.id, hash_id(sender_id))
-    return {"messages": [], "intent": None, "items": [], HANDOFF_KEY: ticket.public()}
+    return {
+        "messages": [], "intent": None, "items": [], "item": None, "answer": ANSWER_HANDOFF,
+        HANDOFF_KEY: ticket.public(),
+    }
 
 
 async def conversation_turn(
@@ -141,6 +161,7 @@ async def conversation_turn(
         "messages": [m.dict(exclude_none=True) for m in messages],
         "intent": intent,
         "items": [i.dict() for i in items_of(result.parse_data)],
+        **reply_of(result.messages),
     }
     opened = handoff_of(result.messages)
     if opened is not None:

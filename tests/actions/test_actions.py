@@ -128,8 +128,10 @@ async def test_feedback_and_complaint_rows(tracker, dispatcher, settings):
     t = tracker("我要投诉，电话13912345678", "complain", sender_id="act-fb")
     events = await ActionRecordComplaint().run(dispatcher, t, DOMAIN)
     assert events == []
-    assert "投诉已记录" in dispatcher.messages[1]["text"] and "转接人工服务" in dispatcher.messages[1]["text"]
-    assert dispatcher.messages[1]["custom"]["handoff"]["status"] == "waiting"
+    complaint = [m for m in dispatcher.messages if m.get("text")][1]
+    assert "投诉已记录" in complaint["text"] and "转接人工服务" in complaint["text"]
+    assert complaint["custom"]["handoff"]["status"] == "waiting"
+    assert dispatcher.messages[-1]["custom"]["reply"] == {"item": None, "answer": "feedback"}
     with db.session_factory(settings.db_url)() as session:
         rows = session.execute(select(db.Feedback).where(db.Feedback.conversation_id == "act-fb")).scalars().all()
     assert [(r.kind, r.rating, r.item_id) for r in rows] == [("feedback", "bad", "passport"), ("complaint", "bad", None)]
@@ -196,3 +198,123 @@ async def test_fallbacks(tracker, dispatcher, settings):
     message = dispatcher.messages[0]
     assert "收费标准" in message["text"]
     assert message["buttons"][0]["payload"] == '/ask_fee{"service_item":"passport"}'
+
+
+def _user(text, intent, items=(), scope=None):
+    parse = {
+        "text": text,
+        "intent": {"name": intent, "confidence": 0.9},
+        "entities": [],
+        "service_items": [{"id": i, "name": i, "score": s} for i, s in items],
+        "service_scope": scope or {},
+    }
+    return {"event": "user", "text": text, "parse_data": parse, "input_channel": "web"}
+
+
+def conversation(tracker, turns, slots=None):
+    """A tracker whose events are the given user turns (the last one is the latest)."""
+    last = turns[-1]
+    t = tracker(last["text"], last["parse_data"]["intent"]["name"], [(i["id"], i["score"]) for i in last["parse_data"]["service_items"]], slots or {})
+    t.latest_message = last["parse_data"]
+    t.events = list(turns)
+    return t
+
+
+async def test_a_condition_question_in_context_stays_on_the_conversation_item(tracker, dispatcher):
+    # While talking about 公租房, "we have a 居住证" names another item only as a condition.
+    t = conversation(
+        tracker,
+        [
+            _user("公租房怎么申请", "ask_service", [("public_rental_housing", 0.9)]),
+            {"event": "slot", "name": "service_item", "value": "public_rental_housing"},
+            _user("我们是外地户口，有居住证，能申请吗", "ask_conditions", [("residence_permit", 0.72)]),
+        ],
+        {"service_item": "public_rental_housing"},
+    )
+    events = await ActionAnswer().run(dispatcher, t, DOMAIN)
+    assert slots_of(events)["service_item"] == "public_rental_housing"
+    assert "公共租赁住房申请】谁可以办" in dispatcher.messages[0]["text"]
+    assert dispatcher.messages[-1]["custom"]["reply"] == {"item": "public_rental_housing", "answer": "conditions"}
+
+
+async def test_asking_for_the_other_item_switches(tracker, dispatcher):
+    t = conversation(
+        tracker,
+        [
+            {"event": "slot", "name": "service_item", "value": "public_rental_housing"},
+            _user("那居住证怎么办", "ask_service", [("residence_permit", 0.8)]),
+        ],
+        {"service_item": "public_rental_housing"},
+    )
+    events = await ActionAnswer().run(dispatcher, t, DOMAIN)
+    assert slots_of(events)["service_item"] == "residence_permit"
+
+
+async def test_an_item_named_in_a_complaint_becomes_the_topic(tracker, dispatcher):
+    t = conversation(
+        tracker,
+        [
+            {"event": "slot", "name": "service_item", "value": "passport"},
+            _user("社保卡窗口的人态度太差了", "complain", [("social_security_card", 0.8)]),
+            {"event": "bot", "text": "非常抱歉"},
+            _user("那要带啥", "ask_materials"),
+        ],
+        {"service_item": "passport"},
+    )
+    events = await ActionAnswer().run(dispatcher, t, DOMAIN)
+    assert slots_of(events)["service_item"] == "social_security_card"
+    assert dispatcher.messages[0]["text"].startswith("办理【社会保障卡申领】需要准备")
+
+
+async def test_not_covered_says_so_with_where_to_ask_a_person_and_related_items(tracker, dispatcher):
+    t = conversation(
+        tracker,
+        [_user("单位公积金缴存基数怎么调", "ask_service", [("housing_fund_withdrawal", 0.35)], {"uncovered": 0.8, "none": 0.0})],
+    )
+    events = await ActionAnswer().run(dispatcher, t, DOMAIN)
+    message = dispatcher.messages[0]
+    assert message["text"].startswith("这个事项我这里还没有收录")
+    assert "住房公积金管理中心" in message["text"] and "12345" in message["text"]
+    assert [b["payload"] for b in message["buttons"]] == [
+        '/ask_service{"service_item":"housing_fund_withdrawal"}',
+        "/request_human",
+    ]
+    assert "service_item" not in slots_of(events)
+    assert dispatcher.messages[-1]["custom"]["reply"] == {"item": None, "answer": "not_covered"}
+
+
+async def test_not_covered_in_context_is_not_answered_as_the_context_item(tracker, dispatcher):
+    t = conversation(
+        tracker,
+        [
+            {"event": "slot", "name": "service_item", "value": "housing_fund_withdrawal"},
+            _user("单位公积金缴存基数怎么调", "ask_service", [], {"uncovered": 0.7, "none": 0.0}),
+        ],
+        {"service_item": "housing_fund_withdrawal"},
+    )
+    await ActionAnswer().run(dispatcher, t, DOMAIN)
+    assert dispatcher.messages[0]["text"].startswith("这个事项我这里还没有收录")
+
+
+async def test_a_vague_question_without_item_is_asked_back(tracker, dispatcher):
+    await ActionAnswer().run(dispatcher, conversation(tracker, [_user("怎么办理", "ask_service")]), DOMAIN)
+    assert "哪项业务" in dispatcher.messages[0]["text"]
+    assert dispatcher.messages[-1]["custom"]["reply"]["answer"] == "clarify"
+
+
+async def test_a_second_item_in_the_message_is_offered_as_a_button(tracker, dispatcher):
+    t = conversation(
+        tracker,
+        [_user("注销公司，发票也要先处理吗", "ask_service", [("company_deregistration", 0.9), ("invoice_application", 0.6)])],
+    )
+    await ActionAnswer().run(dispatcher, t, DOMAIN)
+    message = dispatcher.messages[0]
+    assert message["text"].startswith("【企业注销登记】")
+    assert "您还提到了：发票申领（新办纳税人）" in message["text"]
+    assert message["buttons"][0]["payload"] == '/ask_service{"service_item":"invoice_application"}'
+
+
+async def test_out_of_scope_that_is_a_government_question_is_not_covered(tracker, dispatcher):
+    t = conversation(tracker, [_user("养狗要办证吗", "out_of_scope", [], {"uncovered": 0.9, "none": 0.05})])
+    await ActionOutOfScope().run(dispatcher, t, DOMAIN)
+    assert dispatcher.messages[0]["text"].startswith("这个事项我这里还没有收录")

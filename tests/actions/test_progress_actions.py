@@ -153,12 +153,14 @@ async def test_verified_answer_for_each_state(number, expected, dispatcher, sett
         sender_id=sender,
     )
     events = await ActionProgressAnswer().run(dispatcher, done, DOMAIN)
-    text = dispatcher.messages[-1]["text"]
+    answer = [m for m in dispatcher.messages if m.get("text")][-1]
+    text = answer["text"]
     for part in expected:
         assert part in text, (part, text)
     assert {"event": "slot", "name": "phone_tail", "value": None, "timestamp": None} in events
     if number == SUPPLEMENT:
-        titles = [b["title"] for b in dispatcher.messages[-1]["buttons"]]
+        titles = [b["title"] for b in answer["buttons"]]
         assert titles == ["办理要带的全部材料", "转人工"]
         assert "1. 近期免冠证件照片：" in text  # matched to the catalog material, with its note
     assert [r.result for r in audit_rows(settings, sender)] == ["ok"]
+    assert dispatcher.messages[-1]["custom"]["reply"]["answer"] == "progress"
