@@ -44,7 +44,7 @@ from knowledge.answers import (
 )
 from knowledge.catalog import Catalog
 from knowledge.schema import short_name
-from knowledge.text import compact
+from knowledge.text import compact, content_of
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +52,6 @@ ELLIPSIS_RE = re.compile(TUNABLES.ellipsis_pattern)
 POSSESSION_RE = re.compile(TUNABLES.possession_pattern)
 ELIGIBILITY_RE = re.compile(TUNABLES.eligibility_pattern)
 REQUEST_RE = re.compile(TUNABLES.request_pattern)
-# Question words and fillers: what is left of a message without them is its content.
-FILLER_RE = re.compile(
-    r"请问|你好|您好|我想|我要|想问|问一下|问问|一下|那个|这个|就是|嗯|啊|呀|吧|呢|吗|嘛|么|了|的|"
-    r"怎么办|怎么弄|怎么|咋办|咋弄|咋整|咋|如何|办理|去哪|哪里|在哪|什么|啥|多少|多久|需要|要|能|可以|"
-    r"材料|手续|流程|条件|费用|收费|时间|地方|在|办|弄|搞|整|我|你|他|她"
-)
-
 ASK_ITEM_TEXT = "请问您想办理哪项业务？比如：社保卡、身份证补办、护照、公积金提取。"
 CHOOSE_TEXT = "您想咨询的是哪一项？请点选："
 NOT_COVERED_TEXT = "这个事项我这里还没有收录，没法给您准确的答复。"
@@ -118,7 +111,7 @@ def _names_of(catalog: Catalog, item_id: str) -> List[str]:
 
 
 def content_chars(text: str) -> int:
-    return len(FILLER_RE.sub("", compact(text)))
+    return len(content_of(text))
 
 
 def resolve_item(tracker: Tracker, catalog: Catalog) -> Resolution:

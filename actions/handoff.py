@@ -24,8 +24,8 @@ from knowledge.answers import button_payload
 
 logger = logging.getLogger(__name__)
 
-REASON_REQUEST = "request_human"
-REASON_COMPLAINT = "complaint"
+REASON_REQUEST = handoff.REASON_REQUEST
+REASON_COMPLAINT = handoff.REASON_COMPLAINT
 REASON_FALLBACK = "fallback"
 
 QUEUED_TEXT = "已为您转接人工服务（编号 {id}），您前面还有 {ahead} 位。请稍候，工作人员会在这里回复您。想回到智能助手，请说“取消人工”。"
@@ -35,6 +35,9 @@ AFTER_HOURS_TEXT = (
     "现在不是人工服务时间（{hours}）。已为您登记（编号 {id}），"
     "工作人员会在{when}后回复您。现在您也可以继续问我，或拨打12345政务服务便民热线。"
 )
+# A complaint: recorded and followed up by a person; the assistant keeps answering.
+COMPLAINT_FOLLOW_UP_TEXT = "工作人员会跟进处理，有回复会在这里告诉您。您可以继续问我，想马上找人工请点“转人工”。"
+COMPLAINT_AFTER_HOURS_TEXT = "工作人员会在{when}后跟进处理。您可以继续问我，或拨打12345政务服务便民热线。"
 # Kiosk mode: the request goes to the hall staff through the outbox (delivered later if offline).
 KIOSK_NOTIFIED_TEXT = "已通知大厅工作人员，请在这里稍候，工作人员会尽快过来帮您。"
 FALLBACK_LEAD = "抱歉，我没能理解您的问题。"
@@ -170,7 +173,14 @@ async def open_handoff(
         info.deferred,
         hash_id(tracker.sender_id),
     )
-    if info.deferred:
+    buttons = None
+    if reason == REASON_COMPLAINT and info.created:
+        if info.deferred:
+            text = COMPLAINT_AFTER_HOURS_TEXT.format(when=handoff.describe_when(hours.next_open()))
+        else:
+            text = COMPLAINT_FOLLOW_UP_TEXT
+            buttons = [{"title": "转人工", "payload": "/request_human"}]
+    elif info.deferred:
         text = AFTER_HOURS_TEXT.format(
             hours=hours.describe(), id=info.id, when=handoff.describe_when(hours.next_open())
         )
@@ -180,7 +190,7 @@ async def open_handoff(
         text = QUEUED_FIRST_TEXT.format(id=info.id)
     else:
         text = QUEUED_TEXT.format(id=info.id, ahead=(info.position or 1) - 1)
-    dispatcher.utter_message(text=lead + text, json_message={"handoff": info.public()})
+    dispatcher.utter_message(text=lead + text, buttons=buttons, json_message={"handoff": info.public()})
     return info
 
 

@@ -145,6 +145,12 @@ def describe_when(moment: dt.datetime, now: Optional[dt.datetime] = None) -> str
 
 
 # -------------------------------------------------------------------- views
+# A complaint is followed up by a person, but the ticket does not hold the conversation
+# (the assistant keeps answering) until an operator replies or the citizen asks for one.
+REASON_COMPLAINT = "complaint"
+REASON_REQUEST = "request_human"
+
+
 @dataclass(frozen=True)
 class TicketInfo:
     id: int
@@ -154,6 +160,12 @@ class TicketInfo:
     deferred: bool
     position: Optional[int]  # place in the queue while waiting (1 = next)
     created: bool  # False when the conversation already had an open ticket
+    reason: Optional[str] = None
+
+    @property
+    def follow_up(self) -> bool:
+        """A complaint waiting for a person: it does not hold the conversation."""
+        return self.status == TICKET_WAITING and self.reason == REASON_COMPLAINT
 
     def public(self) -> Dict[str, Any]:
         """What a citizen's channel may see about the ticket."""
@@ -162,6 +174,7 @@ class TicketInfo:
             "status": self.status,
             "deferred": self.deferred,
             "position": self.position,
+            "follow_up": self.follow_up,
         }
 
 
@@ -201,6 +214,7 @@ def _info(session, ticket: HandoffTicket, created: bool) -> TicketInfo:
         deferred=bool(ticket.deferred),
         position=_position(session, ticket),
         created=created,
+        reason=ticket.reason,
     )
 
 
@@ -237,6 +251,8 @@ def open_ticket_in(
     existing = _open_ticket_row(session, conversation_id)
     if existing is not None:
         existing.summary = summary_text
+        if reason == REASON_REQUEST and existing.reason == REASON_COMPLAINT:
+            existing.reason = REASON_REQUEST  # now the citizen wants a person: it holds
         return existing, False
     ticket = HandoffTicket(
         conversation_id=conversation_id,
@@ -281,14 +297,17 @@ def open_ticket(
 def relaying_ticket(db_url: str, conversation_id: str) -> Optional[TicketInfo]:
     """The ticket that holds the conversation (the bot stays quiet), if any.
 
-    A deferred ticket (opened outside service hours) does not hold the
+    A deferred ticket (opened outside service hours) and a complaint do not hold the
     conversation until an operator replies to it.
     """
     with session_factory(db_url)() as session:
         ticket = _open_ticket_row(session, conversation_id)
-        if ticket is None or (ticket.status == TICKET_WAITING and ticket.deferred):
+        if ticket is None:
             return None
-        return _info(session, ticket, created=False)
+        info = _info(session, ticket, created=False)
+        if info.status == TICKET_WAITING and (info.deferred or info.follow_up):
+            return None
+        return info
 
 
 def open_ticket_of(db_url: str, conversation_id: str) -> Optional[TicketInfo]:

@@ -71,6 +71,8 @@ class HandoffState(BaseModel):
     status: str  # waiting | active
     deferred: bool  # opened outside service hours: the bot answers until an operator replies
     position: Optional[int]  # place in the queue while waiting (1 = next)
+    # A complaint waiting for a person: the assistant keeps answering meanwhile.
+    follow_up: bool = False
 
 
 class ChatResponse(BaseModel):

@@ -36,7 +36,7 @@ from sklearn.linear_model import LogisticRegression
 from knowledge.catalog import Catalog
 from knowledge.embedding import Encoder, EmbeddingError, load_encoder
 from knowledge.schema import short_name
-from knowledge.text import compact, normalize, syllables
+from knowledge.text import compact, content_of, normalize, syllables
 
 NONE_LABEL = "__none__"
 # A government-service question that no catalog record covers (``not_this`` with item null).
@@ -296,7 +296,10 @@ class ItemLinker:
         """Fit on the catalog, "no item" sentences and (self-labelled) question sentences."""
         aliases, texts = cls.training_corpus(catalog)
         matcher = AliasMatcher(aliases, config.subsumed_factor)
+        question_texts = list(question_texts)
         texts += cls.self_label(matcher, question_texts, config)
+        # Follow-ups that name nothing ("网上能办吗", "要带啥") belong to no item by themselves.
+        texts += [(t, NONE_LABEL) for t in question_texts if len(content_of(t)) < 2]
         texts += [(t, NONE_LABEL) for t in none_texts]
         corpus = [compact(t) for t, _ in texts]
         labels = [label for _, label in texts]

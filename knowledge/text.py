@@ -65,3 +65,18 @@ def syllables(text: str, fuzzy: bool = True) -> List[str]:
     if len(out) != len(text):  # pypinyin keeps unknown runs together in rare cases
         out = [lazy_pinyin(ch, style=Style.NORMAL, errors=lambda c: list(c))[0] for ch in text]
     return [_fuzzy_syllable(s) for s in out] if fuzzy else out
+
+
+# Question words, fillers and generic verbs: what is left of a message without them is
+# its content ("网上能办吗" has none; "单位公积金缴存基数怎么调" has plenty).
+_FILLER_RE = re.compile(
+    r"在哪里|去哪里|请问|你好|您好|我想|我要|想问|问一下|问问|一下|那个|这个|就是|嗯|啊|呀|吧|呢|吗|嘛|么|了|的|"
+    r"怎么办|怎么弄|怎么|咋办|咋弄|咋整|咋|如何|办理|去哪|哪里|哪儿|在哪|什么|啥|多少|多久|需要|要|能|可以|"
+    r"材料|手续|流程|步骤|条件|费用|收费|时间|地方|网上|手机上|窗口|在|办|弄|搞|整|我|你|他|她|还|也|都|"
+    r"得|给|带|交|钱|几天|多长|一般|大概|现在|那|这|有|没有|是|不|个|些|呀|哦|喔"
+)
+
+
+def content_of(text: str) -> str:
+    """The message without question words, fillers and generic verbs."""
+    return _FILLER_RE.sub("", compact(text))

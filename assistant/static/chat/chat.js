@@ -388,7 +388,7 @@
         }
         shown++;
       }
-    } else if (shown && session && session.handoff && !session.handoff.deferred) {
+    } else if (shown && session && session.handoff && !session.handoff.deferred && !session.handoff.follow_up) {
       // The assistant answered: no ticket holds the conversation any more
       // (e.g. "取消人工" while waiting).
       endHandoff(session.handoff.ticket_id, true);
@@ -405,6 +405,7 @@
       ticket_id: ticket.ticket_id,
       status: ticket.status === "active" ? "active" : "waiting",
       deferred: !!ticket.deferred,
+      follow_up: !!ticket.follow_up,
       position: typeof ticket.position === "number" ? ticket.position : null
     };
     saveSession();
@@ -438,6 +439,8 @@
     var text;
     if (h.status === "active") {
       text = "工作人员已接入，正在为您服务。";
+    } else if (h.follow_up) {
+      text = "您反映的问题已登记（编号 " + h.ticket_id + "），工作人员会在这里回复您。";
     } else if (h.deferred) {
       text = "已为您登记人工服务（编号 " + h.ticket_id + "），工作人员上班后会在这里回复您。";
     } else if (h.position && h.position > 1) {
@@ -448,7 +451,7 @@
     barTextEl.textContent = text;
     barEl.classList.toggle("active", h.status === "active");
     // While waiting (in service hours) the citizen can go back to the assistant.
-    cancelEl.hidden = !(h.status === "waiting" && !h.deferred);
+    cancelEl.hidden = !(h.status === "waiting" && !h.deferred && !h.follow_up);
     barEl.hidden = false;
   }
 
