@@ -455,8 +455,11 @@ class ItemLinker:
         message is about no service at all, or about a service the catalog lacks."""
         cfg = self.config
         syl = syllables(compact(text))
-        vector = self.embed(text)
         rules = self.rule_scores(text, syl)
+        if len(content_of(text)) < 2 and not rules:
+            # Nothing but question words ("网上能办吗", "我想办个证"): no item by itself.
+            return [], {"none": 1.0, "uncovered": 0.0}
+        vector = self.embed(text)
         model = self.model_scores(text, syl, vector)
         none_prob = model.pop(NONE_LABEL, 0.0)
         uncovered_prob = model.pop(UNCOVERED_LABEL, 0.0)

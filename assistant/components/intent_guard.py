@@ -10,6 +10,7 @@ classifier and the item linker, this component applies the few rules a clerk wou
 * ``request_human`` needs words asking for a person (人工, 真人, 客服…);
 * ``complain`` needs words of a complaint when the message asks about a service
   (a misfiled complaint opens a ticket and hands the conversation to a person);
+* a rating of the service or of an answer ("点个赞", "你这回答不对") is ``feedback``;
 * a question about an application already handed in ("上个月交了申请，办到哪了")
   is ``check_progress``;
 * ``out_of_scope`` is not kept for a question that the item linker ties to an item.
@@ -61,6 +62,7 @@ class Cues:
         self.complaint = pattern("complaint")
         self.progress_strong = pattern("progress_strong")
         self.submitted = pattern("submitted")
+        self.rating = pattern("rating")
         self.item_min_score = float(data["item_min_score"])
         self.long_message = int(data["long_message_chars"])
 
@@ -103,6 +105,8 @@ class IntentGuard(GraphComponent):
         about_service = has_item or bool(cues.service.search(text))
         if intent in QUESTION_INTENTS and cues.progress_strong.search(text) and cues.submitted.search(text):
             return "check_progress"
+        if intent in QUESTION_INTENTS and cues.rating.search(text):
+            return "feedback"
         if intent == "complain" and about_service and is_question and not cues.complaint.search(text):
             return self._best(message, allowed=QUESTION_INTENTS)
         if intent in NOT_A_QUESTION and about_service and (
