@@ -9,7 +9,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 RESULTS := results
 
-.PHONY: run test setup train validate test-stories test-py bench clean
+.PHONY: run test setup train validate test-stories test-py bench bench-models clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -35,10 +35,16 @@ test: validate test-stories test-py
 
 bench: train
 	$(BIN)/python bench/nlu.py
+	$(BIN)/python bench/scenarios.py
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/assist.py
 	$(BIN)/python bench/voice.py
 	$(BIN)/python bench/wechat.py
+
+# Slower: trains one model per sentence model, and five cross-validation folds.
+bench-models: train
+	$(BIN)/python bench/nlu_models.py
+	$(BIN)/python bench/crossval.py
 
 clean:
 	rm -rf $(RESULTS) .pytest_cache

@@ -7,7 +7,7 @@
     banshi parse --jsonl       one message per stdin line (text or {"text": ...}) → JSON lines
     banshi kb validate         check the catalog files and the facts under test (knowledge/facts.tsv)
     banshi kb import FILE      import a catalog from .csv or .xlsx into YAML files
-    banshi kb dict             regenerate the jieba user dictionary
+    banshi kb dict             regenerate the jieba user dictionary and the situations' intent examples
     banshi kb propose-bundle ID  draft a bundle's materials list from its members (to review)
     banshi kb stale [--months 12]  records and sources not checked within that time
     banshi progress import CSV import applications and their progress steps (one row per step)
@@ -106,7 +106,8 @@ def _stop(proc: Optional[subprocess.Popen]) -> None:
 def ensure_model(settings: Settings) -> None:
     from assistant.training import data_fingerprint, model_path_for, train
 
-    if settings.model_path is None and not model_path_for(settings, data_fingerprint(embedding=settings.embedding_model)).exists():
+    fingerprint = data_fingerprint(embedding=settings.embedding_model)
+    if settings.model_path is None and not model_path_for(settings, fingerprint).exists():
         print("训练模型中（首次约需几分钟）… / training the model", flush=True)
         train(settings)
 
@@ -308,8 +309,11 @@ def cmd_kb(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"  {problem}", file=sys.stderr)
             return 1
     if args.kb_command == "dict":
-        changed = jieba_dict.write(catalog)
-        print(f"{jieba_dict.USER_DICT} {'updated' if changed else 'unchanged'}")
+        from knowledge import nlu_examples
+
+        for path, changed in ((jieba_dict.USER_DICT, jieba_dict.write(catalog)),
+                              (nlu_examples.GENERATED_FILE, nlu_examples.write(catalog))):
+            print(f"{path} {'updated' if changed else 'unchanged'}")
         return 0
     if args.kb_command == "load" or args.kb_command == "import":
         from knowledge import db
@@ -609,7 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     stale = kb_sub.add_parser("stale", help="records and sources not checked within N months")
     stale.add_argument("--months", type=int, default=12, help="how old a check may be (default 12)")
     stale.add_argument("--catalog", type=os.path.abspath, help="catalog directory (default: knowledge/catalog)")
-    kb_sub.add_parser("dict", help="regenerate the jieba user dictionary")
+    kb_sub.add_parser("dict", help="regenerate the jieba user dictionary and the intent examples of the situations")
     kb_sub.add_parser("load", help="load the catalog files into the database")
     imp = kb_sub.add_parser("import", help="import a catalog from .csv or .xlsx")
     imp.add_argument("file")

@@ -292,8 +292,10 @@ class ItemLinker:
         question_texts: Iterable[str] = (),
         config: LinkerConfig = LinkerConfig(),
         encoder: Optional[Encoder] = None,
+        uncovered_texts: Iterable[str] = (),
     ) -> "ItemLinker":
-        """Fit on the catalog, "no item" sentences and (self-labelled) question sentences."""
+        """Fit on the catalog, "no item" sentences, (self-labelled) question sentences and
+        government questions that the catalog does not cover."""
         aliases, texts = cls.training_corpus(catalog)
         matcher = AliasMatcher(aliases, config.subsumed_factor)
         question_texts = list(question_texts)
@@ -301,6 +303,7 @@ class ItemLinker:
         # Follow-ups that name nothing ("网上能办吗", "要带啥") belong to no item by themselves.
         texts += [(t, NONE_LABEL) for t in question_texts if len(content_of(t)) < 2]
         texts += [(t, NONE_LABEL) for t in none_texts]
+        texts += [(t, UNCOVERED_LABEL) for t in uncovered_texts]
         corpus = [compact(t) for t, _ in texts]
         labels = [label for _, label in texts]
         char_vec, syl_vec = _vectorizers()

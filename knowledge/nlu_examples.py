@@ -1,4 +1,5 @@
-"""Generate intent training examples from the catalog's ``situations``.
+"""Generate intent training examples from the catalog's ``situations`` (and from the
+government questions it does not cover, ``knowledge/not_covered.yml``).
 
 People describe their situation and then ask something: "老伴走了，听说能领一笔钱，去哪弄"
 is ``ask_location``, "…咋办" is ``ask_service``. The hand-written NLU data names the
@@ -21,6 +22,7 @@ import yaml
 from knowledge.catalog import KNOWLEDGE_DIR, Catalog
 
 GENERATED_FILE = KNOWLEDGE_DIR.parent / "nlu_data" / "generated" / "situations.yml"
+HAND_WRITTEN_DIR = KNOWLEDGE_DIR.parent / "nlu_data" / "nlu"
 ENDINGS_FILE = Path(__file__).with_name("nlu_endings.yml")
 QUESTION_END = re.compile(r"([?？吗呢么嘛]|咋办|怎么办|咋弄|怎么弄|咋整|去哪弄|在哪办|去哪办|要带啥|多久|几天|多少钱)$")
 HEADER = (
@@ -76,9 +78,29 @@ def examples(catalog: Catalog, endings_file: Path = ENDINGS_FILE) -> Dict[str, L
     return {intent: sorted(set(texts)) for intent, texts in out.items() if texts}
 
 
+def hand_written_texts(nlu_dir: Path = HAND_WRITTEN_DIR) -> set:
+    """Every example of the hand-written NLU files."""
+    texts = set()
+    for path in sorted(nlu_dir.rglob("*.yml")):
+        for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or []:
+            for line in str(block.get("examples") or "").splitlines():
+                line = line.strip()
+                if line.startswith("- "):
+                    texts.add(line[2:].strip())
+    return texts
+
+
 def render(catalog: Catalog, endings_file: Path = ENDINGS_FILE) -> str:
+    from knowledge.not_covered import load_not_covered
+
+    found = examples(catalog, endings_file)
+    for question in load_not_covered():  # questions the catalog lacks still ask something
+        found.setdefault(question.intent, []).append(question.text)
+    taken = hand_written_texts()
     blocks = []
-    for intent, texts in examples(catalog, endings_file).items():
+    for intent, texts in found.items():
+        texts = sorted(set(texts) - taken)  # Rasa refuses one example under two intents
+        taken.update(texts)
         lines = "".join(f"    - {t}\n" for t in texts)
         blocks.append(f"- intent: {intent}\n  examples: |\n{lines}")
     return HEADER + 'version: "3.1"\nnlu:\n' + "".join(blocks)

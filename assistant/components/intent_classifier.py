@@ -63,7 +63,9 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
 
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
-        return {"C": 10.0, "max_iter": 3000, "ranking_length": 10}
+        # class_weight "balanced": intents with fewer examples (complaints, ratings)
+        # are not swamped by the many generated service questions.
+        return {"C": 10.0, "max_iter": 3000, "ranking_length": 10, "class_weight": None}
 
     def __init__(
         self,
@@ -143,7 +145,9 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self._layout = sorted(widths.items())
         x = self._matrix(examples)
         y = [m.get(INTENT) for m in examples]
-        clf = LogisticRegression(C=self._config["C"], max_iter=self._config["max_iter"])
+        clf = LogisticRegression(
+            C=self._config["C"], max_iter=self._config["max_iter"], class_weight=self._config["class_weight"]
+        )
         clf.fit(x, y)
         self._classes = [str(c) for c in clf.classes_]
         self._coef, self._intercept = clf.coef_, clf.intercept_

@@ -105,12 +105,12 @@ class IntentGuard(GraphComponent):
         about_service = has_item or bool(cues.service.search(text))
         if intent in QUESTION_INTENTS and cues.progress_strong.search(text) and cues.submitted.search(text):
             return "check_progress"
-        if intent in QUESTION_INTENTS and cues.rating.search(text):
-            return "feedback"
+        if cues.rating.search(text) and intent != "complain":
+            return "feedback" if intent != "feedback" else None
         if intent == "complain" and about_service and is_question and not cues.complaint.search(text):
             return self._best(message, allowed=QUESTION_INTENTS)
         if intent in NOT_A_QUESTION and about_service and (
-            is_question or len(text) >= cues.long_message
+            is_question or (len(text) >= cues.long_message and intent != "feedback")
         ):
             return self._best(message, allowed=QUESTION_INTENTS)
         if intent == "check_progress" and about_service and not cues.progress.search(text):

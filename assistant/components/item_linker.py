@@ -23,6 +23,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from knowledge.catalog import DEFAULT_CATALOG_DIR, catalog_files, fingerprint_files, load_catalog
 from knowledge.embedding import load_encoder, resolve_spec
 from knowledge.linker import ItemLinker, LinkerConfig
+from knowledge.not_covered import NOT_COVERED_FILE, load_not_covered
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class ServiceItemLinker(GraphComponent):
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
         """Retrain when the catalog files or the sentence model change (not graph inputs)."""
-        catalog = fingerprint_files(catalog_files(cls._catalog_dir(config)))
+        catalog = fingerprint_files(catalog_files(cls._catalog_dir(config)) + [NOT_COVERED_FILE])
         return f"{catalog}:{resolve_spec(config.get('model'))}"
 
     @classmethod
@@ -90,8 +91,9 @@ class ServiceItemLinker(GraphComponent):
         none_texts = [text for intent, text in examples if intent in NONE_INTENTS]
         question_texts = [text for intent, text in examples if intent not in NONE_INTENTS]
         encoder = load_encoder(resolve_spec(self._config.get("model")))
+        uncovered = [q.text for q in load_not_covered()]
         self._linker = ItemLinker.train(
-            catalog, none_texts, question_texts, self._linker_config(self._config), encoder
+            catalog, none_texts, question_texts, self._linker_config(self._config), encoder, uncovered
         )
         with self._model_storage.write_to(self._resource) as directory:
             self._linker.save(Path(directory))

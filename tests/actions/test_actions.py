@@ -292,7 +292,7 @@ async def test_not_covered_in_context_is_not_answered_as_the_context_item(tracke
         tracker,
         [
             {"event": "slot", "name": "service_item", "value": "housing_fund_withdrawal"},
-            _user("单位公积金缴存基数怎么调", "ask_service", [], {"uncovered": 0.7, "none": 0.0}),
+            _user("单位公积金缴存基数怎么调", "ask_service", [], {"uncovered": 0.99, "none": 0.0}),
         ],
         {"service_item": "housing_fund_withdrawal"},
     )
@@ -331,3 +331,17 @@ async def test_asking_for_a_person_after_a_complaint_hands_the_conversation_over
     held = handoff.relaying_ticket(settings.db_url, "act-cp")
     assert held is not None and not held.follow_up
     assert len(_tickets(settings, "act-cp")) == 1
+
+
+async def test_a_follow_up_in_context_is_not_taken_for_an_uncovered_service(tracker, dispatcher):
+    t = conversation(
+        tracker,
+        [
+            {"event": "slot", "name": "service_item", "value": "housing_fund_loan"},
+            _user("审批要多长时间", "ask_time_limit", [], {"uncovered": 0.78, "none": 0.0}),
+        ],
+        {"service_item": "housing_fund_loan"},
+    )
+    events = await ActionAnswer().run(dispatcher, t, DOMAIN)
+    assert slots_of(events)["service_item"] == "housing_fund_loan"
+    assert dispatcher.messages[-1]["custom"]["reply"] == {"item": "housing_fund_loan", "answer": "time_limit"}

@@ -262,3 +262,43 @@ def test_stale_lists_records_not_checked_in_time(catalog):
     later = stale_records(catalog, 12, today=dt.date(2028, 1, 1))
     assert "id_card_reissue: verified 2026-11-01" in later
     assert any(line.startswith("id_card_reissue: source idfee2003 (") for line in later)
+
+
+def test_generated_intent_examples_are_up_to_date(catalog):
+    from knowledge import nlu_examples
+
+    assert nlu_examples.GENERATED_FILE.read_text(encoding="utf-8") == nlu_examples.render(catalog), (
+        "nlu_data/generated/situations.yml is stale: run `banshi train` (or `banshi kb dict`)"
+    )
+
+
+def test_every_record_describes_situations_without_naming_itself(catalog):
+    from knowledge.schema import MIN_SITUATIONS, short_name
+
+    for record in catalog.items():
+        assert len(record.situations) >= MIN_SITUATIONS, record.id
+        assert not [s for s in record.situations if short_name(record.name) in s], record.id
+        assert all(n.item != record.id for n in record.not_this), record.id
+
+
+def test_the_validator_refuses_too_few_situations_and_a_near_miss_of_itself(tmp_path):
+    import shutil
+
+    import yaml
+
+    from knowledge.catalog import DEFAULT_CATALOG_DIR, CatalogError, load_catalog
+
+    shutil.copytree(DEFAULT_CATALOG_DIR, tmp_path / "catalog")
+    path = tmp_path / "catalog" / "items" / "passport.yml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    head = path.read_text(encoding="utf-8").split("\nsituations:")[0]
+    tail = yaml.safe_dump(
+        {"situations": data["situations"][:3], "not_this": [{"text": "护照怎么办", "item": "passport"}]},
+        allow_unicode=True,
+    )
+    path.write_text(head + "\n" + tail, encoding="utf-8")
+    with pytest.raises(CatalogError) as error:
+        load_catalog(tmp_path / "catalog")
+    problems = "\n".join(error.value.problems)
+    assert "passport.yml: situations: 3 given, at least 10 needed" in problems
+    assert "passport.yml: not_this[0].item: a near-miss must belong to another record" in problems
