@@ -38,11 +38,14 @@ def _pick(key: str, options: List[str]) -> str:
 
 def _load_endings(
     path: Path = ENDINGS_FILE,
-) -> Tuple[List[Tuple[str, int]], Dict[str, List[str]], List[str], List[Tuple[str, re.Pattern]]]:
+) -> Tuple[
+    List[Tuple[str, int]], Dict[str, List[str]], List[str], List[Tuple[str, re.Pattern]], List[str]
+]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     weights = [(str(intent), int(weight)) for intent, weight in data["weights"].items()]
     asked = [(str(intent), re.compile(pattern)) for intent, pattern in data["asked"].items()]
-    return weights, {k: list(v) for k, v in data["endings"].items()}, list(data["openings"]), asked
+    endings = {k: list(v) for k, v in data["endings"].items()}
+    return weights, endings, list(data["openings"]), asked, list(data["closings"])
 
 
 def asked_intent(text: str, asked: List[Tuple[str, re.Pattern]]) -> Optional[str]:
@@ -55,7 +58,7 @@ def asked_intent(text: str, asked: List[Tuple[str, re.Pattern]]) -> Optional[str
 
 def examples(catalog: Catalog, endings_file: Path = ENDINGS_FILE) -> Dict[str, List[str]]:
     """``{intent: [text, ...]}``: every situation once, with a question ending."""
-    weights, endings, openings, asked = _load_endings(endings_file)
+    weights, endings, openings, asked, closings = _load_endings(endings_file)
     wheel = [intent for intent, weight in weights for _ in range(weight)]
     out: Dict[str, List[str]] = {intent: [] for intent, _ in weights}
     for record in sorted(catalog.items(), key=lambda r: r.id):
@@ -71,9 +74,7 @@ def examples(catalog: Catalog, endings_file: Path = ENDINGS_FILE) -> Dict[str, L
             else:
                 intent = _pick(key, wheel)
                 text = f"{base}，{_pick(key + ':end', endings[intent])}"
-            opening = _pick(key + ":open", openings)
-            if opening:
-                text = opening + text
+            text = _pick(key + ":open", openings) + text + _pick(key + ":close", closings)
             out[intent].append(text)
     return {intent: sorted(set(texts)) for intent, texts in out.items() if texts}
 

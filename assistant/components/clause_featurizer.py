@@ -1,10 +1,11 @@
-"""QuestionClauseFeaturizer: character n-grams of the message's last clause.
+"""QuestionClauseFeaturizer: character n-grams of the clause that asks the question.
 
 People tell their story first and ask last: "…证件前两天丢了，重新弄一张要多久". The
 kind of question (materials, time, place, fees) sits in the last clause, and in a
 bag of words over the whole message the story drowns it. This featurizer adds a
-sentence-level sparse feature of the last clause's character 1–3-grams, so the intent
-classifier sees the question apart from the story.
+sentence-level sparse feature of the character 1–3-grams of the last clause that asks
+something (or of the last clause), so the intent classifier sees the question apart
+from the story and from a courtesy after it ("…去哪里办呀，麻烦您了").
 """
 
 from __future__ import annotations
@@ -28,12 +29,20 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 VOCABULARY_FILE = "clause_vocabulary.json"
 CLAUSE_SPLIT = re.compile(r"[，,。.！!？?；;：:、\s]+")
+# A clause that asks something ("补一个要去哪里补啊"), as opposed to a courtesy
+# after the question ("麻烦你了", "谢谢").
+QUESTION_RE = re.compile(
+    r"[吗嘛呢么]|怎么|怎样|咋|如何|哪|多少|多久|多长|几天|几个|啥|什么|能不能|可不可以|是否|是不是|要不要|有没有|行不行|中不中|[能可]以?.{0,6}不$"
+)
 
 
 def last_clause(text: str) -> str:
-    """The last non-empty clause of a message (the whole text when there is one)."""
+    """The last clause that asks something; else the last non-empty clause."""
     parts = [p for p in CLAUSE_SPLIT.split(text.strip()) if p]
-    return parts[-1] if parts else text
+    if not parts:
+        return text
+    asking = [p for p in parts if QUESTION_RE.search(p)]
+    return asking[-1] if asking else parts[-1]
 
 
 def _vectorizer(vocabulary: Optional[Dict[str, int]] = None) -> CountVectorizer:

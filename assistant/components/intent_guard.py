@@ -105,7 +105,7 @@ class IntentGuard(GraphComponent):
         about_service = has_item or bool(cues.service.search(text))
         if intent in QUESTION_INTENTS and cues.progress_strong.search(text) and cues.submitted.search(text):
             return "check_progress"
-        if cues.rating.search(text) and intent != "complain":
+        if cues.rating.search(text) and intent in QUESTION_INTENTS + ("feedback",):
             return "feedback" if intent != "feedback" else None
         if intent == "complain" and about_service and is_question and not cues.complaint.search(text):
             return self._best(message, allowed=QUESTION_INTENTS)
