@@ -41,6 +41,11 @@ class Tunables:
     possession_pattern: str
     eligibility_pattern: str
     request_pattern: str
+    anaphora_pattern: str
+    subject_pattern: str
+    how_to_pattern: str
+    introducer_pattern: str
+    short_follow_up_chars: int
     uncovered_score: float
     uncovered_score_in_context: float
     min_content_chars: int
@@ -61,6 +66,11 @@ class Tunables:
             possession_pattern=str(data["context"]["possession_pattern"]),
             eligibility_pattern=str(data["context"]["eligibility_pattern"]),
             request_pattern=str(data["context"]["request_pattern"]),
+            anaphora_pattern=str(data["context"]["anaphora_pattern"]),
+            subject_pattern=str(data["context"]["subject_pattern"]),
+            how_to_pattern=str(data["context"]["how_to_pattern"]),
+            introducer_pattern=str(data["context"]["introducer_pattern"]),
+            short_follow_up_chars=int(data["context"]["short_follow_up_chars"]),
             uncovered_score=float(data["not_covered"]["uncovered_score"]),
             uncovered_score_in_context=float(data["not_covered"]["uncovered_score_in_context"]),
             min_content_chars=int(data["not_covered"]["min_content_chars"]),
@@ -118,6 +128,12 @@ def linked_items(tracker: Tracker) -> List[Tuple[str, float]]:
     """``(id, score)`` pairs the NLU linked to the latest message, best first."""
     items = (tracker.latest_message or {}).get(SERVICE_ITEMS) or []
     return [(str(i["id"]), float(i["score"])) for i in items if "id" in i and "score" in i]
+
+
+def named_items(tracker: Tracker) -> set:
+    """Items whose alias is in the latest message (named, not only inferred)."""
+    items = (tracker.latest_message or {}).get(SERVICE_ITEMS) or []
+    return {str(i["id"]) for i in items if i.get("named")}
 
 
 def scope_of(parse_data: Optional[dict]) -> dict:

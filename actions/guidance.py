@@ -32,6 +32,7 @@ from actions.common import (
     explicit_item,
     intent_of,
     linked_items,
+    named_items,
     reply_info,
     scope_of,
 )
@@ -52,6 +53,11 @@ ELLIPSIS_RE = re.compile(TUNABLES.ellipsis_pattern)
 POSSESSION_RE = re.compile(TUNABLES.possession_pattern)
 ELIGIBILITY_RE = re.compile(TUNABLES.eligibility_pattern)
 REQUEST_RE = re.compile(TUNABLES.request_pattern)
+ANAPHORA_RE = re.compile(TUNABLES.anaphora_pattern)
+SUBJECT_RE = re.compile(TUNABLES.subject_pattern)
+HOW_TO_RE = re.compile(TUNABLES.how_to_pattern)
+INTRODUCER_RE = re.compile(TUNABLES.introducer_pattern)
+CLAUSE_RE = re.compile(r"[，,。.！!？?；;：:、\s]+")
 ASK_ITEM_TEXT = "请问您想办理哪项业务？比如：社保卡、身份证补办、护照、公积金提取。"
 CHOOSE_TEXT = "您想咨询的是哪一项？请点选："
 NOT_COVERED_TEXT = "这个事项我这里还没有收录，没法给您准确的答复。"
@@ -84,11 +90,32 @@ def _latest_text(tracker: Tracker) -> str:
     return ((tracker.latest_message or {}).get("text") or "").strip()
 
 
+def asks_if_possible(text: str) -> bool:
+    """Whether a clause of the text asks whether something is possible ("这样还能办吗")."""
+    return any(ELIGIBILITY_RE.search(compact(c)) for c in CLAUSE_RE.split(text) if c.strip())
+
+
+def refers_back(text: str) -> bool:
+    """A follow-up about the item being talked about: it asks whether something is
+    possible, points back ("这个", "也要"), or is too short to be about anything else."""
+    return (
+        asks_if_possible(text)
+        or bool(ANAPHORA_RE.search(text))
+        or content_chars(text) <= TUNABLES.short_follow_up_chars
+    )
+
+
+def mentioned_in(record_id: str, catalog: Catalog, name: str) -> bool:
+    """Whether ``name`` is one of the record's materials ("身份证要带吗" while asking about
+    employment registration is a document to bring, not the ID card service)."""
+    return any(name in compact(m.name) for m in catalog.materials_for(record_id))
+
+
 def mentions_only(text: str, record_names: List[str]) -> bool:
     """Whether the text names the item only as something the person has or is, not as
     what they want ("有居住证" / "是外地户口" vs "办居住证")."""
     norm = compact(text)
-    eligibility = bool(ELIGIBILITY_RE.search(norm))
+    eligibility = asks_if_possible(text)
     found = False
     for name in record_names:
         start = norm.find(name)
@@ -104,10 +131,32 @@ def mentions_only(text: str, record_names: List[str]) -> bool:
 
 
 def _names_of(catalog: Catalog, item_id: str) -> List[str]:
+    """The record's name and alias words (each part of an ``A+B`` alias), longest first."""
     record = catalog.records[item_id]
     names = {compact(short_name(record.name))}
-    names.update(compact(a) for a in record.aliases if "+" not in a)
+    names.update(compact(part) for a in record.aliases for part in a.split("+"))
     return sorted((n for n in names if len(n) >= 2), key=len, reverse=True)
+
+
+def asked_about(text: str, names: List[str], strong: bool = False) -> bool:
+    """Whether a name is what the text asks about, not something the person has. Strongly:
+    after a request verb ("办居住证"), before a how-to ("居住证怎么办"), or brought up as a
+    new topic ("还有那个生育登记…"); otherwise also before a question about it ("港澳通行证
+    能一起办吗"). Never right after "有", "是"… ("有居住证")."""
+    norm = compact(text)
+    follows = (HOW_TO_RE,) if strong else (HOW_TO_RE, SUBJECT_RE)
+    for name in names:
+        start = norm.find(name)
+        while start >= 0:
+            before, after = norm[max(0, start - 4):start], norm[start + len(name):]
+            if not POSSESSION_RE.search(before) and (
+                REQUEST_RE.search(before)
+                or INTRODUCER_RE.search(norm)
+                or any(p.match(after) for p in follows)
+            ):
+                return True
+            start = norm.find(name, start + 1)
+    return False
 
 
 def content_chars(text: str) -> int:
@@ -125,8 +174,17 @@ def resolve_item(tracker: Tracker, catalog: Catalog) -> Resolution:
     current = current if current in catalog else None
     if strong:
         top_id, top_score = strong[0]
-        if current and current != top_id and current not in dict(strong):
-            if mentions_only(text, _names_of(catalog, top_id)):
+        if current and current != top_id and current not in dict(strong) and not ELLIPSIS_RE.match(text):
+            names = [n for n in _names_of(catalog, top_id) if n in compact(text)]
+            if top_id not in named_items(tracker):
+                # Inferred, not named: a follow-up keeps its topic unless it brings up a new one.
+                stays = refers_back(text) and not INTRODUCER_RE.search(compact(text))
+            else:
+                stays = not asked_about(text, names, strong=True) and (
+                    any(mentioned_in(current, catalog, n) for n in names)
+                    or (not asked_about(text, names) and mentions_only(text, names))
+                )
+            if stays:
                 return Resolution(item=current, from_context=True)
         close = [(i, s) for i, s in strong[1:] if top_score - s <= TUNABLES.ambiguity_margin]
         if close:
@@ -139,8 +197,11 @@ def resolve_item(tracker: Tracker, catalog: Catalog) -> Resolution:
         if uncovered >= TUNABLES.uncovered_score_in_context and not ELLIPSIS_RE.match(text):
             return Resolution(not_covered=True, related=related)
         return Resolution(item=current, from_context=True)
-    if uncovered >= TUNABLES.uncovered_score or content_chars(text) >= TUNABLES.min_content_chars:
+    substantive = content_chars(text) >= TUNABLES.min_content_chars
+    if uncovered >= TUNABLES.uncovered_score or (substantive and not related):
         return Resolution(not_covered=True, related=related)
+    if substantive:  # weakly linked items: let the person choose rather than guess or give up
+        return Resolution(choices=[(i, 0.0) for i in related])
     return Resolution(related=related)
 
 

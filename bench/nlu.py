@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import csv
 import json
+import logging
 import os
 import sys
 import time
@@ -155,8 +156,12 @@ def load_parser(model: Optional[str]) -> Callable[[str], Dict]:
     from assistant.runtime import newest_model
     from assistant.settings import get_settings
 
+    from rasa.utils.log_utils import configure_structlog
+
     path = model or str(newest_model(get_settings()))
     agent = Agent.load(path)
+    configure_structlog(logging.WARNING)  # no per-message debug lines in the tables
+    logging.getLogger("rasa").setLevel(logging.WARNING)
     loop = asyncio.new_event_loop()
 
     def predict(text: str) -> Dict:

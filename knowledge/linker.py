@@ -454,19 +454,20 @@ class ItemLinker:
     def link_details(
         self, text: str, top_k: Optional[int] = None
     ) -> Tuple[List[Tuple[str, float]], Dict[str, float]]:
-        """The ranked items and the scope: ``{"none": p, "uncovered": p}`` — how likely the
-        message is about no service at all, or about a service the catalog lacks."""
+        """The ranked items and the scope: ``{"none": p, "uncovered": p, "named": [ids]}`` —
+        how likely the message is about no service at all, or about a service the catalog
+        lacks, and which items an alias rule found in the text (named, not only inferred)."""
         cfg = self.config
         syl = syllables(compact(text))
         rules = self.rule_scores(text, syl)
         if len(content_of(text)) < 2 and not rules:
             # Nothing but question words ("网上能办吗", "我想办个证"): no item by itself.
-            return [], {"none": 1.0, "uncovered": 0.0}
+            return [], {"none": 1.0, "uncovered": 0.0, "named": []}
         vector = self.embed(text)
         model = self.model_scores(text, syl, vector)
         none_prob = model.pop(NONE_LABEL, 0.0)
         uncovered_prob = model.pop(UNCOVERED_LABEL, 0.0)
-        scope = {"none": round(none_prob, 4), "uncovered": round(uncovered_prob, 4)}
+        scope = {"none": round(none_prob, 4), "uncovered": round(uncovered_prob, 4), "named": sorted(rules)}
         none_prob += uncovered_prob
         in_domain = max(1e-6, 1.0 - none_prob)
         retrieval = self.retrieval_scores(vector)

@@ -32,7 +32,7 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ CUES_FILE = Path(__file__).with_name("intent_guard.yml")
 INTENT_RANKING = "intent_ranking"
 SERVICE_ITEMS = "service_items"
 ASK_SERVICE = "ask_service"
+APPLICATION_NUMBER = "application_number"
 QUESTION_INTENTS = (
     "ask_service", "ask_materials", "ask_conditions", "ask_process",
     "ask_fee", "ask_time_limit", "ask_location",
@@ -62,9 +63,11 @@ class Cues:
         self.complaint = pattern("complaint")
         self.progress_strong = pattern("progress_strong")
         self.submitted = pattern("submitted")
+        self.progress_done = pattern("progress_done")
         self.rating = pattern("rating")
         self.item_min_score = float(data["item_min_score"])
         self.long_message = int(data["long_message_chars"])
+        self.short_progress_chars = int(data["short_progress_chars"])
 
     @classmethod
     def load(cls, path: Path = CUES_FILE) -> "Cues":
@@ -103,8 +106,13 @@ class IntentGuard(GraphComponent):
         has_item = bool(items) and float(items[0].get("score", 0)) >= cues.item_min_score
         is_question = bool(cues.question.search(text))
         about_service = has_item or bool(cues.service.search(text))
-        if intent in QUESTION_INTENTS and cues.progress_strong.search(text) and cues.submitted.search(text):
+        if intent != "check_progress" and self._application_number(message):
+            return "check_progress"  # "编号ZW20251102001" starts (or feeds) a progress lookup
+        if intent in QUESTION_INTENTS and (cues.progress_strong.search(text) or cues.progress_done.search(text)) \
+                and cues.submitted.search(text):
             return "check_progress"
+        if intent in QUESTION_INTENTS and len(text) <= cues.short_progress_chars and cues.progress_done.search(text):
+            return "check_progress"  # "居住证办好没"
         if cues.rating.search(text) and intent in QUESTION_INTENTS + ("feedback",):
             return "feedback" if intent != "feedback" else None
         if intent == "complain" and about_service and is_question and not cues.complaint.search(text):
@@ -123,6 +131,10 @@ class IntentGuard(GraphComponent):
         if intent == "out_of_scope" and has_item and is_question:
             return self._best(message, allowed=QUESTION_INTENTS)
         return None
+
+    @staticmethod
+    def _application_number(message: Message) -> bool:
+        return any(e.get("entity") == APPLICATION_NUMBER for e in message.get(ENTITIES) or [])
 
     @staticmethod
     def _best(message: Message, allowed: Optional[tuple] = None, exclude: tuple = ()) -> str:

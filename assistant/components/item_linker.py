@@ -119,8 +119,14 @@ class ServiceItemLinker(GraphComponent):
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             ranked, scope = self._linker.link_details(message.get(TEXT) or "") if self._linker else ([], {})
+            named = set(scope.pop("named", []))
             items = [
-                {"id": item_id, "name": self._linker.names.get(item_id, item_id), "score": score}
+                {
+                    "id": item_id,
+                    "name": self._linker.names.get(item_id, item_id),
+                    "score": score,
+                    "named": item_id in named,  # an alias is in the text, not only inferred
+                }
                 for item_id, score in ranked
             ]
             message.set(SERVICE_ITEMS, items, add_to_output=True)

@@ -204,12 +204,12 @@ async def test_fallbacks(tracker, dispatcher, settings):
     assert message["buttons"][0]["payload"] == '/ask_fee{"service_item":"passport"}'
 
 
-def _user(text, intent, items=(), scope=None):
+def _user(text, intent, items=(), scope=None, named=True):
     parse = {
         "text": text,
         "intent": {"name": intent, "confidence": 0.9},
         "entities": [],
-        "service_items": [{"id": i, "name": i, "score": s} for i, s in items],
+        "service_items": [{"id": i, "name": i, "score": s, "named": named} for i, s in items],
         "service_scope": scope or {},
     }
     return {"event": "user", "text": text, "parse_data": parse, "input_channel": "web"}
@@ -345,3 +345,31 @@ async def test_a_follow_up_in_context_is_not_taken_for_an_uncovered_service(trac
     events = await ActionAnswer().run(dispatcher, t, DOMAIN)
     assert slots_of(events)["service_item"] == "housing_fund_loan"
     assert dispatcher.messages[-1]["custom"]["reply"] == {"item": "housing_fund_loan", "answer": "time_limit"}
+
+
+async def test_an_inferred_item_does_not_take_a_follow_up_away_from_the_topic(tracker, dispatcher):
+    # "租房" makes the linker think of 公租房, but nothing names it: it is about the fund.
+    t = conversation(
+        tracker,
+        [
+            {"event": "slot", "name": "service_item", "value": "housing_fund_withdrawal"},
+            _user("租房能提吗 我没有租房合同", "ask_conditions", [("public_rental_housing", 0.6)], named=False),
+        ],
+        {"service_item": "housing_fund_withdrawal"},
+    )
+    events = await ActionAnswer().run(dispatcher, t, DOMAIN)
+    assert slots_of(events)["service_item"] == "housing_fund_withdrawal"
+
+
+async def test_a_document_of_the_topic_is_not_another_service(tracker, dispatcher):
+    # 身份证 is a material of employment registration, not the ID card service.
+    t = conversation(
+        tracker,
+        [
+            {"event": "slot", "name": "service_item", "value": "employment_registration"},
+            _user("要带什么 身份证要带吗", "ask_materials", [("id_card_reissue", 0.7)]),
+        ],
+        {"service_item": "employment_registration"},
+    )
+    events = await ActionAnswer().run(dispatcher, t, DOMAIN)
+    assert slots_of(events)["service_item"] == "employment_registration"
