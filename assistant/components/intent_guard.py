@@ -121,7 +121,9 @@ class IntentGuard(GraphComponent):
             is_question or (len(text) >= cues.long_message and intent != "feedback")
         ):
             return self._best(message, allowed=QUESTION_INTENTS)
-        if intent == "check_progress" and about_service and not cues.progress.search(text):
+        if intent == "check_progress" and about_service and not (
+            cues.progress.search(text) or cues.progress_strong.search(text) or cues.progress_done.search(text)
+        ):
             return self._best(message, allowed=QUESTION_INTENTS + ("complain",))
         if intent == "request_human" and not cues.human.search(text):
             best = self._best(message, exclude=("request_human",))

@@ -58,3 +58,16 @@ def test_a_question_without_complaint_words_is_not_a_complaint(guard):
 @pytest.mark.parametrize("text", ["税务局的小姑娘服务真好，个税汇算手把手教我弄完了，给你们点赞", "你这回答错了吧，失业金不是在街道领的"])
 def test_ratings_are_feedback(guard, text):
     assert corrected(guard, text, "ask_service", [("ask_service", 0.7), ("feedback", 0.2)]) == "feedback"
+
+
+@pytest.mark.parametrize("text", ["我的身分证补办申请到那一步了", "居住证办好没"])
+def test_progress_words_keep_a_progress_check(guard, text):
+    ranking = [("check_progress", 0.6), ("ask_service", 0.3)]
+    assert corrected(guard, text, "check_progress", ranking, [("residence_permit", 0.9)]) == "check_progress"
+
+
+def test_an_application_number_starts_a_progress_check(guard):
+    m = message("编号ZW20251102002", "inform", [("inform", 0.9)])
+    m.set("entities", [{"entity": "application_number", "value": "ZW20251102002"}])
+    guard.process([m])
+    assert m.get("intent")["name"] == "check_progress"
