@@ -46,6 +46,7 @@ class Tunables:
     how_to_pattern: str
     introducer_pattern: str
     short_follow_up_chars: int
+    inferred_switch_chars: int
     uncovered_score: float
     uncovered_score_in_context: float
     min_content_chars: int
@@ -71,6 +72,7 @@ class Tunables:
             how_to_pattern=str(data["context"]["how_to_pattern"]),
             introducer_pattern=str(data["context"]["introducer_pattern"]),
             short_follow_up_chars=int(data["context"]["short_follow_up_chars"]),
+            inferred_switch_chars=int(data["context"]["inferred_switch_chars"]),
             uncovered_score=float(data["not_covered"]["uncovered_score"]),
             uncovered_score_in_context=float(data["not_covered"]["uncovered_score_in_context"]),
             min_content_chars=int(data["not_covered"]["min_content_chars"]),

@@ -177,8 +177,11 @@ def resolve_item(tracker: Tracker, catalog: Catalog) -> Resolution:
         if current and current != top_id and current not in dict(strong) and not ELLIPSIS_RE.match(text):
             names = [n for n in _names_of(catalog, top_id) if n in compact(text)]
             if top_id not in named_items(tracker):
-                # Inferred, not named: a follow-up keeps its topic unless it brings up a new one.
-                stays = refers_back(text) and not INTRODUCER_RE.search(compact(text))
+                # Inferred, not named: a follow-up keeps its topic unless it brings up a new
+                # one or is a new, self-contained description.
+                stays = not INTRODUCER_RE.search(compact(text)) and (
+                    refers_back(text) or content_chars(text) < TUNABLES.inferred_switch_chars
+                )
             else:
                 stays = not asked_about(text, names, strong=True) and (
                     any(mentioned_in(current, catalog, n) for n in names)
@@ -194,7 +197,8 @@ def resolve_item(tracker: Tracker, catalog: Catalog) -> Resolution:
     related = [i for i, _ in linked][: TUNABLES.max_related]
     uncovered = float(scope_of(tracker.latest_message).get("uncovered", 0.0))
     if current:
-        if uncovered >= TUNABLES.uncovered_score_in_context and not ELLIPSIS_RE.match(text):
+        if uncovered >= TUNABLES.uncovered_score_in_context and not ELLIPSIS_RE.match(text) \
+                and not refers_back(text):
             return Resolution(not_covered=True, related=related)
         return Resolution(item=current, from_context=True)
     substantive = content_chars(text) >= TUNABLES.min_content_chars

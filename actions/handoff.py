@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 REASON_REQUEST = handoff.REASON_REQUEST
 REASON_COMPLAINT = handoff.REASON_COMPLAINT
-REASON_FALLBACK = "fallback"
+REASON_FALLBACK = handoff.REASON_FALLBACK
 
 QUEUED_TEXT = "已为您转接人工服务（编号 {id}），您前面还有 {ahead} 位。请稍候，工作人员会在这里回复您。想回到智能助手，请说“取消人工”。"
 QUEUED_FIRST_TEXT = "已为您转接人工服务（编号 {id}），马上就到您。请稍候，工作人员会在这里回复您。想回到智能助手，请说“取消人工”。"
@@ -37,6 +37,7 @@ AFTER_HOURS_TEXT = (
 )
 # A complaint: recorded and followed up by a person; the assistant keeps answering.
 COMPLAINT_FOLLOW_UP_TEXT = "工作人员会跟进处理，有回复会在这里告诉您。您可以继续问我，想马上找人工请点“转人工”。"
+FALLBACK_FOLLOW_UP_TEXT = "已请工作人员看一看，有回复会在这里告诉您。您也可以换个说法再问我，想马上找人工请点“转人工”。"
 COMPLAINT_AFTER_HOURS_TEXT = "工作人员会在{when}后跟进处理。您可以继续问我，或拨打12345政务服务便民热线。"
 # Kiosk mode: the request goes to the hall staff through the outbox (delivered later if offline).
 KIOSK_NOTIFIED_TEXT = "已通知大厅工作人员，请在这里稍候，工作人员会尽快过来帮您。"
@@ -174,7 +175,10 @@ async def open_handoff(
         hash_id(tracker.sender_id),
     )
     buttons = None
-    if reason == REASON_COMPLAINT and info.created:
+    if reason == REASON_FALLBACK and info.created and not info.deferred:
+        text = FALLBACK_FOLLOW_UP_TEXT
+        buttons = [{"title": "转人工", "payload": "/request_human"}]
+    elif reason == REASON_COMPLAINT and info.created:
         if info.deferred:
             text = COMPLAINT_AFTER_HOURS_TEXT.format(when=handoff.describe_when(hours.next_open()))
         else:

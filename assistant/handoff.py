@@ -145,10 +145,13 @@ def describe_when(moment: dt.datetime, now: Optional[dt.datetime] = None) -> str
 
 
 # -------------------------------------------------------------------- views
-# A complaint is followed up by a person, but the ticket does not hold the conversation
-# (the assistant keeps answering) until an operator replies or the citizen asks for one.
+# A complaint, or a message the assistant could not understand twice, is followed up by
+# a person, but the ticket does not hold the conversation (the assistant keeps answering)
+# until an operator replies or the citizen asks for one.
 REASON_COMPLAINT = "complaint"
+REASON_FALLBACK = "fallback"
 REASON_REQUEST = "request_human"
+FOLLOW_UP_REASONS = (REASON_COMPLAINT, REASON_FALLBACK)
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ class TicketInfo:
     @property
     def follow_up(self) -> bool:
         """A complaint waiting for a person: it does not hold the conversation."""
-        return self.status == TICKET_WAITING and self.reason == REASON_COMPLAINT
+        return self.status == TICKET_WAITING and self.reason in FOLLOW_UP_REASONS
 
     def public(self) -> Dict[str, Any]:
         """What a citizen's channel may see about the ticket."""
@@ -251,7 +254,7 @@ def open_ticket_in(
     existing = _open_ticket_row(session, conversation_id)
     if existing is not None:
         existing.summary = summary_text
-        if reason == REASON_REQUEST and existing.reason == REASON_COMPLAINT:
+        if reason == REASON_REQUEST and existing.reason in FOLLOW_UP_REASONS:
             existing.reason = REASON_REQUEST  # now the citizen wants a person: it holds
         return existing, False
     ticket = HandoffTicket(

@@ -9,13 +9,13 @@ over the official item names is printed beside it as a floor.
 
 Sets (``bench/data/``; none is used for training):
 
-* ``test``: ``v3/test_a.tsv`` + ``v3/test_b.tsv`` — written by two writers who saw only
-  the ids, official names and one-line descriptions, frozen before anyone looked at them;
+* ``test``: ``v4/test.tsv`` — written by a writer who saw only the ids, official names
+  and one-line descriptions, frozen before anyone looked at it;
 * ``real``: ``v2/real_citizens.tsv`` — questions and complaints real citizens wrote on
   public pages (with their addresses), frozen before any tuning, never looked at;
 * ``dev``: ``v2/dev.tsv`` — written the same blind way, *looked at while tuning*;
-* ``dev2``: ``v2/test_a.tsv`` + ``v2/test_b.tsv`` — the first blind test sets; measured
-  once, then looked at while tuning, so reported as dev;
+* ``dev2``, ``dev3``: ``v2/test_*.tsv``, ``v3/test_*.tsv`` — earlier blind test sets;
+  each was measured once as a test set, then looked at while tuning, so it is now dev;
 * ``old-dev`` / ``old-test``: the first round's sets (they name the service in almost
   every line and resemble the training data; kept for comparison).
 
@@ -43,14 +43,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 DATA = ROOT / "bench" / "data"
 # name -> (files, kind): "test" sets were frozen before tuning; "dev" sets were looked at.
 DATASETS: Dict[str, Tuple[List[Path], str]] = {
-    "test": ([DATA / "v3" / "test_a.tsv", DATA / "v3" / "test_b.tsv"], "test"),
+    "test": ([DATA / "v4" / "test.tsv"], "test"),
     "real": ([DATA / "v2" / "real_citizens.tsv"], "test"),
     "dev": ([DATA / "v2" / "dev.tsv"], "dev"),
     "dev2": ([DATA / "v2" / "test_a.tsv", DATA / "v2" / "test_b.tsv"], "dev"),
+    "dev3": ([DATA / "v3" / "test_a.tsv", DATA / "v3" / "test_b.tsv"], "dev"),
     "old-dev": ([DATA / "dev.tsv"], "dev"),
     "old-test": ([DATA / "test.tsv"], "dev"),
 }
-DEFAULT_SETS = ("test", "real", "dev", "dev2")
+DEFAULT_SETS = ("test", "real", "dev", "dev2", "dev3")
 SITUATION_ONLY = "situation-only"
 NO_ITEM_STYLES = {"out_of_scope", "not_covered"}
 

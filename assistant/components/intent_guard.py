@@ -8,8 +8,9 @@ classifier and the item linker, this component applies the few rules a clerk wou
   ``affirm`` or ``deny`` when it is about a service (a linked item or a service verb);
 * ``check_progress`` needs words about an application already submitted (进度, 审核, 办好了没…);
 * ``request_human`` needs words asking for a person (人工, 真人, 客服…);
-* ``complain`` needs words of a complaint when the message asks about a service
-  (a misfiled complaint opens a ticket and hands the conversation to a person);
+* ``complain`` needs words of a complaint when the message asks about a service, and
+  words aimed at an office or its staff when it names one (a hardship story about a
+  service is a request for it; a misfiled complaint opens a ticket);
 * a rating of the service or of an answer ("点个赞", "你这回答不对") is ``feedback``;
 * a question about an application already handed in ("上个月交了申请，办到哪了")
   is ``check_progress``;
@@ -61,6 +62,7 @@ class Cues:
         self.progress = pattern("progress")
         self.human = pattern("human")
         self.complaint = pattern("complaint")
+        self.complaint_target = pattern("complaint_target")
         self.progress_strong = pattern("progress_strong")
         self.submitted = pattern("submitted")
         self.progress_done = pattern("progress_done")
@@ -117,6 +119,8 @@ class IntentGuard(GraphComponent):
             return "feedback" if intent != "feedback" else None
         if intent == "complain" and about_service and is_question and not cues.complaint.search(text):
             return self._best(message, allowed=QUESTION_INTENTS)
+        if intent == "complain" and has_item and not cues.complaint_target.search(text):
+            return self._best(message, allowed=QUESTION_INTENTS)  # a hardship story, not a complaint
         if intent in NOT_A_QUESTION and about_service and (
             is_question or (len(text) >= cues.long_message and intent != "feedback")
         ):
@@ -147,10 +151,29 @@ class IntentGuard(GraphComponent):
                 return name
         return ASK_SERVICE
 
+    def _service_question_confidence(self, message: Message) -> None:
+        """A question about a linked item is understood even when the classifier hesitates
+        between kinds of question (materials or conditions): its confidence is the chance
+        that it is a service question at all, so the fallback does not ask to rephrase."""
+        intent = message.get(INTENT) or {}
+        items = message.get(SERVICE_ITEMS) or []
+        if intent.get(INTENT_NAME_KEY) not in QUESTION_INTENTS or not items:
+            return
+        if float(items[0].get("score", 0)) < self.cues.item_min_score:
+            return
+        total = sum(
+            float(e.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
+            for e in message.get(INTENT_RANKING) or []
+            if e.get(INTENT_NAME_KEY) in QUESTION_INTENTS
+        )
+        if total > float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0):
+            message.set(INTENT, {**intent, PREDICTED_CONFIDENCE_KEY: total}, add_to_output=True)
+
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             replacement = self.corrected(message)
             if replacement is None:
+                self._service_question_confidence(message)
                 continue
             old = message.get(INTENT) or {}
             ranking = message.get(INTENT_RANKING) or []
@@ -164,5 +187,6 @@ class IntentGuard(GraphComponent):
             message.set(
                 INTENT, {INTENT_NAME_KEY: replacement, PREDICTED_CONFIDENCE_KEY: confidence}, add_to_output=True
             )
+            self._service_question_confidence(message)
             logger.debug("nlu.intent_guard.replaced %s -> %s", old.get(INTENT_NAME_KEY), replacement)
         return messages

@@ -191,9 +191,12 @@ async def test_after_hours_ticket_says_when_people_are_back(tracker, dispatcher,
 async def test_fallbacks(tracker, dispatcher, settings):
     events = await ActionDefaultFallback().run(dispatcher, tracker("阿巴阿巴", sender_id="act-fallback"), DOMAIN)
     assert events == [UserUtteranceReverted()]
-    assert dispatcher.messages[0]["text"].startswith("抱歉，我没能理解您的问题。已为您转接人工服务")
+    assert dispatcher.messages[0]["text"].startswith("抱歉，我没能理解您的问题。已请工作人员看一看")
+    assert [b["payload"] for b in dispatcher.messages[0]["buttons"]] == ["/request_human"]
     [row] = _tickets(settings, "act-fallback")
     assert row.reason == "fallback"
+    # A person follows it up; the assistant keeps answering meanwhile.
+    assert handoff.relaying_ticket(settings.db_url, "act-fallback") is None
     dispatcher.messages.clear()
     ranking = [{"name": "nlu_fallback", "confidence": 0.3}, {"name": "ask_fee", "confidence": 0.2}]
     await ActionDefaultAskAffirmation().run(
