@@ -1,6 +1,6 @@
 """Operator assist (POST /api/v1/assist): accuracy of the suggestions and latency.
 
-Every held-out question with an item label (bench/data/dev.tsv and test.tsv, never
+Every held-out question with an item label (the sets of bench/nlu.py, never
 used for training) goes through ``assistant.assist.suggest`` with the model loaded
 in-process. A suggestion is correct when its item and its question type match the
 labels (the label intent mapped to a question type as the dialogue does; for an
@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("SQLALCHEMY_WARN_20", "0")
 
 from bench.latency import gateway_in_thread, pctl  # noqa: E402
-from bench.nlu import DATASETS, load_heldout  # noqa: E402
+from bench.nlu import DATASETS, DEFAULT_SETS, load_heldout  # noqa: E402
 
 API_KEY = "bench-assist-key"
 TARGET_P95_MS = 150.0
@@ -135,8 +135,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     sets = {}
     skipped = {}
-    for name, path in DATASETS.items():
-        sets[name], skipped[name] = question_rows(load_heldout(path))
+    for name in DEFAULT_SETS:
+        files, kind = DATASETS[name]
+        rows = [row for path in files if path.exists() for row in load_heldout(path)]
+        sets[f"{name} ({kind})"], skipped[f"{name} ({kind})"] = question_rows(rows)
     texts = [r["text"] for rows in sets.values() for r in rows]
 
     async def run_all() -> Dict[str, Dict[str, float]]:
