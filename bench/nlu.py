@@ -11,11 +11,13 @@ Sets (``bench/data/``; none is used for training):
 
 * ``test``: ``v4/test.tsv`` — written by a writer who saw only the ids, official names
   and one-line descriptions, frozen before anyone looked at it;
+* ``test3``: ``v3/test_a.tsv`` + ``v3/test_b.tsv`` — the same, by two other writers; their
+  totals were measured while tuning, their lines never looked at;
 * ``real``: ``v2/real_citizens.tsv`` — questions and complaints real citizens wrote on
   public pages (with their addresses), frozen before any tuning, never looked at;
 * ``dev``: ``v2/dev.tsv`` — written the same blind way, *looked at while tuning*;
-* ``dev2``, ``dev3``: ``v2/test_*.tsv``, ``v3/test_*.tsv`` — earlier blind test sets;
-  each was measured once as a test set, then looked at while tuning, so it is now dev;
+* ``dev2``: ``v2/test_a.tsv`` + ``v2/test_b.tsv`` — the first blind test sets; measured
+  once as a test set, then looked at while tuning, so it is now dev;
 * ``old-dev`` / ``old-test``: the first round's sets (they name the service in almost
   every line and resemble the training data; kept for comparison).
 
@@ -47,11 +49,11 @@ DATASETS: Dict[str, Tuple[List[Path], str]] = {
     "real": ([DATA / "v2" / "real_citizens.tsv"], "test"),
     "dev": ([DATA / "v2" / "dev.tsv"], "dev"),
     "dev2": ([DATA / "v2" / "test_a.tsv", DATA / "v2" / "test_b.tsv"], "dev"),
-    "dev3": ([DATA / "v3" / "test_a.tsv", DATA / "v3" / "test_b.tsv"], "dev"),
+    "test3": ([DATA / "v3" / "test_a.tsv", DATA / "v3" / "test_b.tsv"], "test"),
     "old-dev": ([DATA / "dev.tsv"], "dev"),
     "old-test": ([DATA / "test.tsv"], "dev"),
 }
-DEFAULT_SETS = ("test", "real", "dev", "dev2", "dev3")
+DEFAULT_SETS = ("test", "test3", "real", "dev", "dev2")
 SITUATION_ONLY = "situation-only"
 NO_ITEM_STYLES = {"out_of_scope", "not_covered"}
 

@@ -8,9 +8,8 @@ classifier and the item linker, this component applies the few rules a clerk wou
   ``affirm`` or ``deny`` when it is about a service (a linked item or a service verb);
 * ``check_progress`` needs words about an application already submitted (进度, 审核, 办好了没…);
 * ``request_human`` needs words asking for a person (人工, 真人, 客服…);
-* ``complain`` needs words of a complaint when the message asks about a service, and
-  words aimed at an office or its staff when it names one (a hardship story about a
-  service is a request for it; a misfiled complaint opens a ticket);
+* ``complain`` needs words of a complaint when the message asks about a service
+  (a misfiled complaint opens a ticket);
 * a rating of the service or of an answer ("点个赞", "你这回答不对") is ``feedback``;
 * a question about an application already handed in ("上个月交了申请，办到哪了")
   is ``check_progress``;
@@ -62,7 +61,6 @@ class Cues:
         self.progress = pattern("progress")
         self.human = pattern("human")
         self.complaint = pattern("complaint")
-        self.complaint_target = pattern("complaint_target")
         self.progress_strong = pattern("progress_strong")
         self.submitted = pattern("submitted")
         self.progress_done = pattern("progress_done")
@@ -119,8 +117,6 @@ class IntentGuard(GraphComponent):
             return "feedback" if intent != "feedback" else None
         if intent == "complain" and about_service and is_question and not cues.complaint.search(text):
             return self._best(message, allowed=QUESTION_INTENTS)
-        if intent == "complain" and has_item and not cues.complaint_target.search(text):
-            return self._best(message, allowed=QUESTION_INTENTS)  # a hardship story, not a complaint
         if intent in NOT_A_QUESTION and about_service and (
             is_question or (len(text) >= cues.long_message and intent != "feedback")
         ):
