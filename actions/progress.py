@@ -16,7 +16,7 @@ import unicodedata
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy import func, select
@@ -52,6 +52,7 @@ from knowledge.db import session_factory, utcnow
 logger = logging.getLogger(__name__)
 
 FORM = "progress_form"
+LOOKUP_TEXT = "好的，我帮您查一下这件办件的进度。"
 ANSWER_PROGRESS = "progress"
 SLOT_NUMBER = "application_number"
 SLOT_PHONE = "phone_tail"
@@ -362,3 +363,20 @@ class ActionProgressAnswer(Action):
         logger.info("actions.progress.answered status=%s", view.status)
         # The verified number stays for a handoff summary; the phone tail goes.
         return reset + [SlotSet(SLOT_ITEM, view.item_id)]
+
+
+class ActionInform(Action):
+    """A value given outside a form: an application number starts the progress lookup
+    (the number is already taken), anything else asks what the person wants."""
+
+    def name(self) -> Text:
+        return "action_inform"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        if next(tracker.get_latest_entity_values(SLOT_NUMBER), None):
+            dispatcher.utter_message(text=LOOKUP_TEXT)
+            return [FollowupAction(FORM)]
+        dispatcher.utter_message(response="utter_inform_ack")
+        return []

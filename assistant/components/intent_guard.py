@@ -32,7 +32,7 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,6 @@ CUES_FILE = Path(__file__).with_name("intent_guard.yml")
 INTENT_RANKING = "intent_ranking"
 SERVICE_ITEMS = "service_items"
 ASK_SERVICE = "ask_service"
-APPLICATION_NUMBER = "application_number"
 QUESTION_INTENTS = (
     "ask_service", "ask_materials", "ask_conditions", "ask_process",
     "ask_fee", "ask_time_limit", "ask_location",
@@ -106,8 +105,6 @@ class IntentGuard(GraphComponent):
         has_item = bool(items) and float(items[0].get("score", 0)) >= cues.item_min_score
         is_question = bool(cues.question.search(text))
         about_service = has_item or bool(cues.service.search(text))
-        if intent != "check_progress" and self._application_number(message):
-            return "check_progress"  # "编号ZW20251102001" starts (or feeds) a progress lookup
         if intent in QUESTION_INTENTS and (cues.progress_strong.search(text) or cues.progress_done.search(text)) \
                 and cues.submitted.search(text):
             return "check_progress"
@@ -133,10 +130,6 @@ class IntentGuard(GraphComponent):
         if intent == "out_of_scope" and has_item and is_question:
             return self._best(message, allowed=QUESTION_INTENTS)
         return None
-
-    @staticmethod
-    def _application_number(message: Message) -> bool:
-        return any(e.get("entity") == APPLICATION_NUMBER for e in message.get(ENTITIES) or [])
 
     @staticmethod
     def _best(message: Message, allowed: Optional[tuple] = None, exclude: tuple = ()) -> str:

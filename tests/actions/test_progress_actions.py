@@ -164,3 +164,17 @@ async def test_verified_answer_for_each_state(number, expected, dispatcher, sett
         assert "1. 近期免冠证件照片：" in text  # matched to the catalog material, with its note
     assert [r.result for r in audit_rows(settings, sender)] == ["ok"]
     assert dispatcher.messages[-1]["custom"]["reply"]["answer"] == "progress"
+
+
+async def test_a_number_given_outside_the_form_starts_the_lookup(dispatcher):
+    from rasa_sdk.events import FollowupAction
+
+    from actions.progress import ActionInform
+    from tests.actions.conftest import make_tracker
+
+    t = make_tracker("编号ZW20251102001", "inform", entities=[{"entity": "application_number", "value": "ZW20251102001"}])
+    assert await ActionInform().run(dispatcher, t, DOMAIN) == [FollowupAction("progress_form")]
+    assert "进度" in dispatcher.messages[0]["text"]
+    dispatcher.messages.clear()
+    assert await ActionInform().run(dispatcher, make_tracker("1234", "inform"), DOMAIN) == []
+    assert dispatcher.messages[0]["response"] == "utter_inform_ack"

@@ -80,8 +80,11 @@ def test_feedback_and_complaint_are_recorded(client, settings):
     body = chat(client, "fb-1", "回答得很清楚，好评")
     assert "好评" in body["text"] or "感谢" in body["text"]
     body = chat(client, "fb-1", "窗口工作人员态度太差了，我要投诉，我电话13812345678")
-    assert "投诉已记录" in body["text"] and "转接人工服务" in body["text"]
-    assert body["handoff"]["status"] == "waiting"
+    assert "投诉已记录" in body["text"] and "工作人员会跟进处理" in body["text"]
+    assert body["handoff"]["status"] == "waiting" and body["handoff"]["follow_up"] is True
+    # A person follows the complaint up; meanwhile the assistant keeps answering.
+    body = chat(client, "fb-1", "护照要带什么材料")
+    assert "普通护照签发" in body["text"] and body["messages"]
     with db.session_factory(settings.db_url)() as session:
         rows = session.execute(
             select(db.Feedback).where(db.Feedback.conversation_id == "fb-1")
@@ -119,8 +122,9 @@ def test_two_failed_turns_open_a_ticket(client):
     first = chat(client, "fb-loop", "/nlu_fallback")["text"]
     assert "您是想问" in first or "换个说法" in first
     second = chat(client, "fb-loop", "/nlu_fallback")
-    assert second["text"].startswith("抱歉，我没能理解您的问题。已为您转接人工服务")
-    assert second["handoff"]["status"] == "waiting"
+    assert second["text"].startswith("抱歉，我没能理解您的问题。已请工作人员看一看")
+    assert second["handoff"]["status"] == "waiting" and second["handoff"]["follow_up"] is True
+    assert {"title": "转人工", "payload": "/request_human"} in second["buttons"]
 
 
 def test_rephrase_after_a_denied_guess(client):

@@ -106,6 +106,13 @@ def test_progress_with_the_number_said_at_once(citizen, demo):
     assert "需补正材料" in answer and "请补交这些材料" in answer and "近期免冠证件照片" in answer
 
 
+def test_a_number_given_out_of_the_blue_starts_the_lookup(citizen, demo):
+    citizen.texts("你好")
+    reply = citizen.texts("ZW20251102001")
+    assert "查一下这件办件的进度" in reply and "手机号的后四位" in reply
+    assert "居住证申领" in citizen.texts("1001")
+
+
 def test_three_wrong_verifications_lock_the_number(citizen, client, live_server, demo):
     citizen.texts("查一下办件进度")
     citizen.texts("ZW20251102001")

@@ -66,13 +66,6 @@ def test_progress_words_keep_a_progress_check(guard, text):
     assert corrected(guard, text, "check_progress", ranking, [("residence_permit", 0.9)]) == "check_progress"
 
 
-def test_an_application_number_starts_a_progress_check(guard):
-    m = message("编号ZW20251102002", "inform", [("inform", 0.9)])
-    m.set("entities", [{"entity": "application_number", "value": "ZW20251102002"}])
-    guard.process([m])
-    assert m.get("intent")["name"] == "check_progress"
-
-
 def test_a_question_about_a_linked_item_is_confident_enough_for_no_fallback(guard):
     ranking = [("ask_conditions", 0.23), ("check_progress", 0.21), ("ask_service", 0.2), ("ask_materials", 0.15)]
     m = message("娃刚满月 还没上户口", "ask_conditions", ranking, [("newborn_hukou", 0.99)])
