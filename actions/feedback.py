@@ -13,7 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.common import SLOT_ITEM, channel_of, reply_info
 from assistant import outbox
 from assistant.pii import mask_pii
-from assistant.settings import get_settings
+from assistant.config.settings import get_settings
 from knowledge import db
 
 logger = logging.getLogger(__name__)

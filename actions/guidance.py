@@ -27,7 +27,6 @@ from actions.common import (
     SLOT_ITEM,
     SLOT_PENDING,
     SLOT_QUESTION,
-    TUNABLES,
     context_item,
     explicit_item,
     intent_of,
@@ -36,6 +35,7 @@ from actions.common import (
     reply_info,
     scope_of,
 )
+from assistant.config.tunables import TUNABLES
 from knowledge.answers import (
     OVERVIEW,
     QUESTION_TYPES,

@@ -18,8 +18,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.common import CATALOG, SLOT_ITEM, channel_of
 from actions.progress import SLOT_NUMBER, SLOT_OUTCOME, OUTCOME_VERIFIED
 from assistant import handoff, outbox
+from assistant.config.hours import describe_when
 from assistant.pii import hash_id, mask_pii
-from assistant.settings import get_settings
+from assistant.config.settings import get_settings
 from knowledge.answers import button_payload
 
 logger = logging.getLogger(__name__)
@@ -180,13 +181,13 @@ async def open_handoff(
         buttons = [{"title": "转人工", "payload": "/request_human"}]
     elif reason == REASON_COMPLAINT and info.created:
         if info.deferred:
-            text = COMPLAINT_AFTER_HOURS_TEXT.format(when=handoff.describe_when(hours.next_open()))
+            text = COMPLAINT_AFTER_HOURS_TEXT.format(when=describe_when(hours.next_open()))
         else:
             text = COMPLAINT_FOLLOW_UP_TEXT
             buttons = [{"title": "转人工", "payload": "/request_human"}]
     elif info.deferred:
         text = AFTER_HOURS_TEXT.format(
-            hours=hours.describe(), id=info.id, when=handoff.describe_when(hours.next_open())
+            hours=hours.describe(), id=info.id, when=describe_when(hours.next_open())
         )
     elif not info.created:
         text = ALREADY_TEXT.format(id=info.id)

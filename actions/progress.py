@@ -44,7 +44,7 @@ from assistant.progress import (
     record_success,
     verify_phone_tail,
 )
-from assistant.settings import get_settings
+from assistant.config.settings import get_settings
 from knowledge.answers import button_payload, material_line
 from knowledge.catalog import Catalog
 from knowledge.db import session_factory, utcnow

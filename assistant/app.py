@@ -24,7 +24,7 @@ from assistant.routers import tts as tts_router
 from assistant.routers import voice as voice_router
 from assistant.routers import inbox
 from assistant.runtime import AssistantRuntime
-from assistant.settings import Settings, get_settings
+from assistant.config.settings import Settings, get_settings
 from knowledge import db
 
 logger = logging.getLogger(__name__)

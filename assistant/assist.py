@@ -31,7 +31,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Collection, Dict, List, Mapping, Optional, Tuple
 
-from actions.common import TUNABLES
+from assistant.config.tunables import TUNABLES
 from knowledge.answers import INTENT_FOR_QUESTION, OVERVIEW, QUESTION_LABELS, QUESTION_TYPES, answer
 from knowledge.catalog import Catalog
 

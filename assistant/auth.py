@@ -46,7 +46,7 @@ from starlette.requests import HTTPConnection
 
 from assistant.audit import operator_actor, record_audit
 from assistant.models import ROLE_NAMES, Operator, OperatorSession
-from assistant.settings import Settings
+from assistant.config.settings import Settings
 from knowledge.db import session_factory, utcnow
 
 logger = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ from typing import List, Optional
 
 import httpx
 
-from assistant.settings import PROJECT_ROOT, Settings, get_settings
+from assistant.config.settings import PROJECT_ROOT, Settings, get_settings
 
 logger = logging.getLogger("banshi")
 

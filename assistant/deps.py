@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from assistant.runtime import AssistantRuntime
-from assistant.settings import Settings
+from assistant.config.settings import Settings
 from knowledge.catalog import Catalog
 
 NOT_READY = "助手正在启动，请稍后再试"

@@ -38,7 +38,7 @@ from sqlalchemy import func, select, update
 
 from assistant.models import OUTBOX_KINDS, OutboxMessage
 from assistant.pii import mask_pii
-from assistant.settings import Settings, get_settings
+from assistant.config.settings import Settings, get_settings
 from knowledge.db import session_factory, utcnow
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from rasa.utils.log_utils import configure_structlog
 from sqlalchemy.engine import make_url
 
 from assistant import rasa_tuning
-from assistant.settings import Settings
+from assistant.config.settings import Settings
 from assistant.tracker_store import RollingSQLTrackerStore
 
 logger = logging.getLogger(__name__)

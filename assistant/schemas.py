@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 
 from pydantic import BaseModel, Field, StrictStr, validator
 
-from assistant.settings import get_settings
+from assistant.config.settings import get_settings
 
 SENDER_ID_RE = re.compile(r"^[A-Za-z0-9_.:@\-]+$")
 CHANNELS = ("web", "kiosk", "wechat", "hotline", "api", "cli")

@@ -12,10 +12,10 @@ from typing import Iterable, List, Optional
 
 import rasa
 
-from assistant.settings import PROJECT_ROOT, Settings
+from assistant.config.embedding_spec import ENV_MODEL, resolve_spec
+from assistant.config.settings import PROJECT_ROOT, Settings
 from knowledge import jieba_dict, nlu_examples
 from knowledge.catalog import load_catalog
-from knowledge.embedding import ENV_MODEL, resolve_spec
 
 logger = logging.getLogger(__name__)
 

@@ -122,7 +122,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.getLogger("assistant").setLevel(logging.WARNING)
 
     from assistant.runtime import AssistantRuntime, newest_model
-    from assistant.settings import Settings
+    from assistant.config.settings import Settings
     from knowledge.catalog import load_catalog
 
     data_dir = Path(tempfile.mkdtemp(prefix="banshi-bench-assist-"))

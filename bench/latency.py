@@ -190,7 +190,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     sys.path.insert(0, str(ROOT))
     from assistant.runtime import newest_model
-    from assistant.settings import get_settings
+    from assistant.config.settings import get_settings
 
     model = newest_model(get_settings())
     data_dir = Path(tempfile.mkdtemp(prefix="banshi-bench-"))

@@ -160,7 +160,7 @@ def load_parser(model: Optional[str]) -> Callable[[str], Dict]:
     from rasa.core.agent import Agent
 
     from assistant.runtime import newest_model
-    from assistant.settings import get_settings
+    from assistant.config.settings import get_settings
 
     from rasa.utils.log_utils import configure_structlog
 

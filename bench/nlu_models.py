@@ -42,7 +42,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     os.chdir(ROOT)
-    from assistant.settings import Settings
+    from assistant.config.settings import Settings
     from assistant.training import data_fingerprint, model_path_for, train
 
     threshold = answer_threshold()

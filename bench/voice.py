@@ -269,7 +269,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         os.environ["BANSHI_MODEL_PATH"] = str(Path(args.model).resolve())
     logging.basicConfig(level=logging.WARNING)
 
-    from assistant.settings import Settings
+    from assistant.config.settings import Settings
     from knowledge.answers import answer
     from knowledge.catalog import load_catalog
 

@@ -32,14 +32,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from assistant.config.embedding_spec import E5, NONE, ONNX_PREFIX, USE
+
 logger = logging.getLogger(__name__)
 
-NONE = "none"
-USE = "use"
-E5 = "e5"
-ONNX_PREFIX = "onnx:"
-DEFAULT_MODEL = USE
-ENV_MODEL = "BANSHI_EMBEDDING_MODEL"
 CACHE_SIZE = 4096
 MAX_CHARS = 512  # longer texts are cut before embedding (messages are ≤ 500 characters)
 
@@ -212,27 +208,6 @@ def _combine(parts: Tuple[Encoder, ...]) -> Encoder:
         return np.hstack([p.encode(texts) * scale for p in parts])
 
     return Encoder("+".join(p.spec for p in parts), sum(p.dim for p in parts), digest, run)
-
-
-def check_spec(spec: str) -> str:
-    """``spec`` if it names a model this module can load (not loading it); else ValueError."""
-    value = spec.strip()
-    if value == NONE:
-        return value
-    if value.startswith(ONNX_PREFIX):
-        if not Path(value[len(ONNX_PREFIX):]).expanduser().is_dir():
-            raise ValueError(f"{value[len(ONNX_PREFIX):]} is not a directory")
-        return value
-    unknown = [n for n in value.split("+") if n not in (USE, E5)]
-    if unknown or not value:
-        raise ValueError(f"unknown embedding model {value!r}: use, e5, use+e5, onnx:<dir> or none")
-    return value
-
-
-def resolve_spec(spec: Optional[str]) -> str:
-    """The configured model: the argument, else ``BANSHI_EMBEDDING_MODEL``, else ``use``."""
-    value = (spec or os.environ.get(ENV_MODEL) or DEFAULT_MODEL).strip()
-    return value or DEFAULT_MODEL
 
 
 @lru_cache(maxsize=8)

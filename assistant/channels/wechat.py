@@ -65,7 +65,7 @@ from assistant.channels.wechat_xml import (
 from assistant.models import WX_PASSIVE, WX_PENDING, WX_PROCESSING, WX_QUEUED
 from assistant.pii import hash_id
 from assistant.routers.conversation import HANDOFF_KEY, NO_REPLY, conversation_turn
-from assistant.settings import Settings
+from assistant.config.settings import Settings
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/channels/wechat", tags=["wechat"], include_in_schema=False)

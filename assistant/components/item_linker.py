@@ -20,8 +20,9 @@ from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from assistant.config.embedding_spec import resolve_spec
 from knowledge.catalog import DEFAULT_CATALOG_DIR, catalog_files, fingerprint_files, load_catalog
-from knowledge.embedding import load_encoder, resolve_spec
+from knowledge.embedding import load_encoder
 from knowledge.linker import ItemLinker, LinkerConfig
 from knowledge.not_covered import NOT_COVERED_FILE, load_not_covered
 

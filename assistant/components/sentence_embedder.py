@@ -30,7 +30,8 @@ from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from knowledge.embedding import Encoder, EmbeddingError, NONE, load_encoder, resolve_spec
+from assistant.config.embedding_spec import NONE, resolve_spec
+from knowledge.embedding import Encoder, EmbeddingError, load_encoder
 
 logger = logging.getLogger(__name__)
 

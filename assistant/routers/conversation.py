@@ -31,7 +31,7 @@ from assistant.schemas import (
     ParseResponse,
     SENDER_ID_RE,
 )
-from assistant.settings import Settings
+from assistant.config.settings import Settings
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["conversation"])

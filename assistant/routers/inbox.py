@@ -30,7 +30,7 @@ from assistant.models import OUTBOX_KINDS, InboxMessage
 from assistant.outbox import MAX_PAYLOAD_BYTES
 from assistant.pii import hash_id, mask_pii
 from assistant.schemas import SENDER_ID_RE, ErrorResponse
-from assistant.settings import Settings
+from assistant.config.settings import Settings
 from knowledge import db
 
 logger = logging.getLogger(__name__)

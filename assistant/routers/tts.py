@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, StrictBool, StrictStr, validator
 
 from assistant.schemas import ErrorResponse
-from assistant.settings import get_settings
+from assistant.config.settings import get_settings
 from voice.tts import TtsUnavailable, get_tts
 
 router = APIRouter(prefix="/api/v1/tts", tags=["voice"])

@@ -54,7 +54,7 @@ from assistant.deps import SettingsDep
 from assistant.pii import hash_id
 from assistant.routers.conversation import HANDOFF_KEY, check_token, conversation_turn
 from assistant.schemas import SENDER_ID_RE, ChatSession, ErrorResponse
-from assistant.settings import Settings
+from assistant.config.settings import Settings
 from voice.asr import Asr, AsrUnavailable, get_asr
 from voice.audio import SAMPLE_RATE, AudioError, check_pcm16, duration_seconds, pcm16_from_wav
 from voice.correct import catalog_terms, correct_transcript

@@ -177,7 +177,7 @@ async def test_request_human_opens_one_ticket_with_a_summary(tracker, dispatcher
 
 async def test_after_hours_ticket_says_when_people_are_back(tracker, dispatcher, settings, monkeypatch):
     # Every hour of one Sunday minute: never open now (unless the test runs at 03:00 on a Sunday).
-    from assistant.settings import get_settings
+    from assistant.config.settings import get_settings
 
     monkeypatch.setattr(get_settings(), "service_hours", "sun 03:00-03:01")
     await ActionRequestHuman().run(dispatcher, tracker("转人工", "request_human", sender_id="act-night"), DOMAIN)

@@ -29,6 +29,7 @@ def test_not_ready_gateway(settings, tmp_path):
 
 def test_relay_works_while_the_model_loads(settings, tmp_path):
     from assistant import handoff
+    from assistant.config.hours import ServiceHours
 
     degraded = settings.copy(update={"data_dir": tmp_path})
     with TestClient(create_app(degraded, load_model=False)) as client:
@@ -39,7 +40,7 @@ def test_relay_works_while_the_model_loads(settings, tmp_path):
             reason="request_human",
             item_id=None,
             summary={},
-            hours=handoff.ServiceHours.parse("always"),
+            hours=ServiceHours.parse("always"),
         )
         reply = client.post("/api/v1/chat", json={"sender_id": "held-1", "text": "还在吗"})
         assert reply.status_code == 200

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from assistant import auth, handoff
+from assistant.config.hours import ServiceHours
 from assistant.app import create_app
 from assistant.models import AuditRecord, SuggestionMark
 from knowledge.db import session_factory
@@ -71,7 +72,7 @@ def new_ticket(app_settings, conversation_id=None):
         reason="request_human",
         item_id="passport",
         summary={"item_name": "普通护照签发", "question": "护照要带什么"},
-        hours=handoff.ServiceHours.parse("always"),
+        hours=ServiceHours.parse("always"),
     )
 
 

@@ -110,7 +110,7 @@ def message(kind="handoff", payload=None, **fields):
 @pytest.fixture
 def kiosk_actions(settings, tmp_path, monkeypatch):
     """The action server's settings switched to kiosk mode on a kiosk database of its own."""
-    from assistant.settings import get_settings
+    from assistant.config.settings import get_settings
 
     kiosk_dir = tmp_path / "kiosk"
     current = get_settings()
@@ -358,7 +358,7 @@ async def test_ratings_and_appointments_reach_the_central(settings, central, kio
     central_url, central_db = central
     from rasa_sdk.executor import CollectingDispatcher
 
-    from assistant.settings import get_settings
+    from assistant.config.settings import get_settings
 
     kiosk_db = get_settings().db_url
     dispatcher = CollectingDispatcher()

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from assistant import handoff
+from assistant.config.hours import ServiceHours
 
 pytestmark = [pytest.mark.model]
 
@@ -194,7 +195,7 @@ def test_voice_turn_is_relayed_while_a_person_holds_the_conversation(client, set
         reason="request_human",
         item_id=None,
         summary={},
-        hours=handoff.ServiceHours.parse("always"),
+        hours=ServiceHours.parse("always"),
     )
     body = turn(client, session, korean_wav).json()
     assert body["messages"] == [] and body["handoff"]["ticket_id"] == ticket.id

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from assistant.config.embedding_spec import check_spec
 from knowledge import embedding
 
 
@@ -38,19 +39,19 @@ def test_a_tampered_weight_file_is_refused(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("spec", ["use", "e5", "use+e5", "none"])
 def test_known_specs_are_accepted(spec):
-    assert embedding.check_spec(spec) == spec
+    assert check_spec(spec) == spec
 
 
 @pytest.mark.parametrize("spec", ["bert", "use+bert", "onnx:/no/such/dir", ""])
 def test_unknown_specs_fail_fast(spec):
     with pytest.raises(ValueError):
-        embedding.check_spec(spec)
+        check_spec(spec)
 
 
 def test_the_setting_is_checked_at_start_up(monkeypatch):
     from pydantic import ValidationError
 
-    from assistant.settings import Settings
+    from assistant.config.settings import Settings
 
     monkeypatch.setenv("BANSHI_EMBEDDING_MODEL", "bert")
     with pytest.raises(ValidationError, match="unknown embedding model"):

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from assistant import handoff
-from assistant.handoff import ServiceHours
+from assistant.config.hours import ServiceHours, describe_when
 
 ALWAYS = ServiceHours.parse("always")
 SHANGHAI_OFFSET = dt.timedelta(hours=8)
@@ -54,11 +54,11 @@ def test_service_hours_open_and_next_open():
     assert not hours.is_open(friday_night)
     monday = hours.next_open(friday_night)
     assert (monday.weekday(), monday.hour, monday.minute) == (0, 9, 0)
-    assert handoff.describe_when(monday, friday_night) == "星期一 09:00"
+    assert describe_when(monday, friday_night) == "星期一 09:00"
     early = utc("2026-11-24 07:00")
-    assert handoff.describe_when(hours.next_open(early), early) == "今天 09:00"
+    assert describe_when(hours.next_open(early), early) == "今天 09:00"
     late = utc("2026-11-24 18:00")
-    assert handoff.describe_when(hours.next_open(late), late) == "明天 09:00"
+    assert describe_when(hours.next_open(late), late) == "明天 09:00"
 
 
 def test_queue_positions_and_one_ticket_per_conversation(db_url):

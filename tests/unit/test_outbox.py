@@ -118,7 +118,7 @@ async def test_the_duplicate_answer_counts_as_delivered(db_url):
 
 
 async def test_the_bearer_token_and_url_of_the_central_client(db_url):
-    from assistant.settings import Settings
+    from assistant.config.settings import Settings
 
     outbox.enqueue(db_url, "rating", {}, now=T0)
     seen = []
@@ -229,7 +229,7 @@ async def test_errors_kept_short_and_without_personal_data(db_url):
 def test_cli_status_and_flush(db_url, monkeypatch, capsys):
     """``banshi outbox status|flush`` in-process (the central answers through a mock transport)."""
     from assistant import cli
-    from assistant.settings import Settings
+    from assistant.config.settings import Settings
 
     outbox.enqueue(db_url, "handoff", {}, now=T0)
     settings = Settings(database_url=db_url, kiosk_mode=True, kiosk_id="hall-9")

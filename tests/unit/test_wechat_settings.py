@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from assistant.settings import Settings
+from assistant.config.settings import Settings
 
 KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 OFF = {"wechat_token": None, "wechat_app_id": None, "wechat_app_secret": None, "wechat_encoding_aes_key": None}

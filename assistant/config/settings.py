@@ -11,14 +11,14 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
-
-if TYPE_CHECKING:
-    from assistant.handoff import ServiceHours
+from typing import Optional
 
 from pydantic import BaseSettings, Field, validator
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from assistant.config.embedding_spec import check_spec
+from assistant.config.hours import ServiceHours
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Settings(BaseSettings):
@@ -44,7 +44,8 @@ class Settings(BaseSettings):
 
     # A specific model archive; default: the newest in models_dir.
     model_path: Optional[Path] = None
-    # Sentence model of the NLU, read when a model is trained (knowledge/embedding.py):
+    # Sentence model of the NLU, read when a model is trained (knowledge/embedding.py;
+    # checked by assistant/config/embedding_spec.py):
     # use, e5, use+e5, onnx:<dir with model.onnx and tokenizer.json>, or none.
     embedding_model: str = "use"
     action_endpoint: str = "http://127.0.0.1:5055/webhook"
@@ -130,8 +131,6 @@ class Settings(BaseSettings):
 
     @validator("embedding_model")
     def _embedding_model(cls, value: str) -> str:
-        from knowledge.embedding import check_spec
-
         return check_spec(value)
 
     @validator("tracker_store")
@@ -166,8 +165,6 @@ class Settings(BaseSettings):
 
     @validator("service_hours")
     def _check_hours(cls, value: str, values: dict) -> str:
-        from assistant.handoff import ServiceHours
-
         ServiceHours.parse(value, values.get("timezone") or "Asia/Shanghai")
         return value
 
@@ -239,9 +236,7 @@ class Settings(BaseSettings):
         return self.vosk_model_path or self.data_dir / "vosk" / "vosk-model-small-cn-0.22"
 
     @property
-    def hours(self) -> "ServiceHours":
-        from assistant.handoff import ServiceHours
-
+    def hours(self) -> ServiceHours:
         return ServiceHours.parse(self.service_hours, self.timezone)
 
     @property
