@@ -12,6 +12,7 @@ from rasa_sdk import Tracker
 from assistant.config.settings import get_settings
 from assistant.config.tunables import TUNABLES
 from knowledge import db
+from assistant.storage import database
 from knowledge.catalog import Catalog
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class CatalogCache:
 
     @staticmethod
     def _fingerprint_sync() -> str:
-        with db.session_factory(get_settings().db_url)() as session:
+        with database.session_factory(get_settings().db_url)() as session:
             meta = session.get(db.CatalogMeta, "fingerprint")
             return meta.value if meta else ""
 

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from actions.common import CATALOG, SLOT_ITEM, channel_of, intent_of, reply_info
 from assistant.audit import citizen_actor, record_audit
-from assistant.models import (
+from assistant.storage.tables import (
     STATUS_ACCEPTED,
     STATUS_COMPLETED,
     STATUS_REJECTED,
@@ -47,7 +47,7 @@ from assistant.progress import (
 from assistant.config.settings import get_settings
 from knowledge.answers import button_payload, material_line
 from knowledge.catalog import Catalog
-from knowledge.db import session_factory, utcnow
+from assistant.storage.database import session_factory, utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from typing import Dict, List, Optional
 
 from sqlalchemy import select
 
-from assistant.models import AuditRecord
+from assistant.storage.tables import AuditRecord
 from assistant.pii import hash_id, mask_pii
-from knowledge.db import session_factory
+from assistant.storage.database import session_factory
 
 # Column sizes of ``audit_log``.
 _LIMITS = {"actor": 128, "action": 64, "subject": 64, "channel": 32, "result": 32}

@@ -45,9 +45,9 @@ from sqlalchemy.exc import IntegrityError
 from starlette.requests import HTTPConnection
 
 from assistant.audit import operator_actor, record_audit
-from assistant.models import ROLE_NAMES, Operator, OperatorSession
+from assistant.storage.tables import ROLE_NAMES, Operator, OperatorSession
 from assistant.config.settings import Settings
-from knowledge.db import session_factory, utcnow
+from assistant.storage.database import session_factory, utcnow
 
 logger = logging.getLogger(__name__)
 

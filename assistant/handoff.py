@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from sqlalchemy import func, select
 
 from assistant.config.hours import ServiceHours
-from assistant.models import (
+from assistant.storage.tables import (
     OPEN_TICKET_STATUSES,
     ROLE_CITIZEN,
     ROLE_OPERATOR,
@@ -35,7 +35,7 @@ from assistant.models import (
     HandoffMessage,
     HandoffTicket,
 )
-from knowledge.db import session_factory, utcnow
+from assistant.storage.database import session_factory, utcnow
 
 MAX_MESSAGE_CHARS = 2000
 

@@ -36,10 +36,10 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import func, select, update
 
-from assistant.models import OUTBOX_KINDS, OutboxMessage
+from assistant.storage.tables import OUTBOX_KINDS, OutboxMessage
 from assistant.pii import mask_pii
 from assistant.config.settings import Settings, get_settings
-from knowledge.db import session_factory, utcnow
+from assistant.storage.database import session_factory, utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -66,7 +66,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.attributes import flag_modified
 
-from assistant.models import (
+from assistant.storage.tables import (
     APPLICATION_STATUSES,
     STATUS_ACCEPTED,
     STATUS_COMPLETED,
@@ -80,7 +80,7 @@ from assistant.models import (
 )
 from assistant.pii import mask_pii
 from knowledge.catalog import SPEC_ITEMS, load_spec
-from knowledge.db import session_factory, utcnow
+from assistant.storage.database import session_factory, utcnow
 
 logger = logging.getLogger("banshi.progress")
 

@@ -25,7 +25,7 @@ from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_
 from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, SlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from knowledge.db import sqlite_pragmas
+from assistant.storage.database import sqlite_pragmas
 
 logger = logging.getLogger(__name__)
 

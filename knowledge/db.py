@@ -1,50 +1,17 @@
-"""Database tables of banshi (SQLite by default, any SQLAlchemy URL such as PostgreSQL).
-
-Rasa 3.6 pins SQLAlchemy 1.4; the code uses the 2.0-style API (``future=True``).
-"""
+"""The catalog in the database (what the running services answer from) and the
+citizens' feedback: their tables and how they are filled and read. The engine,
+sessions and migrations are ``assistant.storage``'s."""
 
 from __future__ import annotations
 
-import datetime as dt
-import fcntl
 import json
-import threading
-from contextlib import contextmanager
-from functools import lru_cache
-from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Dict, Optional
 
-from alembic import command as alembic_command
-from alembic.config import Config as AlembicConfig
+from sqlalchemy import Column, DateTime, Integer, String, Text, delete, select
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Integer,
-    String,
-    Text,
-    create_engine,
-    delete,
-    event,
-    inspect,
-    select,
-    text as sql_text,
-)
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import declarative_base, sessionmaker
-
+from assistant.storage.database import Base, session_factory, utcnow
 from knowledge.catalog import Catalog, load_catalog
 from knowledge.schema import BundleRecord, ItemRecord, Record
-
-Base = declarative_base()
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-# The schema of the first release (catalog, feedback, handoff requests).
-BASELINE_REVISION = "0001"
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 class CatalogEntry(Base):
@@ -75,69 +42,6 @@ class Feedback(Base):
     item_id = Column(String(64))
     channel = Column(String(32))
     created_at = Column(DateTime, nullable=False, default=utcnow)
-
-
-def sqlite_pragmas(dbapi_connection, _record) -> None:
-    """WAL journal and normal sync: a commit no longer waits for two fsyncs."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-@lru_cache(maxsize=8)
-def get_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    kwargs: Dict = {"future": True, "pool_pre_ping": True}
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 15}
-    engine = create_engine(url, **kwargs)
-    if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", sqlite_pragmas)
-    migrate(engine)
-    return engine
-
-
-@contextmanager
-def _migration_lock(engine: Engine) -> Iterator[None]:
-    """Serialise migrations of several processes starting at once (gateway, actions, CLI)."""
-    if engine.dialect.name == "sqlite" and engine.url.database:
-        with open(f"{engine.url.database}.migrate.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-    else:
-        yield
-
-
-# Alembic's ``context`` and ``op`` are process-wide proxies: two threads migrating at
-# once (even different databases) would run each other's statements. One at a time.
-_MIGRATING = threading.Lock()
-
-
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (``migrations/``).
-
-    A database created before migrations existed (the catalog tables without an
-    ``alembic_version`` table) is stamped with the baseline revision first.
-    """
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with _MIGRATING, _migration_lock(engine), engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(sql_text("SELECT pg_advisory_xact_lock(7155)"))
-        config.attributes["connection"] = connection
-        tables = set(inspect(connection).get_table_names())
-        if "alembic_version" not in tables and "catalog_entries" in tables:
-            alembic_command.stamp(config, BASELINE_REVISION)
-        alembic_command.upgrade(config, "head")
-
-
-def session_factory(url: str) -> sessionmaker:
-    return sessionmaker(bind=get_engine(url), future=True, expire_on_commit=False)
 
 
 def sync_catalog(url: str, catalog: Catalog, force: bool = False) -> bool:

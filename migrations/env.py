@@ -1,6 +1,6 @@
 """Alembic environment: the metadata of every banshi table, the URL from the settings.
 
-``knowledge.db.migrate`` passes its own connection (``config.attributes["connection"]``);
+``assistant.storage.migrate.migrate`` passes its own connection (``config.attributes["connection"]``);
 the ``alembic`` command line falls back to the configured database URL.
 """
 
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from alembic import context
 
-import assistant.models  # noqa: F401  (registers the gateway tables on Base)
-from knowledge.db import Base
+import assistant.storage.tables  # noqa: F401  (registers the gateway tables on Base)
+import knowledge.db  # noqa: F401  (registers the catalog and feedback tables on Base)
+from assistant.storage.database import Base
 
 target_metadata = Base.metadata
 

@@ -62,7 +62,7 @@ from assistant.channels.wechat_xml import (
     parse_fields,
     text_reply,
 )
-from assistant.models import WX_PASSIVE, WX_PENDING, WX_PROCESSING, WX_QUEUED
+from assistant.storage.tables import WX_PASSIVE, WX_PENDING, WX_PROCESSING, WX_QUEUED
 from assistant.pii import hash_id
 from assistant.routers.conversation import HANDOFF_KEY, NO_REPLY, conversation_turn
 from assistant.config.settings import Settings

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from assistant.models import (
+from assistant.storage.tables import (
     WX_ASYNC,
     WX_FAILED,
     WX_PASSIVE,
@@ -35,7 +35,7 @@ from assistant.models import (
     WeChatOutgoing,
     WeChatUser,
 )
-from knowledge.db import session_factory, utcnow
+from assistant.storage.database import session_factory, utcnow
 
 # WeChat's customer-service window: after each user message, at most this many
 # messages within this time.

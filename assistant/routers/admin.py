@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from assistant import audit as audit_log, auth
 from assistant.auth import AdminDep
-from assistant.models import ROLE_NAMES, SuggestionMark
+from assistant.storage.tables import ROLE_NAMES, SuggestionMark
 from assistant.schemas import ErrorResponse
-from knowledge.db import session_factory
+from assistant.storage.database import session_factory
 
 router = APIRouter(
     prefix="/api/v1/admin",

@@ -19,9 +19,9 @@ from assistant.audit import record_audit
 from assistant.auth import NOT_LOGGED_IN, OperatorDep, Principal, principal_from_request
 from assistant.deps import SettingsDep
 from assistant.live import HEARTBEAT_SECONDS, RETRY_MS, SSE_HEADERS, STREAM_SECONDS, sse
-from assistant.models import MARKS, TICKET_CLOSED, TICKET_HANDED_BACK, SuggestionMark
+from assistant.storage.tables import MARKS, TICKET_CLOSED, TICKET_HANDED_BACK, SuggestionMark
 from assistant.pii import mask_pii
-from knowledge.db import session_factory
+from assistant.storage.database import session_factory
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/desk", tags=["desk"])

@@ -26,12 +26,13 @@ from sqlalchemy.exc import IntegrityError
 
 from assistant import handoff
 from assistant.deps import SettingsDep
-from assistant.models import OUTBOX_KINDS, InboxMessage
+from assistant.storage.tables import OUTBOX_KINDS, InboxMessage
 from assistant.outbox import MAX_PAYLOAD_BYTES
 from assistant.pii import hash_id, mask_pii
 from assistant.schemas import SENDER_ID_RE, ErrorResponse
 from assistant.config.settings import Settings
 from knowledge import db
+from assistant.storage import database
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/kiosk", tags=["kiosk"])
@@ -198,7 +199,7 @@ def apply_message(settings: Settings, body: InboxRequest) -> Tuple[bool, Optiona
     created_at = body.created_at
     if created_at is not None and created_at.tzinfo is not None:
         created_at = created_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    with db.session_factory(settings.db_url)() as session:
+    with database.session_factory(settings.db_url)() as session:
         row = InboxMessage(
             id=message_id,
             kiosk_id=body.kiosk_id,

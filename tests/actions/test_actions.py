@@ -10,7 +10,8 @@ from actions.handoff import (
     ActionRequestHuman,
 )
 from assistant import handoff
-from assistant.models import HandoffTicket
+from assistant.storage.tables import HandoffTicket
+from assistant.storage import database
 from knowledge import db
 from rasa_sdk.events import SlotSet, UserUtteranceReverted
 
@@ -136,14 +137,14 @@ async def test_feedback_and_complaint_rows(tracker, dispatcher, settings):
     # The complaint is followed up by a person; the assistant keeps answering meanwhile.
     assert handoff.relaying_ticket(settings.db_url, "act-fb") is None
     assert dispatcher.messages[-1]["custom"]["reply"] == {"item": None, "answer": "feedback"}
-    with db.session_factory(settings.db_url)() as session:
+    with database.session_factory(settings.db_url)() as session:
         rows = session.execute(select(db.Feedback).where(db.Feedback.conversation_id == "act-fb")).scalars().all()
     assert [(r.kind, r.rating, r.item_id) for r in rows] == [("feedback", "bad", "passport"), ("complaint", "bad", None)]
     assert "13912345678" not in rows[1].text
 
 
 def _tickets(settings, conversation_id):
-    with db.session_factory(settings.db_url)() as session:
+    with database.session_factory(settings.db_url)() as session:
         return session.execute(
             select(HandoffTicket).where(HandoffTicket.conversation_id == conversation_id)
         ).scalars().all()

@@ -9,9 +9,9 @@ from actions.progress import (
     WHERE_NUMBER_TEXT,
 )
 from assistant.audit import citizen_actor
-from assistant.models import AuditRecord
+from assistant.storage.tables import AuditRecord
 from assistant.progress import load_demo_data, record_success
-from knowledge import db
+from assistant.storage import database
 
 from .conftest import DOMAIN, make_tracker
 
@@ -31,7 +31,7 @@ def form_tracker(text, intent="inform", requested=None, slots=None, sender_id="p
 
 
 def audit_rows(settings, sender_id):
-    with db.session_factory(settings.db_url)() as session:
+    with database.session_factory(settings.db_url)() as session:
         return session.execute(
             select(AuditRecord).where(AuditRecord.actor == citizen_actor(sender_id)).order_by(AuditRecord.id)
         ).scalars().all()
@@ -120,7 +120,7 @@ async def test_three_wrong_tails_lock_the_number(dispatcher, settings):
 
 
 async def test_audit_rows_hold_no_personal_data(settings):
-    with db.session_factory(settings.db_url)() as session:
+    with database.session_factory(settings.db_url)() as session:
         rows = session.execute(select(AuditRecord)).scalars().all()
     assert rows
     text = " ".join(f"{r.actor} {r.subject} {r.channel} {r.result}" for r in rows)

@@ -19,8 +19,8 @@ from sqlalchemy import select, update
 from assistant import auth
 from assistant.app import create_app
 from assistant.auth import AssistCallerDep, Principal
-from assistant.models import AuditRecord, Operator, OperatorSession, SuggestionMark
-from knowledge.db import session_factory, utcnow
+from assistant.storage.tables import AuditRecord, Operator, OperatorSession, SuggestionMark
+from assistant.storage.database import session_factory, utcnow
 from tests.conftest import routes_under, run_cli
 
 ADMIN_PREFIX = "/api/v1/admin"

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from assistant import auth, handoff
 from assistant.config.hours import ServiceHours
 from assistant.app import create_app
-from assistant.models import AuditRecord, SuggestionMark
-from knowledge.db import session_factory
+from assistant.storage.tables import AuditRecord, SuggestionMark
+from assistant.storage.database import session_factory
 from tests.conftest import routes_under
 
 DESK_PREFIX = "/api/v1/desk"

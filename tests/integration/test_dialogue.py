@@ -5,6 +5,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from assistant.storage import database
 from knowledge import db
 
 pytestmark = pytest.mark.model
@@ -85,7 +86,7 @@ def test_feedback_and_complaint_are_recorded(client, settings):
     # A person follows the complaint up; meanwhile the assistant keeps answering.
     body = chat(client, "fb-1", "护照要带什么材料")
     assert "普通护照签发" in body["text"] and body["messages"]
-    with db.session_factory(settings.db_url)() as session:
+    with database.session_factory(settings.db_url)() as session:
         rows = session.execute(
             select(db.Feedback).where(db.Feedback.conversation_id == "fb-1")
         ).scalars().all()
@@ -97,11 +98,11 @@ def test_feedback_and_complaint_are_recorded(client, settings):
 
 
 def test_request_human_directly(client, settings):
-    from assistant.models import HandoffTicket
+    from assistant.storage.tables import HandoffTicket
 
     body = chat(client, "ho-2", "转人工")
     assert "转接人工服务" in body["text"] and body["handoff"]["status"] == "waiting"
-    with db.session_factory(settings.db_url)() as session:
+    with database.session_factory(settings.db_url)() as session:
         rows = session.execute(
             select(HandoffTicket).where(HandoffTicket.conversation_id == "ho-2")
         ).scalars().all()

@@ -23,9 +23,10 @@ from actions.feedback import ActionRecordFeedback
 from actions.handoff import KIOSK_NOTIFIED_TEXT, ActionRequestHuman
 from assistant import outbox
 from assistant.app import create_app
-from assistant.models import HandoffTicket, InboxMessage, OutboxMessage
+from assistant.storage import database
+from assistant.storage.database import utcnow
+from assistant.storage.tables import HandoffTicket, InboxMessage, OutboxMessage
 from knowledge import db
-from knowledge.db import utcnow
 
 from ..actions.conftest import DOMAIN, make_tracker
 from ..conftest import free_port, serve_in_thread
@@ -66,17 +67,17 @@ def kiosk_settings(settings, data_dir, central_url: str):
 
 
 def outbox_rows(db_url) -> List[OutboxMessage]:
-    with db.session_factory(db_url)() as session:
+    with database.session_factory(db_url)() as session:
         return session.execute(select(OutboxMessage).order_by(OutboxMessage.created_at)).scalars().all()
 
 
 def tickets(db_url) -> List[HandoffTicket]:
-    with db.session_factory(db_url)() as session:
+    with database.session_factory(db_url)() as session:
         return session.execute(select(HandoffTicket).order_by(HandoffTicket.id)).scalars().all()
 
 
 def inbox_rows(db_url) -> List[InboxMessage]:
-    with db.session_factory(db_url)() as session:
+    with database.session_factory(db_url)() as session:
         return session.execute(select(InboxMessage).order_by(InboxMessage.received_at)).scalars().all()
 
 
@@ -198,7 +199,7 @@ async def test_handoffs_queued_while_central_is_down_arrive_exactly_once(setting
                 )
                 answer = await client.post(outbox.INBOX_PATH, json=body)
                 assert answer.status_code == 200 and answer.json()["status"] == "duplicate"
-            with db.session_factory(kiosk_db)() as session:
+            with database.session_factory(kiosk_db)() as session:
                 session.execute(update(OutboxMessage).values(delivered_at=None))
                 session.commit()
             assert await outbox.deliver_due(kiosk_db, client, kiosk_id=KIOSK_ID) == (3, 0)
@@ -373,7 +374,7 @@ async def test_ratings_and_appointments_reach_the_central(settings, central, kio
     refs = {r.id: r.result_ref for r in inbox_rows(central_db)}
     assert refs[appointment.id] == "stored"
     feedback_id = int(refs[rating.id].split(":")[1])
-    with db.session_factory(central_db)() as session:
+    with database.session_factory(central_db)() as session:
         row = session.get(db.Feedback, feedback_id)
     assert (row.conversation_id, row.kind, row.rating, row.item_id, row.channel) == (
         f"kiosk:{KIOSK_ID}:kiosk-fb",
@@ -403,7 +404,7 @@ def test_a_delivery_racing_an_uncommitted_one_waits_and_is_a_duplicate(settings,
     config = settings.copy(update={"database_url": central_db, "service_hours": "always"})
     body = InboxRequest.parse_obj(message(payload={"conversation_id": "race-2", "reason": "complaint", "summary": {}}))
     result: List = []
-    with db.session_factory(central_db)() as first:
+    with database.session_factory(central_db)() as first:
         first.add(InboxMessage(id=str(body.id), kiosk_id=KIOSK_ID, kind="handoff", payload="{}", result_ref="ticket:first"))
         first.flush()  # the key is taken, not yet committed
         second = threading.Thread(target=lambda: result.append(apply_message(config, body)))

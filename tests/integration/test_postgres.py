@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from assistant.tracker_store import RollingSQLTrackerStore
 from knowledge import db
+from assistant.storage import database
 
 URL = os.environ.get("BANSHI_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(not URL, reason="set BANSHI_TEST_POSTGRES_URL to run")
@@ -23,7 +24,7 @@ def test_catalog_and_feedback_tables(catalog):
     conversation = f"pg-{uuid.uuid4().hex[:8]}"
     db.add_feedback(URL, conversation, "feedback", "好评", "good", "passport", "web")
     db.add_handoff_request(URL, conversation, "request_human")
-    with db.session_factory(URL)() as session:
+    with database.session_factory(URL)() as session:
         rows = session.execute(select(db.Feedback).where(db.Feedback.conversation_id == conversation)).scalars().all()
     assert [r.rating for r in rows] == ["good"]
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse, Response
 
-from assistant.models import STATUS_ACCEPTED, STATUS_SUPPLEMENT
+from assistant.storage.tables import STATUS_ACCEPTED, STATUS_SUPPLEMENT
 from assistant.progress import HttpProvider, ProgressUnavailable
 from tests.conftest import free_port, serve_in_thread
 

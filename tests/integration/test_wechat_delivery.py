@@ -22,8 +22,8 @@ from assistant.channels import wechat_store as store
 from assistant.channels.wechat import WeChatChannel, sender_of
 from assistant.channels.wechat_api import WeChatApi, WeChatApiError
 from assistant.channels.wechat_sim import FakeWeChatApi
-from assistant.models import WeChatInbound, WeChatOutgoing, WeChatUser
-from knowledge.db import session_factory, utcnow
+from assistant.storage.tables import WeChatInbound, WeChatOutgoing, WeChatUser
+from assistant.storage.database import session_factory, utcnow
 from tests.conftest import serve_in_thread
 
 # One event loop for the tests and their async fixtures (the channel's HTTP client).

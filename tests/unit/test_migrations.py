@@ -5,11 +5,11 @@ import threading
 
 from sqlalchemy import inspect
 
-from knowledge import db
+from assistant.storage import database
 
 
 def test_fresh_database_gets_every_table(tmp_path):
-    engine = db.get_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    engine = database.get_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     tables = set(inspect(engine).get_table_names())
     assert {"catalog_entries", "applications", "audit_log", "handoff_tickets", "operators"} <= tables
     with engine.connect() as conn:
@@ -35,7 +35,7 @@ def test_database_from_before_migrations_keeps_its_requests(tmp_path):
     )
     conn.commit()
     conn.close()
-    engine = db.get_engine(f"sqlite:///{path}")
+    engine = database.get_engine(f"sqlite:///{path}")
     with engine.connect() as c:
         rows = c.exec_driver_sql("SELECT conversation_id, status, deferred, item_id FROM handoff_tickets").fetchall()
     assert rows == [("old-1", "waiting", 1, "passport")]
@@ -48,7 +48,7 @@ def test_threads_migrating_at_once(tmp_path):
 
     def run(index: int) -> None:
         try:
-            db.get_engine(f"sqlite:///{tmp_path / f'thread{index}.db'}")
+            database.get_engine(f"sqlite:///{tmp_path / f'thread{index}.db'}")
         except Exception as exc:  # collected and asserted below
             errors.append(repr(exc))
 

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from assistant import outbox
-from assistant.models import OutboxMessage
-from knowledge import db
+from assistant.storage.tables import OutboxMessage
+from assistant.storage import database
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, 0)
 
@@ -23,7 +23,7 @@ def db_url(tmp_path):
 
 
 def rows(db_url):
-    with db.session_factory(db_url)() as session:
+    with database.session_factory(db_url)() as session:
         return {r.id: r for r in session.execute(select(OutboxMessage)).scalars()}
 
 

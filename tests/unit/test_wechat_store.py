@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from assistant.channels import wechat_store as store
-from assistant.models import (
+from assistant.storage.tables import (
     WX_ASYNC,
     WX_FAILED,
     WX_PASSIVE,
@@ -32,7 +32,7 @@ from assistant.models import (
     WeChatOutgoing,
     WeChatUser,
 )
-from knowledge.db import session_factory, utcnow
+from assistant.storage.database import session_factory, utcnow
 
 PARTS = ["第一部分：办理材料", "第二部分：办理流程", "第三部分：办理地点"]
 TTL_HOURS = 48.0

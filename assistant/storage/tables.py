@@ -1,8 +1,8 @@
 """Tables of the gateway: applications and their progress, audit records, handoff
 tickets and their messages, operator accounts and sessions, suggestion marks.
 
-They share ``knowledge.db.Base`` with the catalog tables, so one Alembic history
-(``migrations/``) covers the whole database. No raw personal data is stored:
+They share ``assistant.storage.database.Base`` with the catalog tables
+(``knowledge.db``), so one Alembic history (``migrations/``) covers the whole database. No raw personal data is stored:
 names are masked, phone and ID numbers are salted hashes plus their last 4 digits.
 """
 
