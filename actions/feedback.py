@@ -12,7 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import SLOT_ITEM, channel_of, reply_info
 from assistant import outbox
-from assistant.pii import mask_pii
+from assistant.security.pii import mask_pii
 from assistant.config.settings import get_settings
 from knowledge import db
 

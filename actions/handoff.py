@@ -19,7 +19,7 @@ from actions.common import CATALOG, SLOT_ITEM, channel_of
 from actions.progress import SLOT_NUMBER, SLOT_OUTCOME, OUTCOME_VERIFIED
 from assistant import handoff, outbox
 from assistant.config.hours import describe_when
-from assistant.pii import hash_id, mask_pii
+from assistant.security.pii import hash_id, mask_pii
 from assistant.config.settings import get_settings
 from knowledge.answers import button_payload
 

@@ -22,7 +22,7 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import func, select
 
 from actions.common import CATALOG, SLOT_ITEM, channel_of, intent_of, reply_info
-from assistant.audit import citizen_actor, record_audit
+from assistant.security.audit import citizen_actor, record_audit
 from assistant.storage.tables import (
     STATUS_ACCEPTED,
     STATUS_COMPLETED,

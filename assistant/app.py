@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.channels import wechat as wechat_channel
 from assistant.live import ChangeFeed
-from assistant.pii import install_log_masking
+from assistant.security.pii import install_log_masking
 from assistant.routers import assist, conversation, health, items
 from assistant.routers import admin as admin_router, desk, desk_auth
 from assistant.routers import tts as tts_router

@@ -64,7 +64,7 @@ def _setup_logging(settings: Settings) -> None:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     _quiet_libraries()
-    from assistant.pii import install_log_masking
+    from assistant.security.pii import install_log_masking
 
     install_log_masking()
 
@@ -385,18 +385,18 @@ def _new_password() -> Optional[str]:
 
 
 def cmd_desk(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant import auth
+    from assistant.security import accounts
 
     if args.desk_command == "list-users":
-        for info in auth.list_operators(settings.db_url):
+        for info in accounts.list_operators(settings.db_url):
             state = "启用" if info.active else "停用"
             print(f"{info.username}\t{info.role}\t{state}\t{info.display_name}")
         return 0
     creating = args.desk_command == "add-user"
     try:
         if creating:
-            auth.check_username(args.username)
-        elif auth.get_operator(settings.db_url, args.username) is None:
+            accounts.check_username(args.username)
+        elif accounts.get_operator(settings.db_url, args.username) is None:
             raise ValueError(f"no such account: {args.username}")
         password = _new_password()
     except ValueError as exc:
@@ -410,12 +410,12 @@ def cmd_desk(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     try:
         if creating:
-            info = auth.create_operator(
+            info = accounts.create_operator(
                 settings.db_url, args.username, password, role=args.role, display_name=args.display_name
             )
         else:  # set-password: also re-enables the account and ends its sessions
-            auth.set_password(settings.db_url, args.username, password)
-            info = auth.set_active(settings.db_url, args.username, True)
+            accounts.set_password(settings.db_url, args.username, password)
+            info = accounts.set_active(settings.db_url, args.username, True)
     except ValueError as exc:
         print(f"无法设置账号 / cannot set account: {exc}", file=sys.stderr)
         return 2

@@ -37,7 +37,7 @@ import httpx
 from sqlalchemy import func, select, update
 
 from assistant.storage.tables import OUTBOX_KINDS, OutboxMessage
-from assistant.pii import mask_pii
+from assistant.security.pii import mask_pii
 from assistant.config.settings import Settings, get_settings
 from assistant.storage.database import session_factory, utcnow
 

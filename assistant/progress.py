@@ -78,7 +78,7 @@ from assistant.storage.tables import (
     ApplicationEvent,
     VerificationGuard,
 )
-from assistant.pii import mask_pii
+from assistant.security.pii import is_application_number, mask_pii
 from knowledge.catalog import SPEC_ITEMS, load_spec
 from assistant.storage.database import session_factory, utcnow
 
@@ -96,7 +96,6 @@ _SEP = f"[\\s{_DASHES}]*"
 _NUMBER_RE = re.compile(
     rf"(?<![A-Za-z0-9])ZW{_SEP}((?:[0-9]{_SEP}){{10}}[0-9])(?![0-9])", re.IGNORECASE
 )
-_CANONICAL_RE = re.compile(r"ZW[0-9]{11}")
 
 
 def normalize_number(text: Optional[str]) -> Optional[str]:
@@ -111,11 +110,6 @@ def normalize_number(text: Optional[str]) -> Optional[str]:
     if match is None:
         return None
     return "ZW" + re.sub(r"[^0-9]", "", match.group(1))
-
-
-def is_application_number(value: str) -> bool:
-    """True for a canonical application number (``ZW`` + 11 digits, nothing else)."""
-    return bool(_CANONICAL_RE.fullmatch(value or ""))
 
 
 # -------------------------------------------------------------- personal data

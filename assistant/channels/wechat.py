@@ -46,7 +46,7 @@ import yaml
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from assistant import chat_session
+from assistant.security import chat_session
 from assistant.channels import wechat_store as store
 from assistant.channels.wechat_api import WeChatApi, WeChatApiError
 from assistant.channels.wechat_crypto import WeChatCrypto, WeChatCryptoError, signature, signature_ok
@@ -63,7 +63,7 @@ from assistant.channels.wechat_xml import (
     text_reply,
 )
 from assistant.storage.tables import WX_PASSIVE, WX_PENDING, WX_PROCESSING, WX_QUEUED
-from assistant.pii import hash_id
+from assistant.security.pii import hash_id
 from assistant.routers.conversation import HANDOFF_KEY, NO_REPLY, conversation_turn
 from assistant.config.settings import Settings
 

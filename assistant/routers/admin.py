@@ -12,21 +12,23 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field, StrictBool, StrictStr, validator
 from sqlalchemy import select
 
-from assistant import audit as audit_log, auth
-from assistant.auth import AdminDep
-from assistant.storage.tables import ROLE_NAMES, SuggestionMark
 from assistant.schemas import ErrorResponse
+from assistant.security import access, accounts
+from assistant.security import audit as audit_log
+from assistant.security.access import AdminDep
+from assistant.security.sessions import Principal
 from assistant.storage.database import session_factory
+from assistant.storage.tables import ROLE_NAMES, SuggestionMark
 
 router = APIRouter(
     prefix="/api/v1/admin",
     tags=["admin"],
-    dependencies=[Depends(auth.require_admin)],
+    dependencies=[Depends(access.require_admin)],
     responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
 )
 
 USERNAME_RULE = "用户名只能包含小写字母、数字和 _ . -，长度3到32位"
-PASSWORD_RULE = f"密码至少需要{auth.MIN_PASSWORD_CHARS}个字符"
+PASSWORD_RULE = f"密码至少需要{accounts.MIN_PASSWORD_CHARS}个字符"
 ROLE_RULE = "角色只能是 operator 或 admin"
 DUPLICATE = "该用户名已存在"
 NOT_FOUND = "没有找到该账号"
@@ -37,10 +39,10 @@ AUDIT_CHANNEL = "admin"
 def _check_password(value: Optional[str]) -> Optional[str]:
     if value is None:
         return value
-    if len(value) < auth.MIN_PASSWORD_CHARS:
+    if len(value) < accounts.MIN_PASSWORD_CHARS:
         raise ValueError(PASSWORD_RULE)
-    if len(value) > auth.MAX_PASSWORD_CHARS:
-        raise ValueError(f"密码不能超过{auth.MAX_PASSWORD_CHARS}个字符")
+    if len(value) > accounts.MAX_PASSWORD_CHARS:
+        raise ValueError(f"密码不能超过{accounts.MAX_PASSWORD_CHARS}个字符")
     return value
 
 
@@ -61,7 +63,7 @@ class OperatorCreate(BaseModel):
 
     @validator("username")
     def _username(cls, value: str) -> str:
-        if not auth.USERNAME_RE.match(value):
+        if not accounts.USERNAME_RE.match(value):
             raise ValueError(USERNAME_RULE)
         return value
 
@@ -89,7 +91,7 @@ class OperatorOut(BaseModel):
     created_at: str
 
 
-def _out(info: auth.OperatorInfo) -> OperatorOut:
+def _out(info: accounts.OperatorInfo) -> OperatorOut:
     return OperatorOut(**info.as_dict())
 
 
@@ -97,25 +99,25 @@ def _db_url(request: Request) -> str:
     return request.app.state.settings.db_url
 
 
-def _audit(request: Request, admin: auth.Principal, action: str, subject: str, result: str) -> None:
-    auth.audit(
+def _audit(request: Request, admin: Principal, action: str, subject: str, result: str) -> None:
+    audit_log.record_audit_safely(
         _db_url(request), actor=admin.actor, action=action, subject=subject, channel=AUDIT_CHANNEL, result=result
     )
 
 
 @router.get("/operators", response_model=List[OperatorOut])
 def list_operators(admin: AdminDep, request: Request) -> List[OperatorOut]:
-    return [_out(info) for info in auth.list_operators(_db_url(request))]
+    return [_out(info) for info in accounts.list_operators(_db_url(request))]
 
 
 @router.post("/operators", status_code=201, response_model=OperatorOut, responses={409: {"model": ErrorResponse}})
 def create_operator(body: OperatorCreate, admin: AdminDep, request: Request) -> OperatorOut:
     action = "admin.operator.create"
     try:
-        info = auth.create_operator(
+        info = accounts.create_operator(
             _db_url(request), body.username, body.password, role=body.role, display_name=body.display_name
         )
-    except auth.DuplicateUsername:
+    except accounts.DuplicateUsername:
         _audit(request, admin, action, body.username, "duplicate")
         raise HTTPException(status_code=409, detail=DUPLICATE)
     except ValueError:  # the body validators make this unlikely
@@ -142,16 +144,16 @@ def update_operator(
     """
     changed = sorted(k for k, v in body.dict(exclude_unset=True).items() if v is not None)
     action = "admin.operator.update"
-    subject = username if auth.USERNAME_RE.match(username) else None
+    subject = username if accounts.USERNAME_RE.match(username) else None
     try:
-        info = auth.update_operator(
+        info = accounts.update_operator(
             _db_url(request), username, active=body.active, role=body.role, password=body.password
         )
-    except auth.OperatorNotFound:
+    except accounts.OperatorNotFound:
         if subject:
             _audit(request, admin, action, subject, "not_found")
         raise HTTPException(status_code=404, detail=NOT_FOUND)
-    except auth.LastAdminError:
+    except accounts.LastAdminError:
         _audit(request, admin, action, username, "last_admin")
         raise HTTPException(status_code=409, detail=LAST_ADMIN)
     # One row per kind of change, so that the log can be filtered by action.

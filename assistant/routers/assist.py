@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field, StrictStr, validator
 from pydantic.error_wrappers import ErrorWrapper
 
 from assistant.assist import QUESTION_ORDER, suggest
-from assistant.auth import AssistCallerDep
+from assistant.security.access import AssistCallerDep
 from assistant.deps import CatalogDep, RuntimeDep
-from assistant.pii import mask_pii
+from assistant.security.pii import mask_pii
 from assistant.schemas import ErrorResponse, ItemScore, _clean_text
 from knowledge.schema import ID_PATTERN
 

@@ -16,10 +16,11 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import HTTPConnection
 
-from assistant import chat_session, handoff
+from assistant.security import chat_session
+from assistant import handoff
 from assistant.deps import RuntimeDep, SettingsDep, get_runtime
 from assistant.live import HEARTBEAT_SECONDS, RETRY_MS, SSE_HEADERS, STREAM_SECONDS, sse
-from assistant.pii import hash_id
+from assistant.security.pii import hash_id
 from assistant.schemas import (
     BotMessage,
     ChatRequest,

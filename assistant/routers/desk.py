@@ -15,12 +15,13 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field, StrictStr, validator
 
 from assistant import handoff
-from assistant.audit import record_audit
-from assistant.auth import NOT_LOGGED_IN, OperatorDep, Principal, principal_from_request
+from assistant.security.audit import record_audit
+from assistant.security.access import NOT_LOGGED_IN, OperatorDep
+from assistant.security.sessions import Principal, principal_from_request
 from assistant.deps import SettingsDep
 from assistant.live import HEARTBEAT_SECONDS, RETRY_MS, SSE_HEADERS, STREAM_SECONDS, sse
 from assistant.storage.tables import MARKS, TICKET_CLOSED, TICKET_HANDED_BACK, SuggestionMark
-from assistant.pii import mask_pii
+from assistant.security.pii import mask_pii
 from assistant.storage.database import session_factory
 
 logger = logging.getLogger(__name__)

@@ -10,16 +10,18 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, StrictStr
 
-from assistant import auth
-from assistant.auth import OperatorDep, Principal
 from assistant.schemas import ErrorResponse
+from assistant.security import accounts, sessions
+from assistant.security import login as desk_login
+from assistant.security.access import OperatorDep
+from assistant.security.sessions import Principal
 
 router = APIRouter(prefix="/api/v1/desk", tags=["desk"])
 
 
 class LoginRequest(BaseModel):
     username: StrictStr = Field(..., min_length=1, max_length=64, example="zhangsan")
-    password: StrictStr = Field(..., min_length=1, max_length=auth.MAX_PASSWORD_CHARS)
+    password: StrictStr = Field(..., min_length=1, max_length=accounts.MAX_PASSWORD_CHARS)
 
     class Config:
         extra = "forbid"
@@ -48,9 +50,9 @@ def _body(principal: Principal) -> DeskUser:
 )
 def login(body: LoginRequest, request: Request, response: Response) -> DeskUser:
     """Log in; sets the ``banshi_desk`` session cookie and returns the CSRF token."""
-    result = auth.login(request, body.username, body.password)
+    result = desk_login.login(request, body.username, body.password)
     settings = request.app.state.settings
-    auth.set_session_cookie(request, response, result.token, settings.desk_session_hours)
+    sessions.set_session_cookie(request, response, result.token, settings.desk_session_hours)
     response.headers["Cache-Control"] = "no-store"
     return _body(result.principal)
 
@@ -58,9 +60,9 @@ def login(body: LoginRequest, request: Request, response: Response) -> DeskUser:
 @router.post("/logout", status_code=204, responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}})
 def logout(principal: OperatorDep, request: Request) -> Response:
     """End the session (needs the X-CSRF-Token header)."""
-    auth.logout(request, principal)
+    desk_login.logout(request, principal)
     response = Response(status_code=204)
-    auth.clear_session_cookie(request, response)
+    sessions.clear_session_cookie(request, response)
     return response
 
 

@@ -28,7 +28,7 @@ from assistant import handoff
 from assistant.deps import SettingsDep
 from assistant.storage.tables import OUTBOX_KINDS, InboxMessage
 from assistant.outbox import MAX_PAYLOAD_BYTES
-from assistant.pii import hash_id, mask_pii
+from assistant.security.pii import hash_id, mask_pii
 from assistant.schemas import SENDER_ID_RE, ErrorResponse
 from assistant.config.settings import Settings
 from knowledge import db

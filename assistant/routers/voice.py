@@ -49,9 +49,10 @@ from pydantic import BaseModel, Field, StrictStr
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from assistant import chat_session, handoff
+from assistant.security import chat_session
+from assistant import handoff
 from assistant.deps import SettingsDep
-from assistant.pii import hash_id
+from assistant.security.pii import hash_id
 from assistant.routers.conversation import HANDOFF_KEY, check_token, conversation_turn
 from assistant.schemas import SENDER_ID_RE, ChatSession, ErrorResponse
 from assistant.config.settings import Settings

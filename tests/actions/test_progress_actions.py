@@ -8,7 +8,7 @@ from actions.progress import (
     ValidateProgressForm,
     WHERE_NUMBER_TEXT,
 )
-from assistant.audit import citizen_actor
+from assistant.security.audit import citizen_actor
 from assistant.storage.tables import AuditRecord
 from assistant.progress import load_demo_data, record_success
 from assistant.storage import database

@@ -27,7 +27,7 @@ LIVE_MS = 15000
 
 @pytest.fixture(scope="module")
 def operator(settings, live_server):
-    from assistant.auth import DuplicateUsername, create_operator
+    from assistant.security.accounts import DuplicateUsername, create_operator
 
     try:
         create_operator(settings.db_url, USERNAME, PASSWORD, display_name=DISPLAY_NAME)

@@ -16,9 +16,11 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from assistant import auth
 from assistant.app import create_app
-from assistant.auth import AssistCallerDep, Principal
+from assistant.security import accounts, sessions
+from assistant.security.access import AssistCallerDep
+from assistant.security.login import LoginThrottle
+from assistant.security.sessions import Principal
 from assistant.storage.tables import AuditRecord, Operator, OperatorSession, SuggestionMark
 from assistant.storage.database import session_factory, utcnow
 from tests.conftest import routes_under, run_cli
@@ -78,7 +80,7 @@ def make_operator(db_url):
     def make(role: str = "operator", password: Optional[str] = None, display_name: Optional[str] = None):
         username = f"{role[:3]}{next(_numbers):03d}"
         password = password or f"Pw-{username}-secret!"
-        auth.create_operator(db_url, username, password, role=role, display_name=display_name)
+        accounts.create_operator(db_url, username, password, role=role, display_name=display_name)
         return username, password
 
     return make
@@ -126,7 +128,7 @@ def test_login_ok_sets_cookie_and_me_returns_the_same_body(new_client, make_oper
     assert set(body) == {"username", "display_name", "role", "csrf_token"}
     assert body["username"] == username and body["display_name"] == "张三" and body["role"] == "operator"
     assert len(body["csrf_token"]) >= 32
-    assert client.cookies.get(auth.COOKIE_NAME)
+    assert client.cookies.get(sessions.COOKIE_NAME)
     me = client.get("/api/v1/desk/me")
     assert me.status_code == 200 and me.json() == body
 
@@ -162,14 +164,14 @@ def test_me_without_cookie_is_401(new_client):
     reply = new_client().get("/api/v1/desk/me")
     assert reply.status_code == 401 and reply.json() == {"detail": "请先登录"}
     forged = new_client()
-    forged.cookies.set(auth.COOKIE_NAME, "not-a-real-token")
+    forged.cookies.set(sessions.COOKIE_NAME, "not-a-real-token")
     assert forged.get("/api/v1/desk/me").status_code == 401
 
 
 def test_cookie_flags(new_client, make_operator):
     username, password = make_operator()
     header = set_cookie_header(login(new_client(), username, password))
-    assert header.startswith(f"{auth.COOKIE_NAME}=")
+    assert header.startswith(f"{sessions.COOKIE_NAME}=")
     assert "HttpOnly" in header
     assert re.search(r"SameSite=strict", header, re.I)
     assert "Path=/" in header
@@ -246,7 +248,7 @@ def test_expired_session_is_refused_and_deleted(logged_in, db_url):
 
 def test_disabled_account_is_refused_at_once(logged_in, new_client, make_operator, db_url):
     client, username, _ = logged_in()
-    auth.set_active(db_url, username, False)
+    accounts.set_active(db_url, username, False)
     assert client.get("/api/v1/desk/me").status_code == 401
     # Even if its session rows were still there, the account flag is checked per request.
     other, name2, _ = logged_in()
@@ -256,7 +258,7 @@ def test_disabled_account_is_refused_at_once(logged_in, new_client, make_operato
     assert other.get("/api/v1/desk/me").status_code == 401
     # And it cannot log in again, with the usual message.
     username3, password3 = make_operator()
-    auth.set_active(db_url, username3, False)
+    accounts.set_active(db_url, username3, False)
     reply = login(new_client(), username3, password3)
     assert reply.status_code == 401 and reply.json()["detail"] == "用户名或密码不正确"
 
@@ -264,7 +266,7 @@ def test_disabled_account_is_refused_at_once(logged_in, new_client, make_operato
 @pytest.mark.parametrize("header", [None, "", "wrong-token"])
 def test_logout_without_the_right_csrf_token_is_403(logged_in, header):
     client, _, _ = logged_in()
-    headers = {} if header is None else {auth.CSRF_HEADER: header}
+    headers = {} if header is None else {sessions.CSRF_HEADER: header}
     reply = client.post("/api/v1/desk/logout", headers=headers)
     assert reply.status_code == 403 and reply.json() == {"detail": "页面已过期，请刷新后重试"}
     assert client.get("/api/v1/desk/me").status_code == 200  # still logged in
@@ -272,14 +274,14 @@ def test_logout_without_the_right_csrf_token_is_403(logged_in, header):
 
 def test_logout_ends_the_session(logged_in, db_url):
     client, username, csrf = logged_in()
-    token = client.cookies.get(auth.COOKIE_NAME)
-    reply = client.post("/api/v1/desk/logout", headers={auth.CSRF_HEADER: csrf})
+    token = client.cookies.get(sessions.COOKIE_NAME)
+    reply = client.post("/api/v1/desk/logout", headers={sessions.CSRF_HEADER: csrf})
     assert reply.status_code == 204
-    assert f'{auth.COOKIE_NAME}=""' in reply.headers["set-cookie"] or "Max-Age=0" in reply.headers["set-cookie"]
+    assert f'{sessions.COOKIE_NAME}=""' in reply.headers["set-cookie"] or "Max-Age=0" in reply.headers["set-cookie"]
     with session_factory(db_url)() as db:
-        assert db.get(OperatorSession, auth.token_hash(token)) is None
+        assert db.get(OperatorSession, sessions.token_hash(token)) is None
     # Replaying the old cookie does not work either.
-    client.cookies.set(auth.COOKIE_NAME, token)
+    client.cookies.set(sessions.COOKIE_NAME, token)
     assert client.get("/api/v1/desk/me").status_code == 401
     assert [r.result for r in audit_rows(db_url, "desk.logout") if r.subject == username] == ["ok"]
 
@@ -292,7 +294,7 @@ def test_logout_without_session_is_401(new_client):
 def test_login_rate_limit_returns_429_with_retry_after(settings, tmp_path):
     strict = settings.copy(update={"data_dir": tmp_path, "login_rate_limit": "3/minute"})
     with TestClient(create_app(strict, load_model=False)) as client:
-        auth.create_operator(strict.db_url, "limited", "Limited-pass-123")
+        accounts.create_operator(strict.db_url, "limited", "Limited-pass-123")
         for _ in range(3):
             assert login(client, "limited", "wrong-password").status_code == 401
         reply = login(client, "limited", "Limited-pass-123")  # right password, still throttled
@@ -306,7 +308,7 @@ def test_login_rate_limit_returns_429_with_retry_after(settings, tmp_path):
 
 
 def test_login_throttle_counts_per_username_across_ips():
-    throttle = auth.LoginThrottle("2/minute")
+    throttle = LoginThrottle("2/minute")
     assert throttle.hit("10.0.0.1", "alice") is None
     assert throttle.hit("10.0.0.2", "Alice") is None
     assert throttle.hit("10.0.0.3", "alice") is not None  # third try on that name
@@ -327,7 +329,7 @@ def test_assist_caller_accepts_api_key_or_session_with_csrf(new_client, logged_i
 
     desk, username, csrf = logged_in()
     assert desk.post("/test/assist").status_code == 403  # cookie without CSRF header
-    ok = desk.post("/test/assist", headers={auth.CSRF_HEADER: csrf})
+    ok = desk.post("/test/assist", headers={sessions.CSRF_HEADER: csrf})
     assert ok.status_code == 200 and ok.json() == {"username": username, "kind": "session", "role": "operator"}
 
 
@@ -340,7 +342,7 @@ def test_principal_is_frozen():
 # -------------------------------------------------------------------- admin
 def _call(client: TestClient, method: str, path: str, csrf: Optional[str] = None):
     path = re.sub(r"\{[^}]+\}", "someone", path)
-    headers = {auth.CSRF_HEADER: csrf} if csrf else {}
+    headers = {sessions.CSRF_HEADER: csrf} if csrf else {}
     body = {} if method in {"POST", "PUT", "PATCH"} else None
     return client.request(method, path, headers=headers, json=body)
 
@@ -360,7 +362,7 @@ def test_every_admin_route_needs_an_admin(method, path, new_client, logged_in):
 
 def test_admin_manages_operators_and_every_change_is_audited(logged_in, new_client, db_url):
     admin, admin_name, csrf = logged_in("admin")
-    headers = {auth.CSRF_HEADER: csrf}
+    headers = {sessions.CSRF_HEADER: csrf}
     created = admin.post(
         "/api/v1/admin/operators",
         headers=headers,
@@ -421,11 +423,11 @@ def test_admin_manages_operators_and_every_change_is_audited(logged_in, new_clie
 def test_the_last_active_admin_cannot_be_removed(settings, tmp_path):
     alone = settings.copy(update={"data_dir": tmp_path})
     with TestClient(create_app(alone, load_model=False)) as client:
-        auth.create_operator(alone.db_url, "only.admin", "Only-admin-pass", role="admin")
+        accounts.create_operator(alone.db_url, "only.admin", "Only-admin-pass", role="admin")
         csrf = login(client, "only.admin", "Only-admin-pass").json()["csrf_token"]
         for change in ({"active": False}, {"role": "operator"}):
             reply = client.patch(
-                "/api/v1/admin/operators/only.admin", headers={auth.CSRF_HEADER: csrf}, json=change
+                "/api/v1/admin/operators/only.admin", headers={sessions.CSRF_HEADER: csrf}, json=change
             )
             assert reply.status_code == 409 and reply.json()["detail"] == "至少需要保留一个启用的管理员账号"
         assert client.get("/api/v1/desk/me").json()["role"] == "admin"
@@ -484,13 +486,13 @@ def test_cli_add_user_and_list_users(settings, tmp_path, monkeypatch):
 def test_cli_set_password_reenables_and_ends_sessions(settings, tmp_path, monkeypatch):
     monkeypatch.setenv("BANSHI_DATA_DIR", str(tmp_path))
     db_url = settings.copy(update={"data_dir": tmp_path}).db_url
-    auth.create_operator(db_url, "cli.other", "Old-password-42", role="admin")
-    auth.create_operator(db_url, "cli.forgot", "Old-password-42", role="admin")
-    auth.set_active(db_url, "cli.forgot", False)
+    accounts.create_operator(db_url, "cli.other", "Old-password-42", role="admin")
+    accounts.create_operator(db_url, "cli.forgot", "Old-password-42", role="admin")
+    accounts.set_active(db_url, "cli.forgot", False)
     monkeypatch.setenv("BANSHI_NEW_PASSWORD", "New-password-42")
     reset = run_cli(["desk", "set-password", "cli.forgot"])
     assert reset.returncode == 0 and "已重设密码 cli.forgot（admin）" in reset.stdout
-    info = auth.get_operator(db_url, "cli.forgot")
+    info = accounts.get_operator(db_url, "cli.forgot")
     assert info.active
     unknown = run_cli(["desk", "set-password", "cli.nobody"])
     assert unknown.returncode == 2 and "no such account" in unknown.stderr

@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from assistant import auth, handoff
+from assistant import handoff
+from assistant.security import accounts
 from assistant.config.hours import ServiceHours
 from assistant.app import create_app
 from assistant.storage.tables import AuditRecord, SuggestionMark
@@ -53,7 +54,7 @@ def app(app_settings):
 @pytest.fixture(scope="module")
 def operator(app_settings):
     name = "desk-op"
-    auth.create_operator(app_settings.db_url, name, PASSWORD, display_name="坐席一")
+    accounts.create_operator(app_settings.db_url, name, PASSWORD, display_name="坐席一")
     return name
 
 

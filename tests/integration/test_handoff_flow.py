@@ -14,7 +14,7 @@ from typing import Dict, List
 import httpx
 import pytest
 
-from assistant import auth
+from assistant.security import accounts
 from assistant.progress import load_demo_data
 
 pytestmark = pytest.mark.model
@@ -29,7 +29,7 @@ def demo(settings):
 
 @pytest.fixture(scope="module")
 def desk(live_server, settings):
-    auth.create_operator(settings.db_url, "flow-op", PASSWORD, display_name="坐席")
+    accounts.create_operator(settings.db_url, "flow-op", PASSWORD, display_name="坐席")
     with httpx.Client(base_url=live_server, timeout=30) as http:
         response = http.post("/api/v1/desk/login", json={"username": "flow-op", "password": PASSWORD})
         assert response.status_code == 200

@@ -255,14 +255,14 @@ async def test_a_restart_between_retries_still_makes_one_turn(sim, settings):
 
 # ------------------------------------------------------------------ handoff relay
 async def test_operator_replies_reach_the_user_by_the_customer_service_api(sim, wechat_api, settings, live_server):
-    from assistant import auth
+    from assistant.security import accounts
 
     openid = new_openid()
     asked = await sim.send_text(openid, "转人工")
     assert "人工" in asked.text
     relayed = await sim.send_text(openid, "我的社保卡丢了怎么办")
     assert relayed.ok and relayed.text is None  # goes to the operator; the bot stays quiet
-    auth.create_operator(settings.db_url, "wx-op", "operator-pass-123", display_name="坐席")
+    accounts.create_operator(settings.db_url, "wx-op", "operator-pass-123", display_name="坐席")
     with httpx.Client(base_url=live_server, timeout=30) as desk:
         login = desk.post("/api/v1/desk/login", json={"username": "wx-op", "password": "operator-pass-123"})
         desk.headers["X-CSRF-Token"] = login.json()["csrf_token"]

@@ -1,6 +1,6 @@
 import logging
 
-from assistant.pii import PiiMaskingFilter, hash_id, mask_pii
+from assistant.security.pii import PiiMaskingFilter, hash_id, mask_pii
 
 
 def test_masks_id_phone_and_name():

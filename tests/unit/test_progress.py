@@ -9,7 +9,13 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from assistant import progress
-from assistant.audit import citizen_actor, list_audit, operator_actor, record_audit, record_audit_async
+from assistant.security.audit import (
+    citizen_actor,
+    list_audit,
+    operator_actor,
+    record_audit,
+    record_audit_async,
+)
 from assistant.storage.tables import (
     STATUS_ACCEPTED,
     STATUS_COMPLETED,

@@ -12,6 +12,9 @@ _ID_RE = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)|(?<!\d)(\d{6})\d{6}
 _PHONE_RE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d)[- ]?\d{4}[- ]?(\d{4})(?!\d)")
 # "我叫张三" / "名字是李四" / "姓名：王五": mask what follows the cue.
 _NAME_RE = re.compile(r"(我叫|我是|名字是|名字叫|姓名[:：]?\s*|叫做)([\u4e00-\u9fff]{2,4})")
+# Application numbers (ZW + 11 digits) are not personal data, even when their digits
+# happen to look like a mobile number.
+_APPLICATION_NUMBER_RE = re.compile(r"ZW[0-9]{11}")
 
 
 def _mask_id(match: re.Match) -> str:
@@ -32,6 +35,11 @@ def mask_pii(text: str) -> str:
     text = _ID_RE.sub(_mask_id, text)
     text = _PHONE_RE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
     return _NAME_RE.sub(_mask_name, text)
+
+
+def is_application_number(value: str) -> bool:
+    """True for a canonical application number (``ZW`` + 11 digits, nothing else)."""
+    return bool(_APPLICATION_NUMBER_RE.fullmatch(value or ""))
 
 
 def hash_id(value: str, salt: str = "banshi") -> str:

@@ -2,21 +2,24 @@
 
 Rows never hold raw phone or ID numbers: citizens appear as ``citizen:<hash of the
 conversation id>``, operators as ``operator:<username>``, and a value that
-:func:`assistant.pii.mask_pii` would mask is refused with ``ValueError``.
+:func:`assistant.security.pii.mask_pii` would mask is refused with ``ValueError``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import re
 from typing import Dict, List, Optional
 
 from sqlalchemy import select
 
-from assistant.storage.tables import AuditRecord
-from assistant.pii import hash_id, mask_pii
+from assistant.security.pii import hash_id, is_application_number, mask_pii
 from assistant.storage.database import session_factory
+from assistant.storage.tables import AuditRecord
+
+logger = logging.getLogger(__name__)
 
 # Column sizes of ``audit_log``.
 _LIMITS = {"actor": 128, "action": 64, "subject": 64, "channel": 32, "result": 32}
@@ -40,8 +43,6 @@ def _holds_pii(name: str, value: str) -> bool:
     if name == "subject":
         # Application numbers (ZW + 11 digits) are not personal data, even when their
         # digits happen to look like a mobile number.
-        from assistant.progress import is_application_number
-
         if is_application_number(value):
             return False
     return mask_pii(value) != value
@@ -93,6 +94,22 @@ async def record_audit_async(
         record_audit, db_url, actor=actor, action=action, subject=subject, channel=channel, result=result
     )
     return await asyncio.to_thread(call)
+
+
+def record_audit_safely(
+    db_url: str,
+    *,
+    actor: str,
+    action: str,
+    subject: Optional[str] = None,
+    channel: Optional[str] = None,
+    result: str,
+) -> None:
+    """Write an audit row; a failure is logged, never shown to the caller."""
+    try:
+        record_audit(db_url, actor=actor, action=action, subject=subject, channel=channel, result=result)
+    except Exception:
+        logger.exception("desk.audit.failed action=%s", action)
 
 
 def list_audit(db_url: str, limit: int = 100, action: Optional[str] = None) -> List[Dict]:
