@@ -23,7 +23,7 @@ from assistant.routers import admin as admin_router, desk, desk_auth
 from assistant.routers import tts as tts_router
 from assistant.routers import voice as voice_router
 from assistant.routers import inbox
-from assistant.runtime import AssistantRuntime
+from assistant.dialogue.runtime import AssistantRuntime
 from assistant.config.settings import Settings, get_settings
 from knowledge import db
 

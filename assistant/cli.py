@@ -104,7 +104,7 @@ def _stop(proc: Optional[subprocess.Popen]) -> None:
 
 
 def ensure_model(settings: Settings) -> None:
-    from assistant.training import data_fingerprint, model_path_for, train
+    from assistant.dialogue.training import data_fingerprint, model_path_for, train
 
     fingerprint = data_fingerprint(embedding=settings.embedding_model)
     if settings.model_path is None and not model_path_for(settings, fingerprint).exists():
@@ -176,7 +176,7 @@ def cmd_actions(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.training import train
+    from assistant.dialogue.training import train
 
     path = train(settings, force=args.force)
     print(path)
@@ -184,7 +184,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _load_runtime(settings: Settings, tracker_memory: bool = True):
-    from assistant.runtime import AssistantRuntime
+    from assistant.dialogue.runtime import AssistantRuntime
 
     if tracker_memory:
         settings = settings.copy(update={"tracker_store": "memory"})

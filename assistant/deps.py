@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from assistant.runtime import AssistantRuntime
+from assistant.dialogue.runtime import AssistantRuntime
 from assistant.config.settings import Settings
 from knowledge.catalog import Catalog
 

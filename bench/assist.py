@@ -121,7 +121,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.getLogger("assistant").setLevel(logging.WARNING)
 
-    from assistant.runtime import AssistantRuntime, newest_model
+    from assistant.dialogue.runtime import AssistantRuntime, newest_model
     from assistant.config.settings import Settings
     from knowledge.catalog import load_catalog
 

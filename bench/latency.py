@@ -189,7 +189,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
-    from assistant.runtime import newest_model
+    from assistant.dialogue.runtime import newest_model
     from assistant.config.settings import get_settings
 
     model = newest_model(get_settings())

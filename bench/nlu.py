@@ -159,7 +159,7 @@ def print_table(ours: Dict, base: Dict) -> None:
 def load_parser(model: Optional[str]) -> Callable[[str], Dict]:
     from rasa.core.agent import Agent
 
-    from assistant.runtime import newest_model
+    from assistant.dialogue.runtime import newest_model
     from assistant.config.settings import get_settings
 
     from rasa.utils.log_utils import configure_structlog

@@ -43,7 +43,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     os.chdir(ROOT)
     from assistant.config.settings import Settings
-    from assistant.training import data_fingerprint, model_path_for, train
+    from assistant.dialogue.training import data_fingerprint, model_path_for, train
 
     threshold = answer_threshold()
     sets = {}

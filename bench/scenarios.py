@@ -131,7 +131,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from assistant.cli import start_action_server, wait_http
     from assistant.progress import load_demo_data
-    from assistant.runtime import AssistantRuntime
+    from assistant.dialogue.runtime import AssistantRuntime
     from assistant.config.settings import Settings
 
     settings = Settings()

@@ -69,7 +69,7 @@ def settings():
 
 @pytest.fixture(scope="session")
 def trained_model(settings) -> Path:
-    from assistant.training import train
+    from assistant.dialogue.training import train
 
     if settings.model_path:  # BANSHI_MODEL_PATH: test this model, do not train
         return settings.model_path

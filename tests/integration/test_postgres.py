@@ -9,7 +9,7 @@ from rasa.shared.core.events import ActionExecuted, UserUttered
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from assistant.tracker_store import RollingSQLTrackerStore
+from assistant.dialogue.tracker_store import RollingSQLTrackerStore
 from knowledge import db
 from assistant.storage import database
 

@@ -3,7 +3,7 @@
 import pytest
 from rasa.shared.nlu.training_data.message import Message
 
-from assistant.components.intent_guard import Cues, IntentGuard
+from assistant.dialogue.components.intent_guard import Cues, IntentGuard
 
 
 def message(text, intent, ranking=(), items=()):

@@ -4,7 +4,7 @@ import pytest
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
 
-from assistant.tracker_store import RollingSQLTrackerStore, session_events
+from assistant.dialogue.tracker_store import RollingSQLTrackerStore, session_events
 
 DOMAIN = Domain.from_yaml(
     """

@@ -31,7 +31,7 @@ TRAINING_INPUTS = (
     "knowledge/embedding.py",
     "knowledge/not_covered.yml",
     "knowledge/text.py",
-    "assistant/components",
+    "assistant/dialogue/components",
 )
 
 

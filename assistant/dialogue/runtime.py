@@ -17,9 +17,9 @@ from rasa.utils.endpoints import EndpointConfig
 from rasa.utils.log_utils import configure_structlog
 from sqlalchemy.engine import make_url
 
-from assistant import rasa_tuning
+from assistant.dialogue import tuning
 from assistant.config.settings import Settings
-from assistant.tracker_store import RollingSQLTrackerStore
+from assistant.dialogue.tracker_store import RollingSQLTrackerStore
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class AssistantRuntime:
         # Rasa's structured logs default to DEBUG when nothing configures them (as
         # `rasa run` does): every turn would print and format the whole tracker.
         configure_structlog(logging.getLevelName(self.settings.rasa_log_level))
-        rasa_tuning.install()
+        tuning.install()
         self.model_path = newest_model(self.settings)
         self.agent = Agent.load(
             str(self.model_path),

@@ -1,1 +1,0 @@
-"""Custom Rasa NLU components of banshi (referenced by class path in config.yml)."""
