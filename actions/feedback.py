@@ -11,7 +11,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import SLOT_ITEM, channel_of, reply_info
-from assistant import outbox
+from assistant.services import outbox
 from assistant.security.pii import mask_pii
 from assistant.config.settings import get_settings
 from knowledge import db

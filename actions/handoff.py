@@ -2,7 +2,7 @@
 
 A ticket is opened with a summary of the conversation (no raw personal data), and
 the citizen is told their place in the queue, or, outside service hours, when
-people are available. The gateway then relays the conversation (assistant.handoff).
+people are available. The gateway then relays the conversation (assistant.services.handoff).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import CATALOG, SLOT_ITEM, channel_of
 from actions.progress import SLOT_NUMBER, SLOT_OUTCOME, OUTCOME_VERIFIED
-from assistant import handoff, outbox
+from assistant.services import outbox
+from assistant.services.handoff import tickets
 from assistant.config.hours import describe_when
 from assistant.security.pii import hash_id, mask_pii
 from assistant.config.settings import get_settings
@@ -25,9 +26,9 @@ from knowledge.answers import button_payload
 
 logger = logging.getLogger(__name__)
 
-REASON_REQUEST = handoff.REASON_REQUEST
-REASON_COMPLAINT = handoff.REASON_COMPLAINT
-REASON_FALLBACK = handoff.REASON_FALLBACK
+REASON_REQUEST = tickets.REASON_REQUEST
+REASON_COMPLAINT = tickets.REASON_COMPLAINT
+REASON_FALLBACK = tickets.REASON_FALLBACK
 
 QUEUED_TEXT = "已为您转接人工服务（编号 {id}），您前面还有 {ahead} 位。请稍候，工作人员会在这里回复您。想回到智能助手，请说“取消人工”。"
 QUEUED_FIRST_TEXT = "已为您转接人工服务（编号 {id}），马上就到您。请稍候，工作人员会在这里回复您。想回到智能助手，请说“取消人工”。"
@@ -130,7 +131,7 @@ async def build_summary(tracker: Tracker, reason: str) -> Dict[str, Any]:
 
 async def open_handoff(
     dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, lead: str = ""
-) -> Optional[handoff.TicketInfo]:
+) -> Optional[tickets.TicketInfo]:
     """Open (or find) the conversation's ticket and tell the citizen where they stand.
 
     On a kiosk there is no local ticket (None): the request goes to the central
@@ -158,7 +159,7 @@ async def open_handoff(
         dispatcher.utter_message(text=lead + KIOSK_NOTIFIED_TEXT)
         return None
     info = await asyncio.to_thread(
-        handoff.open_ticket,
+        tickets.open_ticket,
         settings.db_url,
         conversation_id=tracker.sender_id,
         channel=channel_of(tracker),

@@ -31,19 +31,15 @@ from assistant.storage.tables import (
     STATUS_SUPPLEMENT,
     AuditRecord,
 )
-from assistant.progress import (
+from assistant.services.progress.guard import (
     LOCK_MINUTES,
     MAX_FAILURES,
-    ApplicationView,
-    ProgressProvider,
-    ProgressUnavailable,
-    get_provider,
     locked_until,
-    normalize_number,
     record_failure,
     record_success,
-    verify_phone_tail,
 )
+from assistant.services.progress.records import ApplicationView, normalize_number, verify_phone_tail
+from assistant.services.progress.providers import ProgressProvider, ProgressUnavailable, get_provider
 from assistant.config.settings import get_settings
 from knowledge.answers import button_payload, material_line
 from knowledge.catalog import Catalog

@@ -16,7 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.channels import wechat as wechat_channel
-from assistant.live import ChangeFeed
+from assistant.services import speech
+from assistant.services.live import ChangeFeed
 from assistant.security.pii import install_log_masking
 from assistant.routers import assist, conversation, health, items
 from assistant.routers import admin as admin_router, desk, desk_auth
@@ -117,13 +118,13 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         # Kiosk: deliver the outbox (handoffs, ratings) to the central server.
         outbox_worker = None
         if settings.kiosk_mode and settings.central_url:
-            from assistant.outbox import OutboxWorker
+            from assistant.services.outbox import OutboxWorker
 
             outbox_worker = OutboxWorker(settings)
             outbox_worker.start()
         app.state.outbox = outbox_worker
         if settings.kiosk_mode:  # a kiosk: speech model and voice ready before the first visitor
-            app.state.voice_warm_up = voice_router.start_warm_up(app)
+            app.state.voice_warm_up = speech.start_warm_up(app)
         # WeChat official account: deliveries by the customer-service API, desk relay.
         if settings.wechat_enabled:
             app.state.wechat = wechat_channel.WeChatChannel(app, settings)
@@ -147,7 +148,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.state.settings = settings
     app.state.runtime = AssistantRuntime(settings)
     app.state.live = ChangeFeed(settings.db_url)
-    # Channel name → async push(conversation_id, text) for operator replies (see routers/desk.py).
+    # Channel name → async push(conversation_id, text) for operator replies (see api/routers/desk.py).
     app.state.pushers = {}
 
     # Voice uploads (WAV files) may be larger than other bodies.

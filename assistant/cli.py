@@ -424,7 +424,7 @@ def cmd_desk(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_progress(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.progress import ProgressImportError, import_csv
+    from assistant.services.progress.importer import ProgressImportError, import_csv
 
     try:
         report = import_csv(settings.db_url, Path(args.file), settings.secret())
@@ -502,7 +502,8 @@ def _pad_wide(text: str, width: int) -> str:
 
 
 def cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.progress import load_demo_data, load_view
+    from assistant.services.progress.importer import load_demo_data
+    from assistant.services.progress.providers import load_view
     from knowledge.catalog import load_spec
 
     report = load_demo_data(settings.db_url, settings.secret())
@@ -549,7 +550,7 @@ def cmd_wechat_sim(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant import outbox
+    from assistant.services import outbox
 
     if args.outbox_command == "status":
         report = outbox.status(settings.db_url, limit=args.limit)

@@ -1,23 +1,24 @@
-"""FastAPI dependencies: the runtime, the catalog and the settings of the running app."""
+"""FastAPI dependencies: the runtime, the catalog and the settings of the running app,
+and the conversation-token check."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 from fastapi import Depends, HTTPException, Request
 
-from assistant.dialogue.runtime import AssistantRuntime
 from assistant.config.settings import Settings
+from assistant.dialogue.runtime import AssistantRuntime
+from assistant.security import chat_session
+from assistant.services.conversation import ready_runtime
 from knowledge.catalog import Catalog
 
-NOT_READY = "助手正在启动，请稍后再试"
+BAD_TOKEN = "会话已失效，请刷新页面后重试"
 
 
 def get_runtime(request: Request) -> AssistantRuntime:
-    runtime: AssistantRuntime = request.app.state.runtime
-    if not runtime.ready:
-        raise HTTPException(status_code=503, detail=NOT_READY)
-    return runtime
+    """The dialogue runtime; 503 while the model is still loading."""
+    return ready_runtime(request.app)
 
 
 def get_catalog(request: Request) -> Catalog:
@@ -31,3 +32,8 @@ def get_app_settings(request: Request) -> Settings:
 RuntimeDep = Annotated[AssistantRuntime, Depends(get_runtime)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def check_token(settings: Settings, sender_id: str, token: Optional[str]) -> None:
+    if chat_session.needs_token(sender_id) and not chat_session.verify(settings.secret(), sender_id, token):
+        raise HTTPException(status_code=403, detail=BAD_TOKEN)

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional
 from pydantic import BaseModel, Field, StrictStr, validator
 
 from assistant.config.settings import get_settings
+from assistant.services.conversation import BotMessage, ItemScore
 
 SENDER_ID_RE = re.compile(r"^[A-Za-z0-9_.:@\-]+$")
 CHANNELS = ("web", "kiosk", "wechat", "hotline", "api", "cli")
@@ -48,22 +49,6 @@ class ChatRequest(BaseModel):
         if value not in CHANNELS:
             raise ValueError(f"channel 只能是 {', '.join(CHANNELS)} 之一")
         return value
-
-
-class Button(BaseModel):
-    title: str
-    payload: str
-
-
-class BotMessage(BaseModel):
-    text: Optional[str] = None
-    buttons: Optional[List[Button]] = None
-
-
-class ItemScore(BaseModel):
-    id: str
-    name: str
-    score: float
 
 
 class HandoffState(BaseModel):

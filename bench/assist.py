@@ -1,7 +1,7 @@
 """Operator assist (POST /api/v1/assist): accuracy of the suggestions and latency.
 
 Every held-out question with an item label (the sets of bench/nlu.py, never
-used for training) goes through ``assistant.assist.suggest`` with the model loaded
+used for training) goes through ``assistant.services.assist.suggest`` with the model loaded
 in-process. A suggestion is correct when its item and its question type match the
 labels (the label intent mapped to a question type as the dialogue does; for an
 ``ask_service`` line the item alone counts). Lines whose intent is not a question
@@ -42,7 +42,7 @@ WARMUP = 10
 
 
 def is_correct(suggestion, row: Dict[str, str]) -> bool:
-    from assistant.assist import question_of
+    from assistant.services.assist import question_of
 
     if suggestion.item_id != row["item"]:
         return False
@@ -59,7 +59,7 @@ def question_rows(rows: Sequence[Dict[str, str]]) -> Tuple[List[Dict[str, str]],
 
 
 async def evaluate(runtime, catalog, rows: Sequence[Dict[str, str]]) -> Dict[str, float]:
-    from assistant.assist import suggest
+    from assistant.services.assist import suggest
 
     top1 = top3 = needs = 0
     times: List[float] = []
@@ -142,7 +142,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     texts = [r["text"] for rows in sets.values() for r in rows]
 
     async def run_all() -> Dict[str, Dict[str, float]]:
-        from assistant.assist import suggest
+        from assistant.services.assist import suggest
 
         for text in texts[:WARMUP]:
             await suggest(runtime, catalog, text)

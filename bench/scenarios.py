@@ -130,7 +130,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING)
 
     from assistant.cli import start_action_server, wait_http
-    from assistant.progress import load_demo_data
+    from assistant.services.progress.importer import load_demo_data
     from assistant.dialogue.runtime import AssistantRuntime
     from assistant.config.settings import Settings
 

@@ -64,7 +64,8 @@ from assistant.channels.wechat_xml import (
 )
 from assistant.storage.tables import WX_PASSIVE, WX_PENDING, WX_PROCESSING, WX_QUEUED
 from assistant.security.pii import hash_id
-from assistant.routers.conversation import HANDOFF_KEY, NO_REPLY, conversation_turn
+from assistant.services.conversation import HANDOFF_KEY, NO_REPLY, conversation_turn
+from assistant.services.speech import corrected_text, voice_of
 from assistant.config.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -305,8 +306,6 @@ class WeChatChannel:
         self.app.state.pushers[CHANNEL] = self.push
         # Voice messages without WeChat's recognition use our recogniser: load it now
         # (in the background) rather than on the first voice message.
-        from assistant.routers.voice import voice_of
-
         voice = voice_of(self.app)
         if voice.asr.available:
             self._warm_up = asyncio.create_task(self._warm_asr(voice))
@@ -459,7 +458,6 @@ class WeChatChannel:
 
     async def _recognise(self, inbound: Inbound, sender: str) -> str:
         """Download a voice message and transcribe it with Vosk ('' if not possible)."""
-        from assistant.routers.voice import corrected_text, voice_of
         from voice.asr import AsrUnavailable
         from voice.audio import AudioError
         from voice.transcode import pcm16_from_media

@@ -13,11 +13,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictStr, validator
 from pydantic.error_wrappers import ErrorWrapper
 
-from assistant.assist import QUESTION_ORDER, suggest
+from assistant.services.assist import QUESTION_ORDER, suggest
 from assistant.security.access import AssistCallerDep
 from assistant.deps import CatalogDep, RuntimeDep
 from assistant.security.pii import mask_pii
-from assistant.schemas import ErrorResponse, ItemScore, _clean_text
+from assistant.schemas import ErrorResponse, _clean_text
+from assistant.services.conversation import ItemScore
 from knowledge.schema import ID_PATTERN
 
 logger = logging.getLogger(__name__)

@@ -14,12 +14,12 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field, StrictStr, validator
 
-from assistant import handoff
+from assistant.services.handoff import relay, tickets
 from assistant.security.audit import record_audit
 from assistant.security.access import NOT_LOGGED_IN, OperatorDep
 from assistant.security.sessions import Principal, principal_from_request
 from assistant.deps import SettingsDep
-from assistant.live import HEARTBEAT_SECONDS, RETRY_MS, SSE_HEADERS, STREAM_SECONDS, sse
+from assistant.services.live import HEARTBEAT_SECONDS, RETRY_MS, SSE_HEADERS, STREAM_SECONDS, sse
 from assistant.storage.tables import MARKS, TICKET_CLOSED, TICKET_HANDED_BACK, SuggestionMark
 from assistant.security.pii import mask_pii
 from assistant.storage.database import session_factory
@@ -38,7 +38,7 @@ Pusher = Callable[[str, str], Awaitable[None]]
 
 
 class ReplyBody(BaseModel):
-    text: StrictStr = Field(..., max_length=handoff.MAX_MESSAGE_CHARS)
+    text: StrictStr = Field(..., max_length=relay.MAX_MESSAGE_CHARS)
 
     class Config:
         extra = "forbid"
@@ -92,15 +92,15 @@ async def _push(request: Request, ticket: Dict, text: str) -> None:
 
 def _ticket_or_404(db_url: str, ticket_id: int) -> Dict:
     try:
-        return handoff.get_ticket(db_url, ticket_id)
-    except handoff.TicketNotFound:
+        return tickets.get_ticket(db_url, ticket_id)
+    except tickets.TicketNotFound:
         raise HTTPException(status_code=404, detail=NO_TICKET) from None
 
 
 @router.get("/queue")
 async def queue(principal: OperatorDep, settings: SettingsDep) -> Dict:
     """Open tickets (waiting and active), the newest first."""
-    return {"tickets": await asyncio.to_thread(handoff.list_queue, settings.db_url)}
+    return {"tickets": await asyncio.to_thread(tickets.list_queue, settings.db_url)}
 
 
 @router.get("/tickets/{ticket_id}")
@@ -119,9 +119,9 @@ async def reply(
     found = await asyncio.to_thread(_ticket_or_404, settings.db_url, ticket_id)
     try:
         message = await asyncio.to_thread(
-            handoff.operator_reply, settings.db_url, ticket_id, principal.username, body.text
+            relay.operator_reply, settings.db_url, ticket_id, principal.username, body.text
         )
-    except handoff.TicketClosed:
+    except tickets.TicketClosed:
         raise HTTPException(status_code=409, detail=TICKET_GONE) from None
     await request.app.state.live.bump()
     await _push(request, found, message["text"])
@@ -133,14 +133,14 @@ async def _finish(ticket_id: int, status: str, request: Request, principal: Prin
     found = await asyncio.to_thread(_ticket_or_404, settings.db_url, ticket_id)
     try:
         notice = await asyncio.to_thread(
-            handoff.finish_ticket, settings.db_url, ticket_id, status=status, operator=principal.username
+            tickets.finish_ticket, settings.db_url, ticket_id, status=status, operator=principal.username
         )
-    except handoff.TicketClosed:
+    except tickets.TicketClosed:
         raise HTTPException(status_code=409, detail=TICKET_GONE) from None
     await asyncio.to_thread(_audit, settings, principal, f"desk.ticket.{status}", ticket_id, found["channel"], "ok")
     await request.app.state.live.bump()
     await _push(request, found, notice["text"])
-    return await asyncio.to_thread(handoff.get_ticket, settings.db_url, ticket_id)
+    return await asyncio.to_thread(tickets.get_ticket, settings.db_url, ticket_id)
 
 
 @router.post("/tickets/{ticket_id}/close")
@@ -201,16 +201,16 @@ async def events(
         elif after is not None:
             last = after
         else:
-            last = await asyncio.to_thread(handoff.last_message_id, db_url)
+            last = await asyncio.to_thread(relay.last_message_id, db_url)
         seen = -1
         began = time.monotonic()
         yield f"retry: {RETRY_MS}\n\n"
         while time.monotonic() - began < STREAM_SECONDS:
             if seen != feed.version or seen == -1:
                 seen = feed.version
-                tickets = await asyncio.to_thread(handoff.list_queue, db_url)
-                yield sse("queue", {"tickets": tickets})
-                for row in await asyncio.to_thread(handoff.messages_after, db_url, last):
+                queue = await asyncio.to_thread(tickets.list_queue, db_url)
+                yield sse("queue", {"tickets": queue})
+                for row in await asyncio.to_thread(relay.messages_after, db_url, last):
                     last = row["id"]
                     yield sse("message", row, event_id=row["id"])
             if await request.is_disconnected():

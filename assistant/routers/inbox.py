@@ -1,6 +1,6 @@
 """POST /api/v1/kiosk/inbox: the central server's side of the kiosk outbox.
 
-Kiosks (``assistant/outbox.py``) deliver each message at least once; this
+Kiosks (``assistant/services/outbox.py``) deliver each message at least once; this
 endpoint applies each message id once. The ``inbox_messages`` row and the
 message's effect (a handoff ticket, a feedback row, a stored appointment
 request) are written in one transaction, and the row's primary key is the
@@ -24,10 +24,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictStr, validator
 from sqlalchemy.exc import IntegrityError
 
-from assistant import handoff
+from assistant.services.handoff import tickets
 from assistant.deps import SettingsDep
 from assistant.storage.tables import OUTBOX_KINDS, InboxMessage
-from assistant.outbox import MAX_PAYLOAD_BYTES
+from assistant.services.outbox import MAX_PAYLOAD_BYTES
 from assistant.security.pii import hash_id, mask_pii
 from assistant.schemas import SENDER_ID_RE, ErrorResponse
 from assistant.config.settings import Settings
@@ -166,7 +166,7 @@ def _open_ticket(session, body: InboxRequest, settings: Settings) -> str:
     summary = masked(dict(payload.get("summary") or {}))
     summary.setdefault("channel", KIOSK_CHANNEL)
     summary["kiosk_id"] = body.kiosk_id
-    ticket, _ = handoff.open_ticket_in(
+    ticket, _ = tickets.open_ticket_in(
         session,
         conversation_id=conversation_id,
         channel=KIOSK_CHANNEL,

@@ -49,17 +49,18 @@ from pydantic import BaseModel, Field, StrictStr
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from assistant.security import chat_session
-from assistant import handoff
-from assistant.deps import SettingsDep
-from assistant.security.pii import hash_id
-from assistant.routers.conversation import HANDOFF_KEY, check_token, conversation_turn
-from assistant.schemas import SENDER_ID_RE, ChatSession, ErrorResponse
 from assistant.config.settings import Settings
-from voice.asr import Asr, AsrUnavailable, get_asr
+from assistant.deps import SettingsDep, check_token
+from assistant.schemas import SENDER_ID_RE, ChatSession, ErrorResponse
+from assistant.security import chat_session
+from assistant.security.pii import hash_id
+from assistant.services.conversation import HANDOFF_KEY, conversation_turn
+from assistant.services.handoff import tickets
+from assistant.services.speech import Voice, corrected_text, voice_of
+from assistant.storage import tables
+from voice.asr import AsrUnavailable
 from voice.audio import SAMPLE_RATE, AudioError, check_pcm16, duration_seconds, pcm16_from_wav
-from voice.correct import catalog_terms, correct_transcript
-from voice.tts import Tts, TtsUnavailable, get_tts, wav_duration
+from voice.tts import TtsUnavailable, wav_duration
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/voice", tags=["voice"])
@@ -97,63 +98,6 @@ ERRORS = {
 }
 
 
-# ------------------------------------------------------------------ services
-class Voice:
-    """The app's ASR and TTS engines (process-wide, see ``voice.asr``/``voice.tts``;
-    the ASR model is loaded once, in a thread) and the catalog terms used to
-    correct transcripts."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.settings: Settings = app.state.settings
-        self.asr: Asr = get_asr(self.settings)
-        self.tts: Tts = get_tts(self.settings)
-        self._terms: Optional[Tuple[str, ...]] = None
-        self._lock = asyncio.Lock()
-
-    def terms(self) -> Tuple[str, ...]:
-        if self._terms is None:
-            catalog = getattr(self.app.state, "catalog", None)
-            if catalog is None:  # before start-up finished: do not cache
-                return ()
-            self._terms = tuple(catalog_terms(catalog))
-        return self._terms
-
-    async def ready_asr(self) -> Asr:
-        """The loaded recognizer, the transcript corrector prepared too (~1 s once);
-        raises AsrUnavailable (its message says how to install a model)."""
-        if not self.asr.loaded:
-            async with self._lock:
-                if not self.asr.loaded:
-                    started = time.perf_counter()
-                    await asyncio.to_thread(self.asr.warm_up)
-                    await asyncio.to_thread(correct_transcript, "社保卡", self.terms())
-                    logger.info("voice.asr.ready seconds=%.1f", time.perf_counter() - started)
-        return self.asr
-
-    async def warm_up(self) -> None:
-        """Load the speech model and choose the voice now (kiosk start-up)."""
-        try:
-            await self.ready_asr()
-        except AsrUnavailable as exc:
-            logger.warning("voice.asr.unavailable reason=%s", exc.reason)
-        except Exception:
-            logger.exception("voice.warm_up.failed")
-        await self.tts.start()
-
-
-def voice_of(app: Any) -> Voice:
-    voice = getattr(app.state, "voice", None)
-    if voice is None:
-        voice = app.state.voice = Voice(app)
-    return voice
-
-
-def start_warm_up(app: Any) -> "asyncio.Task[None]":
-    """Warm the speech engines up in the background (the gateway does not wait)."""
-    return asyncio.get_running_loop().create_task(voice_of(app).warm_up())
-
-
 # ------------------------------------------------------------------- replies
 def spoken_reply(reply: Dict[str, Any]) -> str:
     """What to say for a reply: its text without source lines, the first
@@ -179,15 +123,6 @@ def spoken_reply(reply: Dict[str, Any]) -> str:
     if has_buttons and kept and kept[-1] != MORE_ON_SCREEN:
         kept.append(CHOOSE_ON_SCREEN)
     return "\n".join(kept)
-
-
-async def corrected_text(app: Any, settings: Settings, transcript: str) -> Tuple[str, str]:
-    """(transcript, corrected): homophones of catalog terms fixed, bounded in length."""
-    text = transcript.strip()
-    if not text:
-        return "", ""
-    corrected = await asyncio.to_thread(correct_transcript, text, voice_of(app).terms())
-    return text, corrected.strip()[: settings.max_text_chars]
 
 
 async def dialogue_reply(conn: HTTPConnection, settings: Settings, sender_id: str, corrected: str) -> Dict[str, Any]:
@@ -460,15 +395,15 @@ async def new_kiosk_session(
 
 async def end_conversation(conn: HTTPConnection, settings: Settings, sender_id: str) -> None:
     """Cancel the open handoff ticket and reset the dialogue state (``/restart``)."""
-    ticket = await asyncio.to_thread(handoff.open_ticket_of, settings.db_url, sender_id)
+    ticket = await asyncio.to_thread(tickets.open_ticket_of, settings.db_url, sender_id)
     if ticket is not None:
         try:
             await asyncio.to_thread(
-                handoff.finish_ticket, settings.db_url, ticket.id, status=handoff.TICKET_CANCELLED, operator=None
+                tickets.finish_ticket, settings.db_url, ticket.id, status=tables.TICKET_CANCELLED, operator=None
             )
             await conn.app.state.live.bump()
             logger.info("voice.session.ticket_cancelled ticket=%s", ticket.id)
-        except (handoff.TicketClosed, handoff.TicketNotFound):
+        except (tickets.TicketClosed, tickets.TicketNotFound):
             pass
     runtime = conn.app.state.runtime
     if runtime.ready:

@@ -205,7 +205,7 @@ class SuggestionMark(Base):
 
 
 # -------------------------------------------------------- kiosk outbox/inbox
-# What a kiosk sends to the central server (assistant/outbox.py, routers/inbox.py).
+# What a kiosk sends to the central server (assistant/services/outbox.py, api/routers/inbox.py).
 OUTBOX_KINDS = ("handoff", "rating", "appointment")
 
 

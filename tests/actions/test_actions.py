@@ -9,7 +9,7 @@ from actions.handoff import (
     ActionDefaultFallback,
     ActionRequestHuman,
 )
-from assistant import handoff
+from assistant.services.handoff import tickets
 from assistant.storage.tables import HandoffTicket
 from assistant.storage import database
 from knowledge import db
@@ -135,7 +135,7 @@ async def test_feedback_and_complaint_rows(tracker, dispatcher, settings):
     assert complaint["custom"]["handoff"]["follow_up"] is True
     assert [b["payload"] for b in complaint["buttons"]] == ["/request_human"]
     # The complaint is followed up by a person; the assistant keeps answering meanwhile.
-    assert handoff.relaying_ticket(settings.db_url, "act-fb") is None
+    assert tickets.relaying_ticket(settings.db_url, "act-fb") is None
     assert dispatcher.messages[-1]["custom"]["reply"] == {"item": None, "answer": "feedback"}
     with database.session_factory(settings.db_url)() as session:
         rows = session.execute(select(db.Feedback).where(db.Feedback.conversation_id == "act-fb")).scalars().all()
@@ -164,7 +164,7 @@ async def test_request_human_opens_one_ticket_with_a_summary(tracker, dispatcher
     assert message["custom"]["handoff"]["status"] == "waiting"
     [row] = _tickets(settings, "act-ho")
     assert (row.reason, row.channel, row.item_id, row.status) == ("request_human", "web", "passport", "waiting")
-    summary = handoff.get_ticket(settings.db_url, row.id)["summary"]
+    summary = tickets.get_ticket(settings.db_url, row.id)["summary"]
     assert summary["item_name"] == "普通护照签发"
     assert summary["question"].startswith("护照要带什么") and "13912345678" not in summary["question"]
     assert summary["bot_answer"].startswith("办理护照需要")
@@ -186,7 +186,7 @@ async def test_after_hours_ticket_says_when_people_are_back(tracker, dispatcher,
     assert "现在不是人工服务时间（星期日 03:00-03:01）" in text and "03:00后回复您" in text
     [row] = _tickets(settings, "act-night")
     assert row.deferred
-    assert handoff.relaying_ticket(settings.db_url, "act-night") is None  # the bot keeps answering
+    assert tickets.relaying_ticket(settings.db_url, "act-night") is None  # the bot keeps answering
 
 
 async def test_fallbacks(tracker, dispatcher, settings):
@@ -197,7 +197,7 @@ async def test_fallbacks(tracker, dispatcher, settings):
     [row] = _tickets(settings, "act-fallback")
     assert row.reason == "fallback"
     # A person follows it up; the assistant keeps answering meanwhile.
-    assert handoff.relaying_ticket(settings.db_url, "act-fallback") is None
+    assert tickets.relaying_ticket(settings.db_url, "act-fallback") is None
     dispatcher.messages.clear()
     ranking = [{"name": "nlu_fallback", "confidence": 0.3}, {"name": "ask_fee", "confidence": 0.2}]
     await ActionDefaultAskAffirmation().run(
@@ -330,9 +330,9 @@ async def test_out_of_scope_that_is_a_government_question_is_not_covered(tracker
 
 async def test_asking_for_a_person_after_a_complaint_hands_the_conversation_over(tracker, dispatcher, settings):
     await ActionRecordComplaint().run(dispatcher, tracker("窗口态度太差了", "complain", sender_id="act-cp"), DOMAIN)
-    assert handoff.relaying_ticket(settings.db_url, "act-cp") is None
+    assert tickets.relaying_ticket(settings.db_url, "act-cp") is None
     await ActionRequestHuman().run(dispatcher, tracker("转人工", "request_human", sender_id="act-cp"), DOMAIN)
-    held = handoff.relaying_ticket(settings.db_url, "act-cp")
+    held = tickets.relaying_ticket(settings.db_url, "act-cp")
     assert held is not None and not held.follow_up
     assert len(_tickets(settings, "act-cp")) == 1
 

@@ -10,12 +10,13 @@ from actions.progress import (
 )
 from assistant.security.audit import citizen_actor
 from assistant.storage.tables import AuditRecord
-from assistant.progress import load_demo_data, record_success
+from assistant.services.progress.importer import load_demo_data
+from assistant.services.progress.guard import record_success
 from assistant.storage import database
 
 from .conftest import DOMAIN, make_tracker
 
-# Demo applications (assistant/demo_applications.csv): number → phone last 4.
+# Demo applications (assistant/services/progress/demo_applications.csv): number → phone last 4.
 ACCEPTED, REVIEWING, SUPPLEMENT, COMPLETED, REJECTED = (f"ZW2025110200{i}" for i in range(1, 6))
 TAILS = {ACCEPTED: "1001", REVIEWING: "2002", SUPPLEMENT: "3003", COMPLETED: "4004", REJECTED: "5005"}
 

@@ -28,12 +28,12 @@ def test_not_ready_gateway(settings, tmp_path):
 
 
 def test_relay_works_while_the_model_loads(settings, tmp_path):
-    from assistant import handoff
+    from assistant.services.handoff import relay, tickets
     from assistant.config.hours import ServiceHours
 
     degraded = settings.copy(update={"data_dir": tmp_path})
     with TestClient(create_app(degraded, load_model=False)) as client:
-        ticket = handoff.open_ticket(
+        ticket = tickets.open_ticket(
             degraded.db_url,
             conversation_id="held-1",
             channel="api",
@@ -48,5 +48,5 @@ def test_relay_works_while_the_model_loads(settings, tmp_path):
         cancelled = client.post("/api/v1/chat", json={"sender_id": "held-1", "text": "取消人工"})
         assert cancelled.json()["messages"][0]["text"].startswith("已取消人工服务")
         # The notice came in the reply; it is not stored for the event stream as well.
-        assert handoff.messages_for_citizen(degraded.db_url, "held-1") == []
+        assert relay.messages_for_citizen(degraded.db_url, "held-1") == []
         assert client.post("/api/v1/chat", json={"sender_id": "held-1", "text": "你好"}).status_code == 503

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from assistant import handoff
+from assistant.services.handoff import relay, tickets
 from assistant.security import accounts
 from assistant.config.hours import ServiceHours
 from assistant.app import create_app
@@ -66,7 +66,7 @@ def login(app, username: str) -> Tuple[TestClient, dict]:
 
 
 def new_ticket(app_settings, conversation_id=None):
-    return handoff.open_ticket(
+    return tickets.open_ticket(
         app_settings.db_url,
         conversation_id=conversation_id or f"desk-citizen-{next(_ids)}",
         channel="web",
@@ -101,18 +101,18 @@ def test_queue_reply_and_hand_back(app, app_settings, operator):
     ticket = new_ticket(app_settings, "desk-flow")
     queue = client.get(f"{DESK_PREFIX}/queue").json()["tickets"]
     assert queue[0]["id"] == ticket.id and queue[0]["summary"]["item_name"] == "普通护照签发"
-    handoff.add_citizen_message(app_settings.db_url, ticket.id, "您好，我的照片不合格")
+    relay.add_citizen_message(app_settings.db_url, ticket.id, "您好，我的照片不合格")
 
     detail = client.get(f"{DESK_PREFIX}/tickets/{ticket.id}").json()
     assert [m["text"] for m in detail["messages"]] == ["您好，我的照片不合格"]
 
     sent = client.post(f"{DESK_PREFIX}/tickets/{ticket.id}/messages", json={"text": "请到窗口重拍。"}, headers=csrf)
     assert sent.status_code == 201 and sent.json()["role"] == "operator"
-    assert handoff.messages_for_citizen(app_settings.db_url, "desk-flow")[0]["text"] == "请到窗口重拍。"
+    assert relay.messages_for_citizen(app_settings.db_url, "desk-flow")[0]["text"] == "请到窗口重拍。"
 
     back = client.post(f"{DESK_PREFIX}/tickets/{ticket.id}/handback", headers=csrf)
     assert back.status_code == 200 and back.json()["status"] == "handed_back"
-    assert handoff.relaying_ticket(app_settings.db_url, "desk-flow") is None
+    assert tickets.relaying_ticket(app_settings.db_url, "desk-flow") is None
     again = client.post(f"{DESK_PREFIX}/tickets/{ticket.id}/close", headers=csrf)
     assert again.status_code == 409 and again.json()["detail"] == "该工单已结束"
     gone = client.post(f"{DESK_PREFIX}/tickets/{ticket.id}/messages", json={"text": "在吗"}, headers=csrf)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from assistant.security import accounts
-from assistant.progress import load_demo_data
+from assistant.services.progress.importer import load_demo_data
 
 pytestmark = pytest.mark.model
 

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from actions.feedback import ActionRecordFeedback
 from actions.handoff import KIOSK_NOTIFIED_TEXT, ActionRequestHuman
-from assistant import outbox
+from assistant.services import outbox
 from assistant.app import create_app
 from assistant.storage import database
 from assistant.storage.database import utcnow

@@ -67,6 +67,6 @@ def test_progress_import_bad_file_names_line_and_field(fresh_data_dir, tmp_path)
     assert "1391234" not in result.stderr  # the bad value is not echoed
     assert "已导入" not in result.stdout
     # nothing was written: the good first row is not there either
-    from assistant.progress import load_view
+    from assistant.services.progress.providers import load_view
 
     assert load_view(f"sqlite:///{fresh_data_dir / 'banshi.db'}", "ZW20260101001") is None

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assistant import handoff
+from assistant.services.handoff import tickets
 from assistant.config.hours import ServiceHours
 
 pytestmark = [pytest.mark.model]
@@ -188,7 +188,7 @@ def test_kiosk_conversations_need_their_token(client, korean_wav):
 
 def test_voice_turn_is_relayed_while_a_person_holds_the_conversation(client, settings, korean_wav):
     session = kiosk_session(client)
-    ticket = handoff.open_ticket(
+    ticket = tickets.open_ticket(
         settings.db_url,
         conversation_id=session["sender_id"],
         channel="kiosk",
@@ -201,12 +201,12 @@ def test_voice_turn_is_relayed_while_a_person_holds_the_conversation(client, set
     assert body["messages"] == [] and body["handoff"]["ticket_id"] == ticket.id
     assert body["transcript"]
     check_wav(base64.b64decode(body["audio"]))  # "已转给工作人员，请稍候。"
-    stored = handoff.get_ticket(settings.db_url, ticket.id)
+    stored = tickets.get_ticket(settings.db_url, ticket.id)
     assert [m["text"] for m in stored["messages"] if m["role"] == "citizen"] == [body["corrected"]]
     # Leaving the kiosk (idle) cancels the ticket and starts a new conversation.
     fresh = kiosk_session(client, previous=session)
     assert fresh["sender_id"] != session["sender_id"]
-    assert handoff.open_ticket_of(settings.db_url, session["sender_id"]) is None
+    assert tickets.open_ticket_of(settings.db_url, session["sender_id"]) is None
 
 
 def test_new_session_restarts_the_previous_conversation(client, settings):

@@ -6,7 +6,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import pytest
 
-from assistant.assist import (
+from assistant.services.assist import (
     DEFAULTS,
     QUESTION_ORDER,
     AssistResult,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from assistant import outbox
+from assistant.services import outbox
 from assistant.storage.tables import OutboxMessage
 from assistant.storage import database
 

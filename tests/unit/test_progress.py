@@ -8,7 +8,6 @@ import datetime as dt
 import pytest
 from sqlalchemy import create_engine, text
 
-from assistant import progress
 from assistant.security.audit import (
     citizen_actor,
     list_audit,
@@ -16,31 +15,29 @@ from assistant.security.audit import (
     record_audit,
     record_audit_async,
 )
+from assistant.services.progress import importer, providers
+from assistant.services.progress.guard import (
+    LOCK_MINUTES,
+    MAX_FAILURES,
+    locked_until,
+    record_failure,
+    record_success,
+)
+from assistant.services.progress.records import (
+    ApplicationView,
+    mask_name,
+    normalize_number,
+    pii_hash,
+    verify_phone_tail,
+)
+from assistant.services.progress.importer import ProgressImportError, import_csv, load_demo_data
+from assistant.services.progress.providers import HttpProvider, LocalProvider, ProgressProvider, get_provider
 from assistant.storage.tables import (
     STATUS_ACCEPTED,
     STATUS_COMPLETED,
     STATUS_REJECTED,
     STATUS_REVIEWING,
     STATUS_SUPPLEMENT,
-)
-from assistant.progress import (
-    LOCK_MINUTES,
-    MAX_FAILURES,
-    ApplicationView,
-    HttpProvider,
-    LocalProvider,
-    ProgressImportError,
-    ProgressProvider,
-    get_provider,
-    import_csv,
-    load_demo_data,
-    locked_until,
-    mask_name,
-    normalize_number,
-    pii_hash,
-    record_failure,
-    record_success,
-    verify_phone_tail,
 )
 from knowledge.catalog import load_catalog
 
@@ -66,7 +63,7 @@ GOOD = {
 
 @pytest.fixture
 def db_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'progress.db'}"
+    return f"sqlite:///{tmp_path / 'providers.db'}"
 
 
 def write_csv(path, rows, columns=COLUMNS, bom=False):
@@ -83,7 +80,7 @@ def rows_of(db_url, table):
 
 
 def count(db_url, table):
-    progress.load_view(db_url, "ZW00000000000")  # make sure the schema exists
+    providers.load_view(db_url, "ZW00000000000")  # make sure the schema exists
     return len(rows_of(db_url, table))
 
 
@@ -146,19 +143,19 @@ def test_import_groups_steps_and_takes_latest_status(tmp_path, db_url):
     ]
     report = import_csv(db_url, write_csv(tmp_path / "a.csv", rows, bom=True), SECRET)
     assert (report.applications, report.events) == (2, 3)
-    view = progress.load_view(db_url, "ZW20250318007")
+    view = providers.load_view(db_url, "ZW20250318007")
     assert view.status == STATUS_REVIEWING
     assert [s.status for s in view.steps] == [STATUS_ACCEPTED, STATUS_REVIEWING]
     assert view.applicant_masked == "赵**" and view.phone_last4 == "5678"
     assert view.promised_date == dt.date(2026, 12, 20) and view.pickup_method == "邮寄"
-    other = progress.load_view(db_url, "ZW20250318008")
+    other = providers.load_view(db_url, "ZW20250318008")
     assert other.status == STATUS_REJECTED and other.promised_date is None
 
 
 def test_import_stores_no_raw_personal_data(tmp_path, db_url):
     load_demo_data(db_url, SECRET)
     import_csv(db_url, write_csv(tmp_path / "a.csv", [GOOD]), SECRET)
-    with (progress.DEMO_CSV).open(encoding="utf-8") as handle:
+    with (importer.DEMO_CSV).open(encoding="utf-8") as handle:
         demo = list(csv.DictReader(handle))
     raw = {GOOD["phone"], GOOD["id_number"], GOOD["applicant_name"]}
     for row in demo:
@@ -226,11 +223,11 @@ def test_import_reports_every_problem_and_missing_columns(tmp_path, db_url):
 
 def test_import_is_bounded(tmp_path, db_url, monkeypatch):
     path = write_csv(tmp_path / "a.csv", [GOOD, {**GOOD, "at": "2026-11-21 10:00"}])
-    monkeypatch.setattr(progress, "MAX_IMPORT_ROWS", 1)
+    monkeypatch.setattr(importer, "MAX_IMPORT_ROWS", 1)
     with pytest.raises(ProgressImportError, match="超过 1 行"):
         import_csv(db_url, path, SECRET)
-    monkeypatch.setattr(progress, "MAX_IMPORT_ROWS", 100_000)
-    monkeypatch.setattr(progress, "MAX_IMPORT_BYTES", 100)
+    monkeypatch.setattr(importer, "MAX_IMPORT_ROWS", 100_000)
+    monkeypatch.setattr(importer, "MAX_IMPORT_BYTES", 100)
     with pytest.raises(ProgressImportError, match="文件超过"):
         import_csv(db_url, path, SECRET)
     assert count(db_url, "applications") == 0
@@ -238,16 +235,16 @@ def test_import_is_bounded(tmp_path, db_url, monkeypatch):
 
 def test_reimport_replaces_record_and_steps(tmp_path, db_url):
     load_demo_data(db_url, SECRET)
-    before = progress.load_view(db_url, "ZW20251102003")
+    before = providers.load_view(db_url, "ZW20251102003")
     assert before.status == STATUS_SUPPLEMENT and len(before.steps) == 3
     update = {**GOOD, "number": "ZW20251102003", "item_id": "social_security_card", "phone": "13800003003",
               "status": "办结", "pickup_method": "窗口领取"}
     report = import_csv(db_url, write_csv(tmp_path / "u.csv", [update]), SECRET)
     assert (report.applications, report.events) == (1, 1)
-    after = progress.load_view(db_url, "ZW20251102003")
+    after = providers.load_view(db_url, "ZW20251102003")
     assert after.status == STATUS_COMPLETED and len(after.steps) == 1
     assert after.pickup_method == "窗口领取" and after.applicant_masked == "赵**"
-    assert progress.load_view(db_url, "ZW20251102004").status == STATUS_COMPLETED  # untouched
+    assert providers.load_view(db_url, "ZW20251102004").status == STATUS_COMPLETED  # untouched
     assert count(db_url, "applications") == 5
     assert count(db_url, "application_events") == 11 - 3 + 1
 
@@ -339,7 +336,7 @@ def test_success_resets_and_old_failures_expire(db_url):
 async def test_audit_records_newest_first_and_filters(db_url):
     actor = citizen_actor("web-conversation-42")
     assert actor.startswith("citizen:") and "web-conversation-42" not in actor
-    first = record_audit(db_url, actor=actor, action="progress.lookup", subject="ZW20251102001",
+    first = record_audit(db_url, actor=actor, action="providers.lookup", subject="ZW20251102001",
                          channel="web", result="ok")
     second = await record_audit_async(db_url, actor=operator_actor("wang"), action="desk.ticket.view",
                                       subject="17", result="ok")
@@ -347,7 +344,7 @@ async def test_audit_records_newest_first_and_filters(db_url):
     rows = list_audit(db_url)
     assert [r["id"] for r in rows] == [second, first]
     assert rows[1]["actor"] == actor and rows[1]["subject"] == "ZW20251102001"
-    assert [r["id"] for r in list_audit(db_url, action="progress.lookup")] == [first]
+    assert [r["id"] for r in list_audit(db_url, action="providers.lookup")] == [first]
     assert len(list_audit(db_url, limit=1)) == 1
 
 
@@ -364,7 +361,7 @@ async def test_audit_records_newest_first_and_filters(db_url):
     ],
 )
 def test_audit_refuses_raw_personal_data(db_url, fields):
-    record = {"actor": operator_actor("wang"), "action": "progress.lookup", "result": "ok", **fields}
+    record = {"actor": operator_actor("wang"), "action": "providers.lookup", "result": "ok", **fields}
     with pytest.raises(ValueError):
         record_audit(db_url, **record)
     assert list_audit(db_url) == []
@@ -373,5 +370,5 @@ def test_audit_refuses_raw_personal_data(db_url, fields):
 def test_audit_accepts_numbers_that_look_like_phones(db_url):
     # ZW + 11 digits is an application number, even when the digits look like a mobile number.
     actor = operator_actor("wang")
-    record_audit(db_url, actor=actor, action="progress.lookup", subject="ZW13812345678", result="ok")
+    record_audit(db_url, actor=actor, action="providers.lookup", subject="ZW13812345678", result="ok")
     assert list_audit(db_url)[0]["subject"] == "ZW13812345678"

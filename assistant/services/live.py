@@ -15,7 +15,7 @@ import json
 import logging
 from typing import Any, Dict, Optional
 
-from assistant import handoff
+from assistant.services.handoff import tickets
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class ChangeFeed:
         marker = None
         while True:
             try:
-                current = await asyncio.to_thread(handoff.change_marker, self.db_url)
+                current = await asyncio.to_thread(tickets.change_marker, self.db_url)
                 if current != marker:
                     marker = current
                     await self.bump()

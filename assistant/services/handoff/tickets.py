@@ -1,4 +1,4 @@
-"""Human handoff: tickets, the queue, the relay between citizen and operator.
+"""Human handoff tickets: opened for a conversation, queued, taken, finished.
 
 Channel-agnostic: a ticket belongs to a conversation id; what the citizen says
 while a ticket holds the conversation is stored here instead of reaching the
@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from sqlalchemy import func, select
 
 from assistant.config.hours import ServiceHours
+from assistant.storage.database import session_factory, utcnow
 from assistant.storage.tables import (
     OPEN_TICKET_STATUSES,
-    ROLE_CITIZEN,
-    ROLE_OPERATOR,
     ROLE_SYSTEM,
-    TICKET_ACTIVE,
     TICKET_CANCELLED,
     TICKET_CLOSED,
     TICKET_HANDED_BACK,
@@ -35,15 +32,10 @@ from assistant.storage.tables import (
     HandoffMessage,
     HandoffTicket,
 )
-from assistant.storage.database import session_factory, utcnow
-
-MAX_MESSAGE_CHARS = 2000
 
 CLOSED_NOTICE = "本次人工服务已结束，感谢您的耐心。您可以继续向我提问。"
 HANDED_BACK_NOTICE = "工作人员已把对话转回智能助手。您可以继续向我提问。"
 CANCELLED_NOTICE = "已取消人工服务。您可以继续向我提问。"
-# What a citizen says to leave the queue and talk to the bot again.
-CANCEL_RE = re.compile(r"^\s*(取消人工|不用人工了?|不要人工了?|返回(智能)?助手|回到(智能)?助手|取消转人工)\s*[。.!！]?\s*$")
 
 
 class TicketNotFound(LookupError):
@@ -230,40 +222,6 @@ def open_ticket_of(db_url: str, conversation_id: str) -> Optional[TicketInfo]:
         return _info(session, ticket, created=False) if ticket else None
 
 
-def add_citizen_message(db_url: str, ticket_id: int, text: str) -> Dict[str, Any]:
-    return _add_message(db_url, ticket_id, ROLE_CITIZEN, text, author=None)
-
-
-def _add_message(db_url: str, ticket_id: int, role: str, text: str, author: Optional[str]) -> Dict[str, Any]:
-    text = text.strip()[:MAX_MESSAGE_CHARS]
-    with session_factory(db_url)() as session:
-        ticket = session.get(HandoffTicket, ticket_id)
-        if ticket is None:
-            raise TicketNotFound(ticket_id)
-        if ticket.status not in OPEN_TICKET_STATUSES:
-            raise TicketClosed(ticket_id)
-        row = HandoffMessage(
-            ticket_id=ticket_id,
-            conversation_id=ticket.conversation_id,
-            role=role,
-            text=text,
-            author=author,
-        )
-        session.add(row)
-        if role == ROLE_OPERATOR:
-            ticket.status = TICKET_ACTIVE
-            ticket.deferred = False
-            ticket.operator = author
-        ticket.updated_at = utcnow()
-        session.commit()
-        return message_dict(row)
-
-
-def operator_reply(db_url: str, ticket_id: int, operator: str, text: str) -> Dict[str, Any]:
-    """Store the operator's message; the ticket becomes active and holds the conversation."""
-    return _add_message(db_url, ticket_id, ROLE_OPERATOR, text, author=operator)
-
-
 def finish_ticket(
     db_url: str, ticket_id: int, *, status: str, operator: Optional[str], notify: bool = True
 ) -> Dict[str, Any]:
@@ -298,10 +256,6 @@ def finish_ticket(
         ticket.updated_at = now
         session.commit()
         return message_dict(row) if notify else {"id": None, "text": notices[status], "role": ROLE_SYSTEM}
-
-
-def is_cancel_request(text: str) -> bool:
-    return bool(CANCEL_RE.match(text))
 
 
 # ------------------------------------------------------------------ reading
@@ -379,44 +333,6 @@ def get_ticket(db_url: str, ticket_id: int) -> Dict[str, Any]:
         return result
 
 
-def messages_for_citizen(
-    db_url: str, conversation_id: str, after_id: int = 0, limit: int = 100
-) -> List[Dict[str, Any]]:
-    """Operator and system messages to the conversation after ``after_id``."""
-    with session_factory(db_url)() as session:
-        rows = (
-            session.execute(
-                select(HandoffMessage)
-                .where(
-                    HandoffMessage.conversation_id == conversation_id,
-                    HandoffMessage.role.in_((ROLE_OPERATOR, ROLE_SYSTEM)),
-                    HandoffMessage.id > after_id,
-                )
-                .order_by(HandoffMessage.id)
-                .limit(limit)
-            )
-            .scalars()
-            .all()
-        )
-        return [message_dict(m) for m in rows]
-
-
-def messages_after(db_url: str, after_id: int, limit: int = 200) -> List[Dict[str, Any]]:
-    """Every handoff message after ``after_id`` (the desk's live feed)."""
-    with session_factory(db_url)() as session:
-        rows = (
-            session.execute(
-                select(HandoffMessage)
-                .where(HandoffMessage.id > after_id)
-                .order_by(HandoffMessage.id)
-                .limit(limit)
-            )
-            .scalars()
-            .all()
-        )
-        return [message_dict(m) for m in rows]
-
-
 def change_marker(db_url: str) -> Tuple[int, str, int]:
     """Changes whenever a message is added or a ticket opens or changes state.
 
@@ -429,18 +345,3 @@ def change_marker(db_url: str) -> Tuple[int, str, int]:
             select(func.max(HandoffTicket.updated_at), func.count(HandoffTicket.id))
         ).one()
         return int(last_message), str(last_update or ""), int(count)
-
-
-def last_message_id(db_url: str) -> int:
-    with session_factory(db_url)() as session:
-        return int(session.execute(select(func.max(HandoffMessage.id))).scalar() or 0)
-
-
-def conversation_last_id(db_url: str, conversation_id: str, roles: Sequence[str]) -> int:
-    with session_factory(db_url)() as session:
-        value = session.execute(
-            select(func.max(HandoffMessage.id)).where(
-                HandoffMessage.conversation_id == conversation_id, HandoffMessage.role.in_(roles)
-            )
-        ).scalar()
-        return int(value or 0)

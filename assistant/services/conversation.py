@@ -1,0 +1,153 @@
+"""One conversation turn, whatever the channel (web chat, kiosk voice, WeChat): relayed
+to the person holding the conversation, or answered by the assistant; and the shape
+of its replies. HTTP routes and channels call :func:`conversation_turn`; they check
+the conversation token first."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Dict, List, Optional
+
+from fastapi import HTTPException
+from pydantic import BaseModel
+from starlette.requests import HTTPConnection
+
+from assistant.config.settings import Settings
+from assistant.dialogue.runtime import AssistantRuntime
+from assistant.security.pii import hash_id
+from assistant.services.handoff import relay, tickets
+from assistant.storage import tables
+
+logger = logging.getLogger(__name__)
+
+TOP_ITEMS = 5
+# Said when the dialogue produced no reply (e.g. the action server failed).
+NO_REPLY = "抱歉，系统暂时有点忙，请稍后再试，或拨打12345政务服务便民热线。"
+HANDOFF_KEY = "handoff"
+REPLY_KEY = "reply"
+ANSWER_HANDOFF = "handoff"
+NOT_READY = "助手正在启动，请稍后再试"
+
+
+class Button(BaseModel):
+    title: str
+    payload: str
+
+
+class BotMessage(BaseModel):
+    text: Optional[str] = None
+    buttons: Optional[List[Button]] = None
+
+
+class ItemScore(BaseModel):
+    id: str
+    name: str
+    score: float
+
+
+def ready_runtime(app: Any) -> AssistantRuntime:
+    """The app's dialogue runtime; 503 while the model is still loading."""
+    runtime: AssistantRuntime = app.state.runtime
+    if not runtime.ready:
+        raise HTTPException(status_code=503, detail=NOT_READY)
+    return runtime
+
+
+def items_of(parse_data: Dict[str, Any]) -> List[ItemScore]:
+    return [ItemScore(**item) for item in (parse_data.get("service_items") or [])[:TOP_ITEMS]]
+
+
+def bot_messages(raw: List[Dict[str, Any]]) -> List[BotMessage]:
+    messages = []
+    for message in raw:
+        buttons = message.get("buttons") or None
+        if message.get("text") or buttons:
+            messages.append(BotMessage(text=message.get("text"), buttons=buttons))
+    return messages
+
+
+def handoff_of(raw: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """The ticket an action opened during this turn (sent as a custom message)."""
+    for message in raw:
+        custom = message.get("custom")
+        if isinstance(custom, dict) and isinstance(custom.get(HANDOFF_KEY), dict):
+            return custom[HANDOFF_KEY]
+    return None
+
+
+def reply_of(raw: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """What the turn's replies were about: ``{"item", "answer"}`` from the dialogue's
+    custom messages (the last one wins); a ticket opened makes it a handoff."""
+    found: Dict[str, Any] = {"item": None, "answer": None}
+    for message in raw:
+        custom = message.get("custom")
+        if not isinstance(custom, dict):
+            continue
+        if isinstance(custom.get(REPLY_KEY), dict):
+            found = {"item": custom[REPLY_KEY].get("item"), "answer": custom[REPLY_KEY].get("answer")}
+        elif isinstance(custom.get(HANDOFF_KEY), dict):
+            found = {"item": found["item"], "answer": ANSWER_HANDOFF}
+    return found
+
+
+async def relay_to_operator(
+    conn: HTTPConnection, settings: Settings, sender_id: str, text: str, ticket: tickets.TicketInfo
+) -> Optional[Dict[str, Any]]:
+    """The conversation is with a person: store the message for them, the bot stays quiet."""
+    db_url = settings.db_url
+    if ticket.status == tables.TICKET_WAITING and relay.is_cancel_request(text):
+        # The notice goes in this reply only (not also on the event stream).
+        notice = await asyncio.to_thread(
+            tickets.finish_ticket, db_url, ticket.id, status=tables.TICKET_CANCELLED, operator=None, notify=False
+        )
+        await conn.app.state.live.bump()
+        logger.info("gateway.handoff.cancelled ticket=%s", ticket.id)
+        return {"messages": [{"text": notice["text"]}], "intent": None, "items": [], "item": None, "answer": ANSWER_HANDOFF}
+    try:
+        await asyncio.to_thread(relay.add_citizen_message, db_url, ticket.id, text)
+    except tickets.TicketClosed:  # closed a moment ago: the bot answers again
+        return None
+    await conn.app.state.live.bump()
+    logger.info("gateway.handoff.relayed ticket=%s sender=%s", ticket.id, hash_id(sender_id))
+    return {
+        "messages": [], "intent": None, "items": [], "item": None, "answer": ANSWER_HANDOFF,
+        HANDOFF_KEY: ticket.public(),
+    }
+
+
+async def conversation_turn(
+    conn: HTTPConnection, settings: Settings, sender_id: str, text: str, channel: str
+) -> Dict[str, Any]:
+    """One turn of any channel (chat, voice): relayed to the person holding the
+    conversation, or answered by the assistant. The caller checked the token."""
+    ticket = await asyncio.to_thread(tickets.relaying_ticket, settings.db_url, sender_id)
+    if ticket is not None:
+        relayed = await relay_to_operator(conn, settings, sender_id, text, ticket)
+        if relayed is not None:
+            return relayed
+    # Relaying needs no model; answering does (503 while it loads).
+    runtime = ready_runtime(conn.app)
+    result = await runtime.chat(sender_id, text, channel)
+    intent = (result.parse_data.get("intent") or {}).get("name")
+    logger.info(
+        "gateway.chat.turn sender=%s channel=%s intent=%s",
+        hash_id(sender_id),
+        channel,
+        intent,
+    )
+    messages = bot_messages(result.messages)
+    if not messages:
+        logger.warning("gateway.chat.no_reply sender=%s intent=%s", hash_id(sender_id), intent)
+        messages = [BotMessage(text=NO_REPLY)]
+    response: Dict[str, Any] = {
+        "messages": [m.dict(exclude_none=True) for m in messages],
+        "intent": intent,
+        "items": [i.dict() for i in items_of(result.parse_data)],
+        **reply_of(result.messages),
+    }
+    opened = handoff_of(result.messages)
+    if opened is not None:
+        response[HANDOFF_KEY] = opened
+        await conn.app.state.live.bump()
+    return response
