@@ -116,7 +116,7 @@ def ensure_model(settings: Settings) -> None:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from assistant.app import create_app
+    from assistant.api.app import create_app
 
     ensure_model(settings)
     started = time.monotonic()
@@ -194,7 +194,7 @@ def _load_runtime(settings: Settings, tracker_memory: bool = True):
 
 
 def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.routers.conversation import parse_response
+    from assistant.api.routers.conversation import parse_response
 
     if not args.jsonl and not args.text:
         print("请提供要解析的文字，或使用 --jsonl 从标准输入读取", file=sys.stderr)
@@ -525,7 +525,7 @@ def cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_wechat_sim(args: argparse.Namespace, settings: Settings) -> int:
     from assistant.channels.wechat_sim import FakeWeChatApi, chat
-    from assistant.serving import serve_in_thread
+    from assistant.api.serving import serve_in_thread
 
     if not settings.wechat_enabled:
         print(

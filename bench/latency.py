@@ -90,8 +90,8 @@ def gateway_in_thread(settings, runtime) -> Iterator[str]:
     """The gateway app served by uvicorn in a thread, sharing an already loaded
     runtime (one copy of the model in the bench process); yields its base URL."""
     sys.path.insert(0, str(ROOT))
-    from assistant.app import create_app
-    from assistant.serving import serve_in_thread
+    from assistant.api.app import create_app
+    from assistant.api.serving import serve_in_thread
 
     app = create_app(settings, load_model=False)
     app.state.runtime = runtime

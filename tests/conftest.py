@@ -22,7 +22,7 @@ _DATA_DIR = Path(tempfile.mkdtemp(prefix="banshi-test-"))
 
 
 # Re-exported for the tests (``from tests.conftest import free_port, serve_in_thread``).
-from assistant.serving import free_port, serve_in_thread  # noqa: E402,F401
+from assistant.api.serving import free_port, serve_in_thread  # noqa: E402,F401
 
 ACTION_PORT = free_port()
 # The WeChat channel is on in tests (compatible mode: plaintext and encrypted), its
@@ -93,7 +93,7 @@ def action_server(settings) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def live_server(settings, trained_model, action_server) -> Iterator[str]:
     """The real gateway with the real model, on a free port."""
-    from assistant.app import create_app
+    from assistant.api.app import create_app
 
     with serve_in_thread(create_app(settings), start_timeout=180) as url:
         yield url
@@ -138,7 +138,7 @@ def run_cli(args: list, stdin: str = "", timeout: int = 300) -> subprocess.Compl
 def routes_under(prefix: str) -> list:
     """Every (method, path) the app serves under ``prefix``, read from the app itself,
     so that a new route cannot escape the tests that iterate over them."""
-    from assistant.app import create_app
+    from assistant.api.app import create_app
 
     app = create_app(get_settings(), load_model=False)
     found = []

@@ -16,7 +16,7 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from assistant.app import create_app
+from assistant.api.app import create_app
 from assistant.security import accounts, sessions
 from assistant.security.access import AssistCallerDep
 from assistant.security.login import LoginThrottle

@@ -2,7 +2,7 @@
 
 from fastapi.testclient import TestClient
 
-from assistant.app import create_app
+from assistant.api.app import create_app
 from tests.conftest import free_port
 
 

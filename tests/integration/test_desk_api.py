@@ -14,7 +14,7 @@ from sqlalchemy import select
 from assistant.services.handoff import relay, tickets
 from assistant.security import accounts
 from assistant.config.hours import ServiceHours
-from assistant.app import create_app
+from assistant.api.app import create_app
 from assistant.storage.tables import AuditRecord, SuggestionMark
 from assistant.storage.database import session_factory
 from tests.conftest import routes_under

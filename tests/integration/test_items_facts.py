@@ -5,7 +5,7 @@ and its source. No model needed: the catalog is served without one."""
 import pytest
 from fastapi.testclient import TestClient
 
-from assistant.app import create_app
+from assistant.api.app import create_app
 from knowledge.facts import answer_text, card_text, load_facts
 
 FACTS = load_facts()

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from actions.feedback import ActionRecordFeedback
 from actions.handoff import KIOSK_NOTIFIED_TEXT, ActionRequestHuman
 from assistant.services import outbox
-from assistant.app import create_app
+from assistant.api.app import create_app
 from assistant.storage import database
 from assistant.storage.database import utcnow
 from assistant.storage.tables import HandoffTicket, InboxMessage, OutboxMessage
@@ -398,7 +398,7 @@ async def test_a_refused_message_is_given_up_and_shown(central, tmp_path):
 
 def test_a_delivery_racing_an_uncommitted_one_waits_and_is_a_duplicate(settings, central):
     """Deterministic version of the race: the first delivery holds its transaction open."""
-    from assistant.routers.inbox import InboxRequest, apply_message
+    from assistant.api.routers.inbox import InboxRequest, apply_message
 
     _, central_db = central
     config = settings.copy(update={"database_url": central_db, "service_hours": "always"})

@@ -11,7 +11,7 @@ import wave
 import pytest
 from fastapi.testclient import TestClient
 
-from assistant.app import create_app
+from assistant.api.app import create_app
 from knowledge.answers import QUESTION_LABELS, answer
 from voice import tts as tts_module
 from voice.speech_text import speech_text, split_sentences
@@ -280,7 +280,7 @@ def test_route_says_when_speech_is_unavailable(app_client, monkeypatch):
         async def synthesize(self, text, *, elderly=False):
             raise TtsUnavailable(NO_VOICE)
 
-    monkeypatch.setattr("assistant.routers.tts.get_tts", lambda settings: NoVoice())
+    monkeypatch.setattr("assistant.api.routers.tts.get_tts", lambda settings: NoVoice())
     reply = app_client.post("/api/v1/tts", json={"text": "你好"})
     assert reply.status_code == 503
     assert reply.json()["detail"] == "语音合成不可用：没有可用的普通话语音"

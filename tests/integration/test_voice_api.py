@@ -344,7 +344,7 @@ def test_without_a_speech_model(settings, tmp_path):
     from fastapi.testclient import TestClient
     from starlette.websockets import WebSocketDisconnect
 
-    from assistant.app import create_app
+    from assistant.api.app import create_app
 
     degraded = settings.copy(update={"data_dir": tmp_path, "vosk_model_path": tmp_path / "no-model"})
     with TestClient(create_app(degraded, load_model=False)) as client:
@@ -368,7 +368,7 @@ def test_a_kiosk_warms_the_speech_engines_up_at_start(settings, tmp_path):
 
     from fastapi.testclient import TestClient
 
-    from assistant.app import create_app
+    from assistant.api.app import create_app
 
     require_voice(settings)
     kiosk = settings.copy(update={"data_dir": tmp_path, "kiosk_mode": True})

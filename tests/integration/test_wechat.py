@@ -235,7 +235,7 @@ async def test_three_retries_of_one_msg_id_make_one_turn(sim, wechat_api, settin
 async def test_a_restart_between_retries_still_makes_one_turn(sim, settings):
     """The second gateway has no dialogue model loaded: any turn it started would
     fail, so the same reply proves it came from the database."""
-    from assistant.app import create_app
+    from assistant.api.app import create_app
 
     openid = new_openid()
     fields = sim.fields(openid, "text", Content="营业执照在哪里办")

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field, StrictBool, StrictStr, validator
 from sqlalchemy import select
 
-from assistant.schemas import ErrorResponse
+from assistant.api.schemas import ErrorResponse
 from assistant.security import access, accounts
 from assistant.security import audit as audit_log
 from assistant.security.access import AdminDep

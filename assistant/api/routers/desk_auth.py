@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, StrictStr
 
-from assistant.schemas import ErrorResponse
+from assistant.api.schemas import ErrorResponse
 from assistant.security import accounts, sessions
 from assistant.security import login as desk_login
 from assistant.security.access import OperatorDep

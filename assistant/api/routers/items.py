@@ -6,8 +6,8 @@ from typing import Any, Dict, List, Optional
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from assistant.deps import CatalogDep
-from assistant.schemas import ErrorResponse, ItemSummary
+from assistant.api.deps import CatalogDep
+from assistant.api.schemas import ErrorResponse, ItemSummary
 from knowledge.answers import record_card
 
 router = APIRouter(prefix="/api/v1/items", tags=["catalog"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, AsyncIterator, Dict, List, Optional
 
 from fastapi import FastAPI, Request
@@ -15,22 +14,21 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistant.api.paths import STATIC_DIR
+from assistant.api.routers import admin as admin_router, desk, desk_auth
+from assistant.api.routers import assist, conversation, health, inbox, items
+from assistant.api.routers import tts as tts_router
+from assistant.api.routers import voice as voice_router
 from assistant.channels import wechat as wechat_channel
+from assistant.config.settings import Settings, get_settings
+from assistant.dialogue.runtime import AssistantRuntime
+from assistant.security.pii import install_log_masking
 from assistant.services import speech
 from assistant.services.live import ChangeFeed
-from assistant.security.pii import install_log_masking
-from assistant.routers import assist, conversation, health, items
-from assistant.routers import admin as admin_router, desk, desk_auth
-from assistant.routers import tts as tts_router
-from assistant.routers import voice as voice_router
-from assistant.routers import inbox
-from assistant.dialogue.runtime import AssistantRuntime
-from assistant.config.settings import Settings, get_settings
 from knowledge import db
 
 logger = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Request bodies above this size are refused before they are parsed (voice uploads:
 # settings.max_audio_bytes plus this).
 MAX_BODY_BYTES = 64 * 1024

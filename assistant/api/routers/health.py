@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from fastapi import APIRouter, Request, Response
 
-from assistant.schemas import HealthResponse
+from assistant.api.schemas import HealthResponse
 
 router = APIRouter(tags=["health"])
 PROBE_TIMEOUT_S = 1.0

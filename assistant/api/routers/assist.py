@@ -15,9 +15,9 @@ from pydantic.error_wrappers import ErrorWrapper
 
 from assistant.services.assist import QUESTION_ORDER, suggest
 from assistant.security.access import AssistCallerDep
-from assistant.deps import CatalogDep, RuntimeDep
+from assistant.api.deps import CatalogDep, RuntimeDep
 from assistant.security.pii import mask_pii
-from assistant.schemas import ErrorResponse, _clean_text
+from assistant.api.schemas import ErrorResponse, _clean_text
 from assistant.services.conversation import ItemScore
 from knowledge.schema import ID_PATTERN
 

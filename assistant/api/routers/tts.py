@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, StrictBool, StrictStr, validator
 
-from assistant.schemas import ErrorResponse
+from assistant.api.schemas import ErrorResponse
 from assistant.config.settings import get_settings
 from voice.tts import TtsUnavailable, get_tts
 

@@ -25,11 +25,11 @@ from pydantic import BaseModel, Field, StrictStr, validator
 from sqlalchemy.exc import IntegrityError
 
 from assistant.services.handoff import tickets
-from assistant.deps import SettingsDep
+from assistant.api.deps import SettingsDep
 from assistant.storage.tables import OUTBOX_KINDS, InboxMessage
 from assistant.services.outbox import MAX_PAYLOAD_BYTES
 from assistant.security.pii import hash_id, mask_pii
-from assistant.schemas import SENDER_ID_RE, ErrorResponse
+from assistant.api.schemas import SENDER_ID_RE, ErrorResponse
 from assistant.config.settings import Settings
 from knowledge import db
 from assistant.storage import database

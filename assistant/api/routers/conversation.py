@@ -15,8 +15,8 @@ from typing import Any, AsyncIterator, Dict, Optional
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from assistant.deps import BAD_TOKEN, RuntimeDep, SettingsDep, check_token
-from assistant.schemas import (
+from assistant.api.deps import BAD_TOKEN, RuntimeDep, SettingsDep, check_token
+from assistant.api.schemas import (
     ChatRequest,
     ChatResponse,
     ChatSession,

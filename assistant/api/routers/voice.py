@@ -40,7 +40,6 @@ import json
 import logging
 import re
 import time
-from pathlib import Path
 from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
 
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket
@@ -50,8 +49,9 @@ from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from assistant.config.settings import Settings
-from assistant.deps import SettingsDep, check_token
-from assistant.schemas import SENDER_ID_RE, ChatSession, ErrorResponse
+from assistant.api.deps import SettingsDep, check_token
+from assistant.api.paths import STATIC_DIR
+from assistant.api.schemas import SENDER_ID_RE, ChatSession, ErrorResponse
 from assistant.security import chat_session
 from assistant.security.pii import hash_id
 from assistant.services.conversation import HANDOFF_KEY, conversation_turn
@@ -66,7 +66,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/voice", tags=["voice"])
 page_router = APIRouter(include_in_schema=False)
 
-KIOSK_PAGE = Path(__file__).resolve().parent.parent / "static" / "kiosk" / "index.html"
+KIOSK_PAGE = STATIC_DIR / "kiosk" / "index.html"
 CHANNEL = "kiosk"
 WAV_TYPES = {"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"}
 BYTES_PER_SECOND = SAMPLE_RATE * 2

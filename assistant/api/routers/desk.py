@@ -18,7 +18,8 @@ from assistant.services.handoff import relay, tickets
 from assistant.security.audit import record_audit
 from assistant.security.access import NOT_LOGGED_IN, OperatorDep
 from assistant.security.sessions import Principal, principal_from_request
-from assistant.deps import SettingsDep
+from assistant.api.deps import SettingsDep
+from assistant.api.paths import STATIC_DIR
 from assistant.services.live import HEARTBEAT_SECONDS, RETRY_MS, SSE_HEADERS, STREAM_SECONDS, sse
 from assistant.storage.tables import MARKS, TICKET_CLOSED, TICKET_HANDED_BACK, SuggestionMark
 from assistant.security.pii import mask_pii
@@ -224,6 +225,4 @@ async def events(
 
 @page_router.get("/desk")
 async def desk_page(request: Request) -> FileResponse:
-    from assistant.app import STATIC_DIR
-
     return FileResponse(STATIC_DIR / "desk" / "index.html")
