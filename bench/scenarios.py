@@ -129,7 +129,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         os.environ["BANSHI_MODEL_PATH"] = str(Path(args.model).resolve())
     logging.basicConfig(level=logging.WARNING)
 
-    from assistant.cli import start_action_server, wait_http
+    from assistant.cli.common import start_action_server, wait_http
     from assistant.services.progress.importer import load_demo_data
     from assistant.dialogue.runtime import AssistantRuntime
     from assistant.config.settings import Settings

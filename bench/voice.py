@@ -210,7 +210,7 @@ async def voice_turn(host: str, pcm: bytes, elderly: bool = False) -> Dict[str, 
 
 
 def bench_gateway(settings, clips: Dict[str, bytes], turns: int) -> Dict[str, List[float]]:
-    from assistant.cli import start_action_server, wait_http
+    from assistant.cli.common import start_action_server, wait_http
     from assistant.dialogue.runtime import AssistantRuntime
 
     action = start_action_server(settings)

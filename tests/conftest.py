@@ -78,7 +78,7 @@ def trained_model(settings) -> Path:
 
 @pytest.fixture(scope="session")
 def action_server(settings) -> Iterator[str]:
-    from assistant.cli import start_action_server, wait_http
+    from assistant.cli.common import start_action_server, wait_http
 
     proc = start_action_server(settings)
     url = f"http://127.0.0.1:{settings.action_port}"

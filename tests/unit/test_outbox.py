@@ -228,17 +228,18 @@ async def test_errors_kept_short_and_without_personal_data(db_url):
 
 def test_cli_status_and_flush(db_url, monkeypatch, capsys):
     """``banshi outbox status|flush`` in-process (the central answers through a mock transport)."""
-    from assistant import cli
+    from assistant.cli.main import build_parser
+    from assistant.cli.outbox import cmd_outbox
     from assistant.config.settings import Settings
 
     outbox.enqueue(db_url, "handoff", {}, now=T0)
     settings = Settings(database_url=db_url, kiosk_mode=True, kiosk_id="hall-9")
-    args = cli.build_parser().parse_args(["outbox", "status"])
-    assert cli.cmd_outbox(args, settings) == 0
+    args = build_parser().parse_args(["outbox", "status"])
+    assert cmd_outbox(args, settings) == 0
     out = capsys.readouterr().out
     assert "待发送 pending 1" in out and "hall-9" in out
-    args = cli.build_parser().parse_args(["outbox", "flush"])
-    assert cli.cmd_outbox(args, settings) == 2  # no central URL
+    args = build_parser().parse_args(["outbox", "flush"])
+    assert cmd_outbox(args, settings) == 2  # no central URL
     settings = Settings(database_url=db_url, kiosk_mode=True, central_url="http://central.test")
     real_client = outbox.central_client
 
@@ -248,7 +249,7 @@ def test_cli_status_and_flush(db_url, monkeypatch, capsys):
         return client
 
     monkeypatch.setattr(outbox, "central_client", mocked)
-    assert cli.cmd_outbox(args, settings) == 0
+    assert cmd_outbox(args, settings) == 0
     assert "已送达 1 条" in capsys.readouterr().out
     assert outbox.status(db_url)["counts"]["delivered"] == 1
 
