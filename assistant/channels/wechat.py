@@ -26,30 +26,27 @@ answer is not valid. This connector:
   the desk and the operator's replies reach the user by the customer-service API
   (a pusher on ``app.state.pushers["wechat"]``).
 
-Texts and tunables: ``wechat.yml`` beside this module.
+Texts and formatting: ``wechat_format.py`` (tunables in ``wechat.yml``); delivery by the
+customer-service API: ``wechat_delivery.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
-import random
-import re
 import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Dict, List, Optional, Tuple
 
-import yaml
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from assistant.security import chat_session
 from assistant.channels import wechat_store as store
 from assistant.channels.wechat_api import WeChatApi, WeChatApiError
 from assistant.channels.wechat_crypto import WeChatCrypto, WeChatCryptoError, signature, signature_ok
+from assistant.channels.wechat_delivery import DeliveryWorker
+from assistant.channels.wechat_format import WeChatTexts, render, selected_option, sender_of, split_text
 from assistant.channels.wechat_xml import (
     EVENT_CLICK,
     EVENT_SUBSCRIBE,
@@ -62,19 +59,17 @@ from assistant.channels.wechat_xml import (
     parse_fields,
     text_reply,
 )
-from assistant.storage.tables import WX_PASSIVE, WX_PENDING, WX_PROCESSING, WX_QUEUED
+from assistant.config.settings import Settings
 from assistant.security.pii import hash_id
 from assistant.services.conversation import HANDOFF_KEY, NO_REPLY, conversation_turn
 from assistant.services.speech import corrected_text, voice_of
-from assistant.config.settings import Settings
+from assistant.storage.tables import WX_PASSIVE, WX_PENDING, WX_PROCESSING, WX_QUEUED
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/channels/wechat", tags=["wechat"], include_in_schema=False)
 
 CHANNEL = "wechat"
-SENDER_PREFIX = chat_session.WECHAT_PREFIX
 SUCCESS = "success"  # WeChat: received, no passive reply
-CONFIG_PATH = Path(__file__).with_name("wechat.yml")
 NOT_CONFIGURED = "未启用微信公众号渠道"
 BAD_SIGNATURE = "签名校验失败"
 BAD_TIMESTAMP = "请求时间戳无效或已过期"
@@ -82,204 +77,6 @@ BAD_MESSAGE = "消息格式不正确"
 PLAINTEXT_REFUSED = "安全模式下只接受加密消息"
 MISSING_PARAMS = "缺少签名参数"
 # Options: "1", "１", " 2 " select the numbered options of the previous reply.
-_OPTION_RE = re.compile(r"^\s*([0-9０-９]{1,2})\s*[.。、]?\s*$")
-# Delivery worker: poll at least this often (another replica may have queued work).
-POLL_S = 5.0
-LEASE = dt.timedelta(seconds=30)
-RETRY_BASE_S = 1.0
-RETRY_CAP_S = 60.0
-MAX_ATTEMPTS = 8
-HOUSEKEEPING_S = 30.0
-SEND_CONCURRENCY = 8
-
-
-@dataclass(frozen=True)
-class WeChatTexts:
-    welcome: str
-    unsupported: str
-    voice_failed: str
-    too_long: str
-    apology: str
-    options_intro: str
-    option_line: str
-    menu: Dict[str, str]
-    text_limit_bytes: int
-    max_voice_bytes: int
-    orphan_seconds: int
-
-    @classmethod
-    def load(cls, path: Path = CONFIG_PATH) -> "WeChatTexts":
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        texts = cls(**data)
-        if not 200 <= texts.text_limit_bytes <= 2048:
-            raise ValueError(f"{path}: text_limit_bytes must be within 200..2048")
-        return texts
-
-
-# ------------------------------------------------------------------ formatting
-def split_text(text: str, limit_bytes: int) -> List[str]:
-    """Parts of at most ``limit_bytes`` UTF-8 bytes, cut at line ends where possible."""
-    parts: List[str] = []
-    current = ""
-    for line in text.split("\n"):
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate.encode("utf-8")) <= limit_bytes:
-            current = candidate
-            continue
-        if current:
-            parts.append(current)
-        while len(line.encode("utf-8")) > limit_bytes:  # one very long line: cut by characters
-            cut = len(line)
-            while len(line[:cut].encode("utf-8")) > limit_bytes:
-                cut = max(1, cut * limit_bytes // len(line[:cut].encode("utf-8")) - 1)
-            parts.append(line[:cut])
-            line = line[cut:]
-        current = line
-    if current.strip():
-        parts.append(current)
-    return [p.strip("\n") for p in parts if p.strip()]
-
-
-def render(messages: List[Dict[str, Any]], texts: WeChatTexts) -> Tuple[str, List[Tuple[str, str]]]:
-    """The dialogue's messages as one text, buttons as numbered options."""
-    blocks: List[str] = []
-    options: List[Tuple[str, str]] = []
-    for message in messages:
-        if message.get("text"):
-            blocks.append(str(message["text"]).strip())
-        for button in message.get("buttons") or []:
-            title = str(button.get("title") or "").strip()
-            payload = str(button.get("payload") or title).strip()
-            if title:
-                options.append((title, payload))
-    if options:
-        lines = [texts.options_intro] + [
-            texts.option_line.format(n=n, title=title) for n, (title, _) in enumerate(options, 1)
-        ]
-        blocks.append("\n".join(lines))
-    return "\n\n".join(b for b in blocks if b), options
-
-
-def selected_option(text: str, options: List[Tuple[str, str]]) -> Optional[str]:
-    match = _OPTION_RE.match(text)
-    if not match or not options:
-        return None
-    number = int(match.group(1).translate(str.maketrans("０１２３４５６７８９", "0123456789")))
-    return options[number - 1][1] if 1 <= number <= len(options) else None
-
-
-def sender_of(openid: str) -> str:
-    return SENDER_PREFIX + openid
-
-
-def openid_of(sender_id: str) -> str:
-    return sender_id[len(SENDER_PREFIX):] if sender_id.startswith(SENDER_PREFIX) else sender_id
-
-
-# ------------------------------------------------------------------ delivery
-class DeliveryWorker:
-    """Sends queued messages by the customer-service API (an asyncio task)."""
-
-    def __init__(self, channel: "WeChatChannel") -> None:
-        self.channel = channel
-        self.db_url = channel.settings.db_url
-        self._wake = asyncio.Event()
-        self._task: Optional[asyncio.Task] = None
-        self._last_housekeeping = 0.0
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="wechat-delivery")
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-                await self._housekeeping()
-                pause = POLL_S
-                due = await asyncio.to_thread(store.next_due_at, self.db_url)
-                if due is not None:
-                    pause = min(POLL_S, max(0.0, (due - store.utcnow()).total_seconds()))
-                self._wake.clear()
-                if pause > 0:
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), timeout=pause)
-                    except asyncio.TimeoutError:
-                        pass
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("wechat.delivery.loop_failed")
-                await asyncio.sleep(1.0)
-
-    async def _housekeeping(self) -> None:
-        if time.monotonic() - self._last_housekeeping < HOUSEKEEPING_S:
-            return
-        self._last_housekeeping = time.monotonic()
-        texts = self.channel.texts
-        recovered = await asyncio.to_thread(
-            store.recover_orphans, self.db_url, dt.timedelta(seconds=texts.orphan_seconds), texts.apology
-        )
-        if recovered:
-            logger.warning("wechat.recovered_orphans count=%d", recovered)
-            self.wake()
-        await asyncio.to_thread(store.purge, self.db_url)
-
-    async def run_once(self) -> int:
-        """Send what is due now; returns how many were claimed."""
-        claimed = await asyncio.to_thread(store.claim_due, self.db_url, LEASE)
-        if not claimed:
-            return 0
-        limit = asyncio.Semaphore(SEND_CONCURRENCY)
-
-        async def one(message: store.Outgoing) -> None:
-            async with limit:
-                await self._send(message)
-
-        await asyncio.gather(*(one(m) for m in claimed))
-        self.wake()  # the next message of these users may be due now
-        return len(claimed)
-
-    async def _send(self, message: store.Outgoing) -> None:
-        user = hash_id(message.sender_id)
-        refusal = await asyncio.to_thread(store.use_window, self.db_url, message.sender_id)
-        if refusal is not None:
-            await asyncio.to_thread(store.mark_failed, self.db_url, message.id, refusal)
-            logger.warning("wechat.delivery.not_sent user=%s id=%d reason=%s", user, message.id, refusal)
-            return
-        try:
-            await self.channel.api.send_text(openid_of(message.sender_id), message.content)
-        except WeChatApiError as exc:
-            await asyncio.to_thread(store.give_back_window, self.db_url, message.sender_id)
-            if exc.retryable and message.attempts < MAX_ATTEMPTS:
-                delay = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (message.attempts - 1)) * random.uniform(0.8, 1.0)
-                await asyncio.to_thread(store.mark_retry, self.db_url, message.id, delay, str(exc))
-                logger.warning("wechat.delivery.retry user=%s id=%d errcode=%s in_s=%.1f",
-                               user, message.id, exc.errcode, delay)
-            else:
-                await asyncio.to_thread(store.mark_failed, self.db_url, message.id, str(exc))
-                logger.error("wechat.delivery.failed user=%s id=%d errcode=%s", user, message.id, exc.errcode)
-            return
-        except Exception:
-            await asyncio.to_thread(store.give_back_window, self.db_url, message.sender_id)
-            await asyncio.to_thread(store.mark_retry, self.db_url, message.id, RETRY_CAP_S, "unexpected error")
-            logger.exception("wechat.delivery.error user=%s id=%d", user, message.id)
-            return
-        await asyncio.to_thread(store.mark_sent, self.db_url, message.id)
-        logger.info("wechat.delivery.sent user=%s id=%d attempts=%d", user, message.id, message.attempts)
-
 
 # ------------------------------------------------------------------ the channel
 class WeChatChannel:

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from assistant.storage.database import session_factory, utcnow
 from assistant.storage.tables import (
     WX_ASYNC,
     WX_FAILED,
@@ -35,7 +36,6 @@ from assistant.storage.tables import (
     WeChatOutgoing,
     WeChatUser,
 )
-from assistant.storage.database import session_factory, utcnow
 
 # WeChat's customer-service window: after each user message, at most this many
 # messages within this time.

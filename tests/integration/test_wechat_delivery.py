@@ -19,8 +19,9 @@ import pytest
 from sqlalchemy import delete, select
 
 from assistant.channels import wechat_store as store
-from assistant.channels.wechat import WeChatChannel, sender_of
+from assistant.channels.wechat import WeChatChannel
 from assistant.channels.wechat_api import WeChatApi, WeChatApiError
+from assistant.channels.wechat_format import sender_of
 from assistant.channels.wechat_sim import FakeWeChatApi
 from assistant.storage.tables import WeChatInbound, WeChatOutgoing, WeChatUser
 from assistant.storage.database import session_factory, utcnow
@@ -239,7 +240,7 @@ async def test_unreachable_api_is_retryable(settings):
 
 # ------------------------------------------------------------------ DeliveryWorker
 async def test_busy_is_retried_later_and_sent_once(fake, channel, db):
-    from assistant.channels import wechat
+    from assistant.channels import wechat_delivery
 
     openid = new_openid()
     sender = sender_of(openid)
@@ -253,7 +254,7 @@ async def test_busy_is_retried_later_and_sent_once(fake, channel, db):
     assert "errcode=-1" in row.last_error
     wait_s = (row.next_attempt_at - utcnow()).total_seconds()
     # the first retry waits RETRY_BASE_S (with jitter), not a longer back-off
-    assert 0.5 * wechat.RETRY_BASE_S < wait_s <= wechat.RETRY_BASE_S
+    assert 0.5 * wechat_delivery.RETRY_BASE_S < wait_s <= wechat_delivery.RETRY_BASE_S
     assert window_used(db, sender) == 0  # the failed send was not counted
     assert await channel.delivery.run_once() == 0  # not yet
     await asyncio.sleep(wait_s + 0.05)

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from assistant.channels.wechat import WeChatTexts, render, selected_option, split_text
+from assistant.channels.wechat_format import WeChatTexts, render, selected_option, split_text
 from assistant.channels.wechat_xml import (
     MAX_FIELD_CHARS,
     Inbound,
