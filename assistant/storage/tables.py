@@ -21,7 +21,7 @@ from sqlalchemy import (
     Text,
 )
 
-from knowledge.db import Base, utcnow
+from assistant.storage.database import Base, utcnow
 
 # ------------------------------------------------------------- applications
 # Status codes of an application, in the order they usually happen.
