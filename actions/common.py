@@ -11,8 +11,8 @@ from rasa_sdk import Tracker
 
 from assistant.config.settings import get_settings
 from assistant.config.tunables import TUNABLES
-from knowledge import db
 from assistant.storage import database
+from knowledge import db
 from knowledge.catalog import Catalog
 
 logger = logging.getLogger(__name__)

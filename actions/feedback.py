@@ -11,9 +11,9 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import SLOT_ITEM, channel_of, reply_info
-from assistant.services import outbox
-from assistant.security.pii import mask_pii
 from assistant.config.settings import get_settings
+from assistant.security.pii import mask_pii
+from assistant.services import outbox
 from knowledge import db
 
 logger = logging.getLogger(__name__)

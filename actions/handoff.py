@@ -16,12 +16,12 @@ from rasa_sdk.events import EventType, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import CATALOG, SLOT_ITEM, channel_of
-from actions.progress import SLOT_NUMBER, SLOT_OUTCOME, OUTCOME_VERIFIED
+from actions.progress import OUTCOME_VERIFIED, SLOT_NUMBER, SLOT_OUTCOME
+from assistant.config.hours import describe_when
+from assistant.config.settings import get_settings
+from assistant.security.pii import hash_id, mask_pii
 from assistant.services import outbox
 from assistant.services.handoff import tickets
-from assistant.config.hours import describe_when
-from assistant.security.pii import hash_id, mask_pii
-from assistant.config.settings import get_settings
 from knowledge.answers import button_payload
 
 logger = logging.getLogger(__name__)

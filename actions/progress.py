@@ -22,7 +22,18 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import func, select
 
 from actions.common import CATALOG, SLOT_ITEM, channel_of, intent_of, reply_info
+from assistant.config.settings import get_settings
 from assistant.security.audit import citizen_actor, record_audit
+from assistant.services.progress.guard import (
+    LOCK_MINUTES,
+    MAX_FAILURES,
+    locked_until,
+    record_failure,
+    record_success,
+)
+from assistant.services.progress.providers import ProgressProvider, ProgressUnavailable, get_provider
+from assistant.services.progress.records import ApplicationView, normalize_number, verify_phone_tail
+from assistant.storage.database import session_factory, utcnow
 from assistant.storage.tables import (
     STATUS_ACCEPTED,
     STATUS_COMPLETED,
@@ -31,19 +42,8 @@ from assistant.storage.tables import (
     STATUS_SUPPLEMENT,
     AuditRecord,
 )
-from assistant.services.progress.guard import (
-    LOCK_MINUTES,
-    MAX_FAILURES,
-    locked_until,
-    record_failure,
-    record_success,
-)
-from assistant.services.progress.records import ApplicationView, normalize_number, verify_phone_tail
-from assistant.services.progress.providers import ProgressProvider, ProgressUnavailable, get_provider
-from assistant.config.settings import get_settings
 from knowledge.answers import button_payload, material_line
 from knowledge.catalog import Catalog
-from assistant.storage.database import session_factory, utcnow
 
 logger = logging.getLogger(__name__)
 

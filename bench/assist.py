@@ -121,8 +121,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.getLogger("assistant").setLevel(logging.WARNING)
 
-    from assistant.dialogue.runtime import AssistantRuntime, newest_model
     from assistant.config.settings import Settings
+    from assistant.dialogue.runtime import AssistantRuntime, newest_model
     from knowledge.catalog import load_catalog
 
     data_dir = Path(tempfile.mkdtemp(prefix="banshi-bench-assist-"))

@@ -189,8 +189,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
-    from assistant.dialogue.runtime import newest_model
     from assistant.config.settings import get_settings
+    from assistant.dialogue.runtime import newest_model
 
     model = newest_model(get_settings())
     data_dir = Path(tempfile.mkdtemp(prefix="banshi-bench-"))

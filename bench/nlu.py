@@ -158,11 +158,10 @@ def print_table(ours: Dict, base: Dict) -> None:
 
 def load_parser(model: Optional[str]) -> Callable[[str], Dict]:
     from rasa.core.agent import Agent
-
-    from assistant.dialogue.runtime import newest_model
-    from assistant.config.settings import get_settings
-
     from rasa.utils.log_utils import configure_structlog
+
+    from assistant.config.settings import get_settings
+    from assistant.dialogue.runtime import newest_model
 
     path = model or str(newest_model(get_settings()))
     agent = Agent.load(path)

@@ -25,7 +25,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 
-from nlu import DATASETS, SITUATION_ONLY, answer_threshold, evaluate, load_heldout, load_parser, pct  # noqa: E402
+from nlu import (  # noqa: E402
+    DATASETS,
+    SITUATION_ONLY,
+    answer_threshold,
+    evaluate,
+    load_heldout,
+    load_parser,
+    pct,
+)
 
 DEFAULT_MODELS = ("none", "use", "e5", "use+e5")
 

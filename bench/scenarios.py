@@ -130,9 +130,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING)
 
     from assistant.cli.common import start_action_server, wait_http
-    from assistant.services.progress.importer import load_demo_data
-    from assistant.dialogue.runtime import AssistantRuntime
     from assistant.config.settings import Settings
+    from assistant.dialogue.runtime import AssistantRuntime
+    from assistant.services.progress.importer import load_demo_data
 
     settings = Settings()
     settings.ensure_dirs()

@@ -49,8 +49,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant.channels.wechat_sim import FakeWeChatApi, WeChatSimulator  # noqa: E402
 from assistant.api.serving import free_port, serve_in_thread  # noqa: E402
+from assistant.channels.wechat_sim import FakeWeChatApi, WeChatSimulator  # noqa: E402
 from bench.latency import pctl  # noqa: E402
 
 TOKEN = "benchToken"

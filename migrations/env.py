@@ -30,8 +30,9 @@ connection = context.config.attributes.get("connection")
 if connection is not None:
     run_with(connection)
 else:
-    from assistant.config.settings import get_settings
     from sqlalchemy import create_engine
+
+    from assistant.config.settings import get_settings
 
     engine = create_engine(get_settings().db_url, future=True)
     with engine.connect() as conn:

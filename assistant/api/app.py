@@ -15,10 +15,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.api.paths import STATIC_DIR
-from assistant.api.routers import admin as admin_router, desk, desk_auth
-from assistant.api.routers import assist, conversation, health, inbox, items
-from assistant.api.routers import tts as tts_router
-from assistant.api.routers import voice as voice_router
+from assistant.api.routers import (
+    admin as admin_router,
+    assist,
+    conversation,
+    desk,
+    desk_auth,
+    health,
+    inbox,
+    items,
+    tts as tts_router,
+    voice as voice_router,
+)
 from assistant.channels import wechat as wechat_channel
 from assistant.config.settings import Settings, get_settings
 from assistant.dialogue.runtime import AssistantRuntime

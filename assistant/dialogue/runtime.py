@@ -17,8 +17,8 @@ from rasa.utils.endpoints import EndpointConfig
 from rasa.utils.log_utils import configure_structlog
 from sqlalchemy.engine import make_url
 
-from assistant.dialogue import tuning
 from assistant.config.settings import Settings
+from assistant.dialogue import tuning
 from assistant.dialogue.tracker_store import RollingSQLTrackerStore
 
 logger = logging.getLogger(__name__)

@@ -10,20 +10,19 @@ slots carried over. Every event stays in the database (full history for operator
 
 from __future__ import annotations
 
-import logging
 import itertools
+import logging
 from collections import OrderedDict
 from typing import Any, Iterator, List, Optional, Text, Tuple
 
 import sqlalchemy as sa
-
 from rasa.core.tracker_store import SQLTrackerStore
-from sqlalchemy import event as sa_event
-from sqlalchemy.orm import sessionmaker
-from sqlalchemy.pool import QueuePool
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
 from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, SlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from assistant.storage.database import sqlite_pragmas
 

@@ -36,10 +36,10 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import func, select, update
 
-from assistant.storage.tables import OUTBOX_KINDS, OutboxMessage
-from assistant.security.pii import mask_pii
 from assistant.config.settings import Settings, get_settings
+from assistant.security.pii import mask_pii
 from assistant.storage.database import session_factory, utcnow
+from assistant.storage.tables import OUTBOX_KINDS, OutboxMessage
 
 logger = logging.getLogger(__name__)
 

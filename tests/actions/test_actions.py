@@ -1,5 +1,6 @@
 """Actions run directly with tracker fixtures; assertions on events and responses."""
 
+from rasa_sdk.events import SlotSet, UserUtteranceReverted
 from sqlalchemy import select
 
 from actions.feedback import ActionRecordComplaint, ActionRecordFeedback, rating_of
@@ -10,10 +11,9 @@ from actions.handoff import (
     ActionRequestHuman,
 )
 from assistant.services.handoff import tickets
-from assistant.storage.tables import HandoffTicket
 from assistant.storage import database
+from assistant.storage.tables import HandoffTicket
 from knowledge import db
-from rasa_sdk.events import SlotSet, UserUtteranceReverted
 
 from .conftest import DOMAIN
 

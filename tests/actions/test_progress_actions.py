@@ -4,15 +4,15 @@ import pytest
 from sqlalchemy import select
 
 from actions.progress import (
+    WHERE_NUMBER_TEXT,
     ActionProgressAnswer,
     ValidateProgressForm,
-    WHERE_NUMBER_TEXT,
 )
 from assistant.security.audit import citizen_actor
-from assistant.storage.tables import AuditRecord
-from assistant.services.progress.importer import load_demo_data
 from assistant.services.progress.guard import record_success
+from assistant.services.progress.importer import load_demo_data
 from assistant.storage import database
+from assistant.storage.tables import AuditRecord
 
 from .conftest import DOMAIN, make_tracker
 

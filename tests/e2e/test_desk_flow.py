@@ -85,8 +85,8 @@ def login(page, username, password):
 def stored_marks(settings, ticket_id):
     from sqlalchemy import select
 
-    from assistant.storage.tables import SuggestionMark
     from assistant.storage.database import session_factory
+    from assistant.storage.tables import SuggestionMark
 
     with session_factory(settings.db_url)() as session:
         rows = session.execute(

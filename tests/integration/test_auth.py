@@ -21,8 +21,8 @@ from assistant.security import accounts, sessions
 from assistant.security.access import AssistCallerDep
 from assistant.security.login import LoginThrottle
 from assistant.security.sessions import Principal
-from assistant.storage.tables import AuditRecord, Operator, OperatorSession, SuggestionMark
 from assistant.storage.database import session_factory, utcnow
+from assistant.storage.tables import AuditRecord, Operator, OperatorSession, SuggestionMark
 from tests.conftest import routes_under, run_cli
 
 ADMIN_PREFIX = "/api/v1/admin"

@@ -28,8 +28,8 @@ def test_not_ready_gateway(settings, tmp_path):
 
 
 def test_relay_works_while_the_model_loads(settings, tmp_path):
-    from assistant.services.handoff import relay, tickets
     from assistant.config.hours import ServiceHours
+    from assistant.services.handoff import relay, tickets
 
     degraded = settings.copy(update={"data_dir": tmp_path})
     with TestClient(create_app(degraded, load_model=False)) as client:

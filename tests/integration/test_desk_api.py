@@ -11,12 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from assistant.services.handoff import relay, tickets
-from assistant.security import accounts
-from assistant.config.hours import ServiceHours
 from assistant.api.app import create_app
-from assistant.storage.tables import AuditRecord, SuggestionMark
+from assistant.config.hours import ServiceHours
+from assistant.security import accounts
+from assistant.services.handoff import relay, tickets
 from assistant.storage.database import session_factory
+from assistant.storage.tables import AuditRecord, SuggestionMark
 from tests.conftest import routes_under
 
 DESK_PREFIX = "/api/v1/desk"

@@ -21,8 +21,8 @@ from sqlalchemy import select, update
 
 from actions.feedback import ActionRecordFeedback
 from actions.handoff import KIOSK_NOTIFIED_TEXT, ActionRequestHuman
-from assistant.services import outbox
 from assistant.api.app import create_app
+from assistant.services import outbox
 from assistant.storage import database
 from assistant.storage.database import utcnow
 from assistant.storage.tables import HandoffTicket, InboxMessage, OutboxMessage

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from assistant.dialogue.tracker_store import RollingSQLTrackerStore
-from knowledge import db
 from assistant.storage import database
+from knowledge import db
 
 URL = os.environ.get("BANSHI_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(not URL, reason="set BANSHI_TEST_POSTGRES_URL to run")

@@ -11,8 +11,8 @@ import pytest
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse, Response
 
-from assistant.storage.tables import STATUS_ACCEPTED, STATUS_SUPPLEMENT
 from assistant.services.progress.providers import HttpProvider, ProgressUnavailable
+from assistant.storage.tables import STATUS_ACCEPTED, STATUS_SUPPLEMENT
 from tests.conftest import free_port, serve_in_thread
 
 TOKEN = "cms-test-token"

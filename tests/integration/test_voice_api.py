@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assistant.services.handoff import tickets
 from assistant.config.hours import ServiceHours
+from assistant.services.handoff import tickets
 
 pytestmark = [pytest.mark.model]
 

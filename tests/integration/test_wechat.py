@@ -194,9 +194,10 @@ async def test_safe_mode_garbage_is_refused(safe_sim, settings):
 async def test_slow_turn_answers_success_then_exactly_one_async_delivery(sim, wechat_api, settings):
     """A voice message without WeChat's recognition: the media download takes 4.5 s
     (a slow upstream), so the turn cannot finish within the 4 s passive window."""
+    import subprocess
+
     from voice.audio import pcm16_from_wav
     from voice.transcode import encode_amr
-    import subprocess
 
     wav = Path(settings.data_dir) / "wechat-voice.wav"
     subprocess.run(["espeak-ng", "-v", "ko", "-w", str(wav), "안녕하세요"], check=True)

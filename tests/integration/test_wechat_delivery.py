@@ -23,8 +23,8 @@ from assistant.channels.wechat import WeChatChannel
 from assistant.channels.wechat_api import WeChatApi, WeChatApiError
 from assistant.channels.wechat_format import sender_of
 from assistant.channels.wechat_sim import FakeWeChatApi
-from assistant.storage.tables import WeChatInbound, WeChatOutgoing, WeChatUser
 from assistant.storage.database import session_factory, utcnow
+from assistant.storage.tables import WeChatInbound, WeChatOutgoing, WeChatUser
 from tests.conftest import serve_in_thread
 
 # One event loop for the tests and their async fixtures (the channel's HTTP client).

@@ -4,9 +4,9 @@ import datetime as dt
 
 import pytest
 
+from assistant.config.hours import ServiceHours, describe_when
 from assistant.services.handoff import relay, tickets
 from assistant.storage import tables
-from assistant.config.hours import ServiceHours, describe_when
 
 ALWAYS = ServiceHours.parse("always")
 SHANGHAI_OFFSET = dt.timedelta(hours=8)

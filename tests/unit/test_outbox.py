@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from assistant.services import outbox
-from assistant.storage.tables import OutboxMessage
 from assistant.storage import database
+from assistant.storage.tables import OutboxMessage
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, 0)
 

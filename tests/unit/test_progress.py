@@ -23,6 +23,8 @@ from assistant.services.progress.guard import (
     record_failure,
     record_success,
 )
+from assistant.services.progress.importer import ProgressImportError, import_csv, load_demo_data
+from assistant.services.progress.providers import HttpProvider, LocalProvider, ProgressProvider, get_provider
 from assistant.services.progress.records import (
     ApplicationView,
     mask_name,
@@ -30,8 +32,6 @@ from assistant.services.progress.records import (
     pii_hash,
     verify_phone_tail,
 )
-from assistant.services.progress.importer import ProgressImportError, import_csv, load_demo_data
-from assistant.services.progress.providers import HttpProvider, LocalProvider, ProgressProvider, get_provider
 from assistant.storage.tables import (
     STATUS_ACCEPTED,
     STATUS_COMPLETED,

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from assistant.channels import wechat_store as store
+from assistant.storage.database import session_factory, utcnow
 from assistant.storage.tables import (
     WX_ASYNC,
     WX_FAILED,
@@ -32,7 +33,6 @@ from assistant.storage.tables import (
     WeChatOutgoing,
     WeChatUser,
 )
-from assistant.storage.database import session_factory, utcnow
 
 PARTS = ["第一部分：办理材料", "第二部分：办理流程", "第三部分：办理地点"]
 TTL_HOURS = 48.0

@@ -13,8 +13,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictStr, validator
 from sqlalchemy import select
 
 from assistant.api.schemas import ErrorResponse
-from assistant.security import access, accounts
-from assistant.security import audit as audit_log
+from assistant.security import access, accounts, audit as audit_log
 from assistant.security.access import AdminDep
 from assistant.security.sessions import Principal
 from assistant.storage.database import session_factory

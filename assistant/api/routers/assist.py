@@ -13,11 +13,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictStr, validator
 from pydantic.error_wrappers import ErrorWrapper
 
-from assistant.services.assist import QUESTION_ORDER, suggest
-from assistant.security.access import AssistCallerDep
 from assistant.api.deps import CatalogDep, RuntimeDep
-from assistant.security.pii import mask_pii
 from assistant.api.schemas import ErrorResponse, _clean_text
+from assistant.security.access import AssistCallerDep
+from assistant.security.pii import mask_pii
+from assistant.services.assist import QUESTION_ORDER, suggest
 from assistant.services.conversation import ItemScore
 from knowledge.schema import ID_PATTERN
 

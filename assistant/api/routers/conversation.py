@@ -17,13 +17,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from assistant.api.deps import BAD_TOKEN, RuntimeDep, SettingsDep, check_token
 from assistant.api.schemas import (
+    SENDER_ID_RE,
     ChatRequest,
     ChatResponse,
     ChatSession,
     ErrorResponse,
     ParseRequest,
     ParseResponse,
-    SENDER_ID_RE,
 )
 from assistant.security import chat_session
 from assistant.services.conversation import conversation_turn, items_of

@@ -14,16 +14,16 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field, StrictStr, validator
 
-from assistant.services.handoff import relay, tickets
-from assistant.security.audit import record_audit
-from assistant.security.access import NOT_LOGGED_IN, OperatorDep
-from assistant.security.sessions import Principal, principal_from_request
 from assistant.api.deps import SettingsDep
 from assistant.api.paths import STATIC_DIR
-from assistant.services.live import HEARTBEAT_SECONDS, RETRY_MS, SSE_HEADERS, STREAM_SECONDS, sse
-from assistant.storage.tables import MARKS, TICKET_CLOSED, TICKET_HANDED_BACK, SuggestionMark
+from assistant.security.access import NOT_LOGGED_IN, OperatorDep
+from assistant.security.audit import record_audit
 from assistant.security.pii import mask_pii
+from assistant.security.sessions import Principal, principal_from_request
+from assistant.services.handoff import relay, tickets
+from assistant.services.live import HEARTBEAT_SECONDS, RETRY_MS, SSE_HEADERS, STREAM_SECONDS, sse
 from assistant.storage.database import session_factory
+from assistant.storage.tables import MARKS, TICKET_CLOSED, TICKET_HANDED_BACK, SuggestionMark
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/desk", tags=["desk"])

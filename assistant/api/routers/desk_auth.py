@@ -11,8 +11,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, StrictStr
 
 from assistant.api.schemas import ErrorResponse
-from assistant.security import accounts, sessions
-from assistant.security import login as desk_login
+from assistant.security import accounts, login as desk_login, sessions
 from assistant.security.access import OperatorDep
 from assistant.security.sessions import Principal
 

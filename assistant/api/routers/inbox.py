@@ -24,15 +24,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictStr, validator
 from sqlalchemy.exc import IntegrityError
 
-from assistant.services.handoff import tickets
 from assistant.api.deps import SettingsDep
-from assistant.storage.tables import OUTBOX_KINDS, InboxMessage
-from assistant.services.outbox import MAX_PAYLOAD_BYTES
-from assistant.security.pii import hash_id, mask_pii
 from assistant.api.schemas import SENDER_ID_RE, ErrorResponse
 from assistant.config.settings import Settings
-from knowledge import db
+from assistant.security.pii import hash_id, mask_pii
+from assistant.services.handoff import tickets
+from assistant.services.outbox import MAX_PAYLOAD_BYTES
 from assistant.storage import database
+from assistant.storage.tables import OUTBOX_KINDS, InboxMessage
+from knowledge import db
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/kiosk", tags=["kiosk"])

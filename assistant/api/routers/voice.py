@@ -48,10 +48,10 @@ from pydantic import BaseModel, Field, StrictStr
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from assistant.config.settings import Settings
 from assistant.api.deps import SettingsDep, check_token
 from assistant.api.paths import STATIC_DIR
 from assistant.api.schemas import SENDER_ID_RE, ChatSession, ErrorResponse
+from assistant.config.settings import Settings
 from assistant.security import chat_session
 from assistant.security.pii import hash_id
 from assistant.services.conversation import HANDOFF_KEY, conversation_turn
