@@ -9,17 +9,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from sqlalchemy import func, select
 
-from assistant.services.handoff.tickets import TicketClosed, TicketNotFound, message_dict
+from assistant.services.handoff.tickets import message_dict, open_ticket_by_id
 from assistant.storage.database import session_factory, utcnow
-from assistant.storage.tables import (
-    OPEN_TICKET_STATUSES,
-    ROLE_CITIZEN,
-    ROLE_OPERATOR,
-    ROLE_SYSTEM,
-    TICKET_ACTIVE,
-    HandoffMessage,
-    HandoffTicket,
-)
+from assistant.storage.tables import ROLE_CITIZEN, ROLE_OPERATOR, ROLE_SYSTEM, TICKET_ACTIVE, HandoffMessage
 
 MAX_MESSAGE_CHARS = 2000
 # What a citizen says to leave the queue and talk to the bot again.
@@ -37,11 +29,7 @@ def add_citizen_message(db_url: str, ticket_id: int, text: str) -> Dict[str, Any
 def _add_message(db_url: str, ticket_id: int, role: str, text: str, author: Optional[str]) -> Dict[str, Any]:
     text = text.strip()[:MAX_MESSAGE_CHARS]
     with session_factory(db_url)() as session:
-        ticket = session.get(HandoffTicket, ticket_id)
-        if ticket is None:
-            raise TicketNotFound(ticket_id)
-        if ticket.status not in OPEN_TICKET_STATUSES:
-            raise TicketClosed(ticket_id)
+        ticket = open_ticket_by_id(session, ticket_id)
         row = HandoffMessage(
             ticket_id=ticket_id,
             conversation_id=ticket.conversation_id,

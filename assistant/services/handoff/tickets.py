@@ -140,6 +140,16 @@ def _open_ticket_row(session, conversation_id: str) -> Optional[HandoffTicket]:
 
 
 # ------------------------------------------------------------------ tickets
+def open_ticket_by_id(session, ticket_id: int) -> HandoffTicket:
+    """The ticket ``ticket_id`` while it is open; TicketNotFound or TicketClosed otherwise."""
+    ticket = session.get(HandoffTicket, ticket_id)
+    if ticket is None:
+        raise TicketNotFound(ticket_id)
+    if ticket.status not in OPEN_TICKET_STATUSES:
+        raise TicketClosed(ticket_id)
+    return ticket
+
+
 def open_ticket_in(
     session,
     *,
@@ -235,11 +245,7 @@ def finish_ticket(
     if status not in notices:
         raise ValueError(f"not a final status: {status}")
     with session_factory(db_url)() as session:
-        ticket = session.get(HandoffTicket, ticket_id)
-        if ticket is None:
-            raise TicketNotFound(ticket_id)
-        if ticket.status not in OPEN_TICKET_STATUSES:
-            raise TicketClosed(ticket_id)
+        ticket = open_ticket_by_id(session, ticket_id)
         now = utcnow()
         row = HandoffMessage(
             ticket_id=ticket.id,
