@@ -22,13 +22,17 @@ Input is mono 16 kHz PCM16 (see :mod:`voice.audio`). Output is the transcript
 with the recogniser's word spaces removed around Chinese characters (the NLU
 expects unspaced Chinese) and kept between Latin or Hangul words.
 
-Phrase biasing: ``Asr(model_dir, phrases=[...])`` gives every stream a runtime
-grammar, which **restricts** the output to those phrases (anything else comes out
-as nothing): good for short commands ("是", "不是", "转人工", item names), bad for
-free speech. It is off by default. :func:`catalog_phrases` builds such a list from
-the catalog. Chinese phrases are passed to Vosk character by character (the small
-Chinese model knows every common character as a word; a multi-character word
-missing from its vocabulary would otherwise be dropped from the grammar).
+Phrase biasing: ``Asr(model_dir, phrases=[...])`` (or a prebuilt ``grammar``)
+gives every stream a runtime grammar, which **restricts** the output to sequences
+of those phrases (anything else comes out as nothing). Chinese phrases are cut
+into words of the model's vocabulary (:mod:`voice.grammar`; character by character
+when the vocabulary cannot be read). :class:`voice.biased.DualAsr` runs the free recogniser
+and one biased by the catalog's domain grammar side by side on the same audio;
+the caller chooses between the two transcripts (the gateway by the item linker's
+confidence, ``assistant.services.speech``).
+
+Gain: every stream passes its audio through :class:`voice.audio.GainControl`
+(quiet speakers and far microphones brought up to a normal level, never clipped).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from voice.audio import SAMPLE_RATE, duration_seconds
+from voice.audio import SAMPLE_RATE, GainControl, duration_seconds
 
 if TYPE_CHECKING:
     from knowledge.catalog import Catalog
@@ -163,8 +167,11 @@ class AsrStream:
     concurrent feeds from several tasks (they are serialised).
     """
 
-    def __init__(self, recognizer: Any, release: Optional[Callable[[Any], None]] = None):
+    def __init__(
+        self, recognizer: Any, release: Optional[Callable[[Any], None]] = None, gain: bool = True
+    ):
         self._rec = recognizer
+        self._gain = GainControl() if gain else None
         self._release = release
         self._lock = threading.Lock()
         self._segments: List[str] = []
@@ -205,6 +212,8 @@ class AsrStream:
             if not data:
                 return None
             self.bytes_fed += len(data)
+            if self._gain is not None:
+                data = self._gain.process(data)
             for start in range(0, len(data), CHUNK_BYTES):
                 if self._rec.AcceptWaveform(data[start : start + CHUNK_BYTES]):
                     self._collect(self._rec.Result())
@@ -238,14 +247,27 @@ class AsrStream:
 class Asr:
     """Speech recognition with one Vosk model directory (see the module doc)."""
 
-    def __init__(self, model_dir: Path, phrases: Optional[List[str]] = None):
+    def __init__(
+        self,
+        model_dir: Path,
+        phrases: Optional[List[str]] = None,
+        *,
+        grammar: Optional[str] = None,
+        gain: bool = True,
+    ):
         self.model_dir = Path(model_dir)
         self.phrases = list(phrases) if phrases else None
-        self._grammar = (
-            json.dumps([grammar_phrase(p) for p in self.phrases] + ["[unk]"], ensure_ascii=False)
-            if self.phrases
-            else None
-        )
+        self.gain = gain
+        self._grammar = grammar
+        if self._grammar is None and self.phrases:
+            from voice.grammar import grammar_json, model_vocabulary
+
+            vocabulary = model_vocabulary(self.model_dir)
+            self._grammar = (
+                grammar_json(self.phrases, vocabulary)
+                if vocabulary
+                else json.dumps([grammar_phrase(p) for p in self.phrases] + ["[unk]"], ensure_ascii=False)
+            )
         self._model: Any = None
         self._idle: List[Any] = []
         self._idle_lock = threading.Lock()
@@ -278,7 +300,7 @@ class Asr:
             else:
                 recognizer = vosk.KaldiRecognizer(self._model, float(SAMPLE_RATE))
             recognizer.SetWords(True)
-        return AsrStream(recognizer, release=self._keep)
+        return AsrStream(recognizer, release=self._keep, gain=self.gain)
 
     def _keep(self, recognizer: Any) -> None:
         """Reset a finished stream's recogniser and keep it for reuse (bounded)."""
@@ -343,12 +365,3 @@ def get_asr(settings: Any) -> Asr:
         if asr is None:
             asr = _asrs[key] = Asr(model_dir)
         return asr
-
-
-def catalog_phrases(catalog: "Catalog") -> List[str]:
-    """Phrases for a grammar (``Asr(phrases=...)``): the catalog's item names and aliases,
-    without the homophone miswritings the catalog lists for the text linker."""
-    from voice.correct import catalog_terms
-
-    return catalog_terms(catalog, parts=False)
-

