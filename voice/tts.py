@@ -428,34 +428,36 @@ def _worker() -> _Worker:
 
 
 class _Lru:
-    """A thread-safe LRU of WAV bytes bounded in entries and in bytes."""
+    """A thread-safe LRU of answers (their WAV chunks, one per sentence) bounded in
+    entries and in bytes."""
 
     def __init__(self, max_entries: int, max_bytes: int = CACHE_MAX_BYTES) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._items: "OrderedDict[Tuple[str, bool], bytes]" = OrderedDict()
+        self._items: "OrderedDict[Tuple[str, bool], Tuple[bytes, ...]]" = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: Tuple[str, bool]) -> Optional[bytes]:
+    def get(self, key: Tuple[str, bool]) -> Optional[Tuple[bytes, ...]]:
         with self._lock:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
             return value
 
-    def put(self, key: Tuple[str, bool], value: bytes) -> None:
-        if self.max_entries <= 0 or len(value) > self.max_bytes:
+    def put(self, key: Tuple[str, bool], value: Tuple[bytes, ...]) -> None:
+        size = sum(len(chunk) for chunk in value)
+        if self.max_entries <= 0 or size > self.max_bytes:
             return
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:
-                self._bytes -= len(old)
+                self._bytes -= sum(len(chunk) for chunk in old)
             self._items[key] = value
-            self._bytes += len(value)
+            self._bytes += size
             while len(self._items) > self.max_entries or self._bytes > self.max_bytes:
                 _, evicted = self._items.popitem(last=False)
-                self._bytes -= len(evicted)
+                self._bytes -= sum(len(chunk) for chunk in evicted)
 
     def __len__(self) -> int:
         with self._lock:
@@ -539,7 +541,8 @@ class Tts:
         return concat_wavs(chunks)
 
     async def synthesize_chunks(self, text: str, elderly: bool = False) -> AsyncIterator[bytes]:
-        """Complete WAVs, one per sentence (a cached answer comes as one chunk)."""
+        """Complete WAVs, one per sentence (a cached answer too: a WebSocket frame
+        stays the size of a sentence)."""
         await self.start()
         voice_id = self._require_voice()
         spoken = await self._spoken(text)
@@ -549,7 +552,8 @@ class Tts:
             with self._stats_lock:
                 self.cache_hits += 1
             logger.debug("tts.synthesize.cached chars=%d", len(spoken))
-            yield cached
+            for chunk in cached:
+                yield chunk
             return
         if not spoken:
             yield silence_wav()
@@ -565,7 +569,7 @@ class Tts:
                 logger.debug("tts.synthesize.first_chunk ms=%.0f", (time.perf_counter() - started) * 1000)
             yield wav
         whole = concat_wavs(chunks)
-        self._cache.put(key, whole)
+        self._cache.put(key, tuple(chunks))
         logger.info(
             "tts.synthesize.done chars=%d sentences=%d elderly=%s seconds=%.2f ms=%.0f",
             len(spoken),

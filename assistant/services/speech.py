@@ -1,17 +1,24 @@
 """Speech for the dialogue: the app's recognizer and voice (process-wide engines of
 ``voice.asr``/``voice.tts``, loaded once, in a thread) and transcripts corrected with
 the catalog's terms before they reach the dialogue. Used by the kiosk's voice routes
-and by channels that receive voice messages (WeChat)."""
+and by channels that receive voice messages (WeChat).
+
+With ``voice_biased`` (the default) every utterance is decoded twice at once: freely
+and restricted to the catalog's domain grammar (``voice.biased``). Both transcripts
+are corrected and parsed; the one to answer is chosen by the item linker's
+confidence (``voice.biased.choose``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 from assistant.config.settings import Settings
-from voice.asr import Asr, AsrUnavailable, get_asr
+from assistant.config.tunables import TUNABLES
+from voice.asr import Asr, AsrStream, AsrUnavailable, get_asr
+from voice.biased import DualAsr, DualStream, choose, get_dual_asr
 from voice.correct import catalog_terms, correct_transcript
 from voice.tts import Tts, get_tts
 
@@ -28,6 +35,8 @@ class Voice:
         self.settings: Settings = app.state.settings
         self.asr: Asr = get_asr(self.settings)
         self.tts: Tts = get_tts(self.settings)
+        self.recognizer: Union[Asr, DualAsr] = self.asr
+        self._ready = False
         self._terms: Optional[Tuple[str, ...]] = None
         self._lock = asyncio.Lock()
 
@@ -39,17 +48,28 @@ class Voice:
             self._terms = tuple(catalog_terms(catalog))
         return self._terms
 
-    async def ready_asr(self) -> Asr:
-        """The loaded recognizer, the transcript corrector prepared too (~1 s once);
-        raises AsrUnavailable (its message says how to install a model)."""
-        if not self.asr.loaded:
+    async def ready_asr(self) -> Union[Asr, DualAsr]:
+        """The loaded recognizer (free + biased with ``voice_biased``), the transcript
+        corrector prepared too (a few seconds, once); raises AsrUnavailable (its
+        message says how to install a model)."""
+        if not self._ready:
             async with self._lock:
-                if not self.asr.loaded:
+                if not self._ready:
                     started = time.perf_counter()
                     await asyncio.to_thread(self.asr.warm_up)
                     await asyncio.to_thread(correct_transcript, "社保卡", self.terms())
-                    logger.info("voice.asr.ready seconds=%.1f", time.perf_counter() - started)
-        return self.asr
+                    catalog = getattr(self.app.state, "catalog", None)
+                    if self.settings.voice_biased and catalog is not None:
+                        dual = await asyncio.to_thread(get_dual_asr, self.settings, catalog)
+                        if dual.biased is not dual.free:
+                            await asyncio.to_thread(dual.biased.warm_up)
+                            self.recognizer = dual
+                    self._ready = True
+                    logger.info(
+                        "voice.asr.ready seconds=%.1f biased=%s",
+                        time.perf_counter() - started, self.recognizer is not self.asr,
+                    )
+        return self.recognizer
 
     async def warm_up(self) -> None:
         """Load the speech model and choose the voice now (kiosk start-up)."""
@@ -81,3 +101,44 @@ async def corrected_text(app: Any, settings: Settings, transcript: str) -> Tuple
         return "", ""
     corrected = await asyncio.to_thread(correct_transcript, text, voice_of(app).terms())
     return text, corrected.strip()[: settings.max_text_chars]
+
+
+async def transcripts(recognizer: Union[Asr, DualAsr], pcm16: bytes) -> Dict[str, str]:
+    """What the recognizer heard in a whole utterance: ``{"free": ..., "biased"?: ...}``."""
+    if isinstance(recognizer, DualAsr):
+        return await recognizer.transcribe_both(pcm16)
+    return {"free": await recognizer.transcribe(pcm16)}
+
+
+async def stream_transcripts(stream: Union[AsrStream, DualStream]) -> Dict[str, str]:
+    """Finish a stream; its transcripts as :func:`transcripts` gives them."""
+    final = await stream.finish()
+    if isinstance(stream, DualStream):
+        return stream.alternatives()
+    return {"free": final}
+
+
+async def heard_text(app: Any, settings: Settings, heard: Dict[str, str]) -> Tuple[str, str]:
+    """(transcript, corrected) to answer: each transcript corrected with the catalog's
+    terms; with two, the one whose best item the linker is surer of (``choose``)."""
+    corrected: Dict[str, Tuple[str, str]] = {}
+    for key, transcript in heard.items():
+        text, fixed = await corrected_text(app, settings, transcript)
+        if fixed:
+            corrected[key] = (text, fixed)
+    if not corrected:
+        return "", ""
+    if len(corrected) == 1:
+        return next(iter(corrected.values()))
+    runtime = getattr(app.state, "runtime", None)
+    scores: Dict[str, float] = {}
+    if runtime is not None and runtime.ready:
+        for key, (_, fixed) in corrected.items():
+            items = (await runtime.parse(fixed)).get("service_items") or []
+            scores[key] = float(items[0]["score"]) if items else 0.0
+    path = choose({k: v[1] for k, v in corrected.items()}, scores, TUNABLES.item_min_score)
+    logger.info(
+        "voice.asr.chosen path=%s scores=%s",
+        path, ",".join(f"{k}:{v:.2f}" for k, v in sorted(scores.items())),
+    )
+    return corrected[path]

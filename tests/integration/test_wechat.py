@@ -194,13 +194,12 @@ async def test_safe_mode_garbage_is_refused(safe_sim, settings):
 async def test_slow_turn_answers_success_then_exactly_one_async_delivery(sim, wechat_api, settings):
     """A voice message without WeChat's recognition: the media download takes 4.5 s
     (a slow upstream), so the turn cannot finish within the 4 s passive window."""
-    import subprocess
-
+    from tests.speech import QUESTION, mandarin_wav
     from voice.audio import pcm16_from_wav
     from voice.transcode import encode_amr
 
     wav = Path(settings.data_dir) / "wechat-voice.wav"
-    subprocess.run(["espeak-ng", "-v", "ko", "-w", str(wav), "안녕하세요"], check=True)
+    mandarin_wav(QUESTION, wav)
     amr = encode_amr(pcm16_from_wav(wav.read_bytes(), max_bytes=1 << 24, max_seconds=60))
     media_id = wechat_api.add_media(amr, "audio/amr", delay_s=4.5)
     openid = new_openid()
@@ -208,7 +207,7 @@ async def test_slow_turn_answers_success_then_exactly_one_async_delivery(sim, we
     assert reply.ok and reply.text is None and reply.body == "success"
     assert reply.attempts == 1 and 3.8 < reply.seconds < 4.9  # within WeChat's 5 s, so no retry
     got = await wechat_api.await_for(openid, 1, timeout_s=20)
-    assert len(got) == 1 and got[0]
+    assert len(got) == 1 and "最低生活保障" in got[0]  # the Chinese voice question was understood
     await asyncio.sleep(2.0)  # nothing else arrives
     assert len(wechat_api.messages_to(openid)) == 1
     assert user_turns(settings, openid) == 1

@@ -4,6 +4,7 @@ model-independent parts of voice/asr.py."""
 from __future__ import annotations
 
 import io
+import json
 import struct
 import wave
 
@@ -367,3 +368,62 @@ def test_catalog_phrases_for_a_grammar(catalog):
     assert "社保卡" in phrases and "设保卡" not in phrases
     assert len(phrases) == len(set(phrases)) > 300
     assert not any("+" in p for p in phrases)
+
+
+# ------------------------------------------------------------------ gain, grammar, choice
+def test_gain_control_raises_quiet_audio_without_clipping():
+    import numpy as np
+
+    from voice.audio import MAX_GAIN, GainControl, normalize_gain
+
+    quiet = (np.sin(np.arange(16000) / 5) * 1000).astype("<i2").tobytes()
+    louder = np.frombuffer(normalize_gain(quiet), dtype="<i2")
+    assert 0.85 * 32767 <= np.abs(louder).max() <= 32767
+    # Streamed in odd-sized pieces: the gain only goes down, nothing clips, no byte is lost.
+    control = GainControl()
+    out = b"".join(control.process(quiet[i : i + 3333]) for i in range(0, len(quiet), 3333)) + control.carry
+    assert len(out) == len(quiet) and np.abs(np.frombuffer(out, dtype="<i2")).max() <= 32767
+    # Loud speech passes unchanged; near-silence is left alone (noise is not blown up).
+    loud = (np.sin(np.arange(1600) / 5) * 30000).astype("<i2").tobytes()
+    assert normalize_gain(loud) == loud
+    hiss = (np.sin(np.arange(1600) / 5) * 20).astype("<i2").tobytes()
+    assert normalize_gain(hiss) == hiss
+    tiny = (np.sin(np.arange(1600) / 5) * 100).astype("<i2").tobytes()
+    assert np.abs(np.frombuffer(normalize_gain(tiny), dtype="<i2")).max() == pytest.approx(100 * MAX_GAIN, rel=0.01)
+
+
+def test_phrases_are_cut_into_the_models_words():
+    from voice.grammar import grammar_json, segment
+
+    vocabulary = frozenset({"社保", "卡", "社", "保", "丢了", "丢", "了", "咋", "补", "补办"})
+    assert segment("社保卡丢了咋补？", vocabulary) == ["社保", "卡", "丢了", "咋", "补"]
+    assert segment("护照", vocabulary) == []  # a character the model does not know drops the phrase
+    grammar = json.loads(grammar_json(["社保卡", "社保卡", "护照", "补办"], vocabulary))
+    assert grammar == ["社保 卡", "补办", "[unk]"]
+
+
+def test_the_symbol_table_of_a_lookahead_graph_is_read(tmp_path):
+    import struct
+
+    from voice.grammar import model_vocabulary
+
+    words = ["<eps>", "!SIL", "[unk]", "社保", "卡", "#0", "<s>", "</s>"]
+    table = struct.pack("<i", 2125658996) + struct.pack("<i", 9) + b"words.txt" + struct.pack("<qq", len(words), len(words))
+    for key, word in enumerate(words):
+        data = word.encode()
+        table += struct.pack("<i", len(data)) + data + struct.pack("<q", key)
+    (tmp_path / "graph").mkdir()
+    (tmp_path / "graph" / "Gr.fst").write_bytes(b"\xd6\xfd\xb2\x7e" + b"header" * 5 + table + b"arcs")
+    assert model_vocabulary(tmp_path) == frozenset({"[unk]", "社保", "卡"})
+
+
+def test_the_biased_transcript_is_preferred_unless_the_free_one_is_clearly_better():
+    from voice.biased import choose
+
+    both = {"free": "我要把社保卡", "biased": "我要办社保卡"}
+    assert choose(both, {"free": 0.9, "biased": 0.9}, 0.5) == "biased"
+    assert choose(both, {"free": 0.9, "biased": 0.3}, 0.5) == "free"  # only the free one links an item
+    assert choose(both, {"free": 0.95, "biased": 0.6}, 0.5) == "free"  # clearly surer
+    assert choose(both, {"free": 0.2, "biased": 0.1}, 0.5) == "biased"
+    assert choose({"free": "你好", "biased": ""}, {}, 0.5) == "free"
+    assert choose({"free": "", "biased": "低保"}, {}, 0.5) == "biased"

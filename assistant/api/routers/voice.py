@@ -56,7 +56,7 @@ from assistant.security import chat_session
 from assistant.security.pii import hash_id
 from assistant.services.conversation import HANDOFF_KEY, conversation_turn
 from assistant.services.handoff import tickets
-from assistant.services.speech import Voice, corrected_text, voice_of
+from assistant.services.speech import Voice, heard_text, stream_transcripts, transcripts, voice_of
 from assistant.storage import tables
 from voice.asr import AsrUnavailable
 from voice.audio import SAMPLE_RATE, AudioError, check_pcm16, duration_seconds, pcm16_from_wav
@@ -225,9 +225,9 @@ async def voice_turn(
     except AudioError as exc:
         logger.info("voice.turn.bad_audio code=%s bytes=%d", exc.code, len(body))
         raise HTTPException(status_code=audio_status(exc), detail=exc.message) from exc
-    transcript = await asr.transcribe(pcm)
+    heard = await transcripts(asr, pcm)
     asr_ms = (time.perf_counter() - started) * 1000
-    text, corrected = await corrected_text(request.app, settings, transcript)
+    text, corrected = await heard_text(request.app, settings, heard)
     reply = {"transcript": text, "corrected": corrected, **await dialogue_reply(request, settings, sender_id, corrected)}
     wav = await synthesize(voice, spoken_reply(reply), elderly)
     reply["audio"] = base64.b64encode(wav).decode("ascii") if wav else None
@@ -332,7 +332,7 @@ async def voice_stream(
             await websocket.close(code=1000)
             return
         ended_at = time.perf_counter()
-        text, corrected = await corrected_text(websocket.app, settings, await stream.finish())
+        text, corrected = await heard_text(websocket.app, settings, await stream_transcripts(stream))
         await websocket.send_json({"type": "final", "transcript": text, "corrected": corrected})
         try:
             reply = await dialogue_reply(websocket, settings, sender_id, corrected)

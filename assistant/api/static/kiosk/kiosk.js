@@ -465,8 +465,11 @@
     }).catch(function () {
       failTurn(current, TEXT.network);
     });
+    // The browser's noise suppression and gain control distort speech for the
+    // recogniser; the gateway applies its own gain control (voice/audio.py).
+    // Echo cancellation stays on: the kiosk's own voice must not be transcribed.
     navigator.mediaDevices.getUserMedia({
-      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true }
+      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false, autoGainControl: false }
     }).then(function (stream) {
       current.stream = stream;
       if (current.ended || current.cancelled) { stopTracks(current); return null; }

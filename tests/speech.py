@@ -1,0 +1,61 @@
+"""Chinese speech for the voice tests: espeak-ng's Mandarin (``cmn-latn-pinyin``) and
+real recordings from ``bench/data/speech`` (AISHELL-1, Apache-2.0).
+
+espeak-ng's Mandarin is robotic; the Chinese Vosk model transcribes it poorly by
+free decoding but the catalog-biased recogniser gets these questions right
+(checked by the tests that use them).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ESPEAK = shutil.which("espeak-ng")
+MANDARIN_VOICE = "cmn-latn-pinyin"
+# Questions the kiosk tests speak, with the item each must be answered about.
+QUESTION = "低保怎么申请"
+QUESTION_ITEM = "subsistence_allowance"
+SECOND_QUESTION = "养老金认证怎么弄"
+SECOND_ITEM = "pension_certification"
+# A real recording of read speech (AISHELL-1 BAC009S0764W0121) and what was said.
+RECORDING = ROOT / "bench" / "data" / "speech" / "clips" / "aishell1_1.wav"
+RECORDING_TEXT = "甚至出现交易几乎停滞的情况"
+
+_NOT_HAN = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff]")
+
+
+def require_voice(settings) -> None:
+    """The voice tests need espeak-ng and the Chinese model (bootstrap installs both)."""
+    if not ESPEAK:
+        pytest.fail("espeak-ng is not installed (scripts/bootstrap.sh installs it)")
+    if not (Path(settings.vosk_model_dir) / "am" / "final.mdl").is_file():
+        pytest.fail(f"no Chinese Vosk model at {settings.vosk_model_dir} (tests/conftest.py installs it)")
+
+
+def mandarin_wav(text: str, path: Path, rate: int = 150) -> bytes:
+    """``text`` spoken by espeak-ng's Mandarin voice, as the WAV file espeak-ng writes."""
+    subprocess.run([ESPEAK, "-v", MANDARIN_VOICE, "-s", str(rate), "-w", str(path), text], check=True, timeout=30)
+    return path.read_bytes()
+
+
+def han(text: str) -> str:
+    return _NOT_HAN.sub("", text)
+
+
+def char_error_rate(said: str, heard: str) -> float:
+    """Character error rate of ``heard`` against ``said`` (Chinese characters only)."""
+    ref, hyp = han(said), han(heard)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            cur = row[j]
+            row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+            prev = cur
+    return row[len(hyp)] / max(1, len(ref))
