@@ -217,3 +217,25 @@ def normalize_gain(pcm16: bytes) -> bytes:
     samples = np.frombuffer(bytes(pcm16)[: len(pcm16) - len(pcm16) % 2], dtype="<i2")
     control.peak = float(np.abs(samples.astype(np.float32)).max()) if samples.size else 0.0
     return control.process(pcm16)
+
+
+def louder_wav(wav: bytes, drive: float = 2.5) -> bytes:
+    """A 16-bit PCM WAV made louder ("大声点"): peak-normalised, then soft-clipped
+    (``tanh``), which raises the quiet parts of speech most and never clips. Other
+    WAVs come back unchanged."""
+    try:
+        with wave.open(io.BytesIO(wav), "rb") as reader:
+            params = reader.getparams()
+            frames = reader.readframes(reader.getnframes())
+    except (wave.Error, EOFError):
+        return wav
+    if params.sampwidth != 2 or not frames:
+        return wav
+    samples = np.frombuffer(frames[: len(frames) - len(frames) % 2], dtype="<i2").astype(np.float32)
+    top = float(np.abs(samples).max()) or 1.0
+    shaped = np.tanh(drive * samples / top) / np.tanh(drive)
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setparams(params)
+        writer.writeframes(np.clip(np.rint(shaped * 32000.0), -32768, 32767).astype("<i2").tobytes())
+    return out.getvalue()

@@ -123,7 +123,8 @@ def test_hold_to_talk_transcribes_answers_and_speaks(kiosk):
     wait_answer(page, before, timeout=60000)
     transcript = page.inner_text("#transcript")
     assert "低保" in transcript, transcript  # the question was heard
-    assert "最低生活保障" in answer_text(page)  # and answered about its item
+    assert "最低生活保障" in answer_text(page)  # and answered about its item,
+    assert "最低生活保障" in page.inner_text("#answer-label")  # which is named above the answer
     # Audio was streamed as binary frames while held; the server sent a final transcript.
     assert sum(isinstance(frame, bytes) for frame in sent) >= 5
     assert any(isinstance(frame, str) and '"final"' in frame for frame in received)

@@ -361,3 +361,66 @@ def test_a_kiosk_warms_the_speech_engines_up_at_start(settings, tmp_path):
         assert task.done() and task.exception() is None
         assert client.app.state.voice.asr.loaded
         assert client.get("/api/v1/voice/status").json()["asr"] is True
+
+
+# ------------------------------------------------------------------ spoken dialogue (elderly)
+@pytest.fixture(scope="module")
+def say(tmp_path_factory, settings):
+    """A spoken phrase (espeak-ng Mandarin) as WAV bytes, cached per text."""
+    require_voice(settings)
+    folder = tmp_path_factory.mktemp("said")
+    made: dict = {}
+
+    def make(text: str) -> bytes:
+        if text not in made:
+            made[text] = mandarin_wav(text, folder / f"{len(made)}.wav")
+        return made[text]
+
+    return make
+
+
+def test_say_it_again_slower_and_louder_by_voice(client, say):
+    session = kiosk_session(client)
+    first = turn(client, session, say(QUESTION)).json()
+    assert about_the_question(first), first
+    again = turn(client, session, say("再说一遍")).json()
+    assert again["answer"] == "repeat" and again["spoken"] == first["spoken"], again
+    assert again["messages"] == first["messages"] and again["item"] == QUESTION_ITEM
+    assert abs(again["audio_ms"] - first["audio_ms"]) < 100
+    louder = turn(client, session, say("大声点")).json()
+    assert louder["answer"] == "repeat" and louder["spoken"] == first["spoken"]
+
+    def loudness(body):  # RMS of the samples
+        import numpy as np
+
+        with wave.open(io.BytesIO(base64.b64decode(body["audio"]))) as reader:
+            frames = reader.readframes(reader.getnframes())
+        return float(np.sqrt(np.mean(np.frombuffer(frames, dtype="<i2").astype(np.float64) ** 2)))
+
+    assert loudness(louder) > loudness(first) * 1.3
+
+
+def test_a_long_answer_is_spoken_in_parts(client, say):
+    from assistant.services.kiosk_voice import CONFIG
+
+    session = kiosk_session(client)
+    first = turn(client, session, say(QUESTION)).json()
+    assert first["spoken"].endswith(CONFIG.ask_next), first["spoken"]
+    assert len(first["spoken"]) < len("".join(m["text"] for m in first["messages"]))
+    following = turn(client, session, say("对")).json()  # "还要听下一条吗？" — "对"
+    assert following["answer"] == "next" and following["item"] == QUESTION_ITEM, following
+    assert following["spoken"] and following["spoken"] != first["spoken"]
+    assert following["messages"][0]["text"] in "".join(m["text"] for m in first["messages"]).replace("\n", "") or following["messages"][0]["text"]
+
+
+def test_unsure_understanding_is_confirmed_back_by_voice(client, say):
+    session = kiosk_session(client)
+    asked = turn(client, session, say("户口的事")).json()
+    assert asked["answer"] == "confirm" and asked["spoken"].startswith("您是想问"), asked
+    item = asked["item"]
+    confirmed = turn(client, session, say("对")).json()
+    assert confirmed["item"] == item and confirmed["answer"] not in ("confirm", "repeat"), confirmed
+    # "不是" after a confirm-back: asked to say it again, nothing answered.
+    turn(client, session, say("户口的事"))
+    rejected = turn(client, session, say("不对")).json()
+    assert rejected["item"] is None and "再说一遍" in rejected["spoken"], rejected

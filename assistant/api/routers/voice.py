@@ -54,12 +54,14 @@ from assistant.api.schemas import SENDER_ID_RE, ChatSession, ErrorResponse
 from assistant.config.settings import Settings
 from assistant.security import chat_session
 from assistant.security.pii import hash_id
-from assistant.services.conversation import HANDOFF_KEY, conversation_turn
+from assistant.services.conversation import HANDOFF_KEY
+from assistant.services.kiosk_voice import Plan, plan_turn
+from knowledge.schema import short_name
 from assistant.services.handoff import tickets
 from assistant.services.speech import Voice, heard_text, stream_transcripts, transcripts, voice_of
 from assistant.storage import tables
 from voice.asr import AsrUnavailable
-from voice.audio import SAMPLE_RATE, AudioError, check_pcm16, duration_seconds, pcm16_from_wav
+from voice.audio import SAMPLE_RATE, AudioError, check_pcm16, duration_seconds, louder_wav, pcm16_from_wav
 from voice.tts import TtsUnavailable, wav_duration
 
 logger = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ TOO_SLOW = "录音时间太长，请重新按住按钮说话"
 FAILED = "语音服务暂时出了点问题，请稍后再试，或使用屏幕上的按钮"
 TTS_OFF = "语音播报暂时不可用"
 # Written text spoken at most (the rest stays on screen), in characters.
-MAX_SPOKEN_CHARS = 150
+MAX_SPOKEN_CHARS = 600
 SOURCE_LINE = re.compile(r"^\s*来源[：:]")
 # A stream ends at most this long after it opened (audio plus slack).
 STREAM_SLACK_SECONDS = 15.0
@@ -101,7 +103,8 @@ ERRORS = {
 # ------------------------------------------------------------------- replies
 def spoken_reply(reply: Dict[str, Any]) -> str:
     """What to say for a reply: its text without source lines, the first
-    MAX_SPOKEN_CHARS characters (whole lines). The TTS rewrites it for the ear
+    MAX_SPOKEN_CHARS characters (whole lines; the kiosk speaks them in parts,
+    ``services.kiosk_voice``). The TTS rewrites it for the ear
     (``voice.speech_text``: numbers, lists, symbols)."""
     lines: List[str] = []
     has_buttons = False
@@ -125,21 +128,27 @@ def spoken_reply(reply: Dict[str, Any]) -> str:
     return "\n".join(kept)
 
 
-async def dialogue_reply(conn: HTTPConnection, settings: Settings, sender_id: str, corrected: str) -> Dict[str, Any]:
-    """One dialogue turn (channel kiosk) for what was said; a polite "say it again"
-    when nothing was heard."""
+async def spoken_turn(conn: HTTPConnection, settings: Settings, sender_id: str, corrected: str) -> Plan:
+    """One kiosk turn for what was said: a spoken command, a confirm-back or the
+    dialogue's turn (``services.kiosk_voice``); a polite "say it again" when nothing
+    was heard."""
     if not corrected:
-        return {"messages": [{"text": NOT_HEARD}], "intent": None, "items": []}
-    return await conversation_turn(conn, settings, sender_id, corrected, CHANNEL)
+        return Plan({"messages": [{"text": NOT_HEARD}], "intent": None, "items": []}, NOT_HEARD)
+    plan = await plan_turn(conn, settings, sender_id, corrected, CHANNEL, spoken_reply)
+    # What the kiosk is answering about, shown in large type above the answer.
+    record = conn.app.state.catalog.get(plan.reply["item"]) if plan.reply.get("item") else None
+    plan.reply["item_name"] = short_name(record.name) if record is not None else None
+    return plan
 
 
-async def synthesize(voice: Voice, text: str, elderly: bool) -> Optional[bytes]:
+async def synthesize(voice: Voice, text: str, elderly: bool, louder: bool = False) -> Optional[bytes]:
     if not text:
         return None
     try:
         if not await voice.tts.start():
             return None
-        return await voice.tts.synthesize(text, elderly=elderly)
+        wav = await voice.tts.synthesize(text, elderly=elderly)
+        return louder_wav(wav) if louder else wav
     except TtsUnavailable as exc:
         logger.warning("voice.tts.unavailable error=%s", type(exc).__name__)
     except Exception:  # the text reply still counts
@@ -147,7 +156,7 @@ async def synthesize(voice: Voice, text: str, elderly: bool) -> Optional[bytes]:
     return None
 
 
-async def synthesize_chunks(voice: Voice, text: str, elderly: bool) -> AsyncIterator[bytes]:
+async def synthesize_chunks(voice: Voice, text: str, elderly: bool, louder: bool = False) -> AsyncIterator[bytes]:
     if not text:
         return
     try:
@@ -155,7 +164,7 @@ async def synthesize_chunks(voice: Voice, text: str, elderly: bool) -> AsyncIter
             return
         async for chunk in voice.tts.synthesize_chunks(text, elderly):
             if chunk:
-                yield chunk
+                yield louder_wav(chunk) if louder else chunk
     except TtsUnavailable as exc:
         logger.warning("voice.tts.unavailable error=%s", type(exc).__name__)
     except Exception:
@@ -228,8 +237,9 @@ async def voice_turn(
     heard = await transcripts(asr, pcm)
     asr_ms = (time.perf_counter() - started) * 1000
     text, corrected = await heard_text(request.app, settings, heard)
-    reply = {"transcript": text, "corrected": corrected, **await dialogue_reply(request, settings, sender_id, corrected)}
-    wav = await synthesize(voice, spoken_reply(reply), elderly)
+    plan = await spoken_turn(request, settings, sender_id, corrected)
+    reply = {"transcript": text, "corrected": corrected, **plan.reply, "spoken": plan.spoken}
+    wav = await synthesize(voice, plan.spoken, elderly or plan.slow, plan.louder)
     reply["audio"] = base64.b64encode(wav).decode("ascii") if wav else None
     reply["audio_ms"] = round(wav_duration(wav) * 1000) if wav else 0
     logger.info(
@@ -335,14 +345,17 @@ async def voice_stream(
         text, corrected = await heard_text(websocket.app, settings, await stream_transcripts(stream))
         await websocket.send_json({"type": "final", "transcript": text, "corrected": corrected})
         try:
-            reply = await dialogue_reply(websocket, settings, sender_id, corrected)
+            plan = await spoken_turn(websocket, settings, sender_id, corrected)
         except HTTPException as exc:  # e.g. 503 while the dialogue model loads
             raise StreamError("unavailable", str(exc.detail), 1013) from exc
-        await websocket.send_json({"type": "reply", "transcript": text, "corrected": corrected, **reply})
+        reply = plan.reply
+        await websocket.send_json(
+            {"type": "reply", "transcript": text, "corrected": corrected, **reply, "spoken": plan.spoken}
+        )
         first_audio_ms = None
         audio_seconds = 0.0
         chunks = 0
-        async for wav in synthesize_chunks(voice, spoken_reply(reply), elderly):
+        async for wav in synthesize_chunks(voice, plan.spoken, elderly or plan.slow, plan.louder):
             await websocket.send_bytes(wav)
             if first_audio_ms is None:
                 first_audio_ms = (time.perf_counter() - ended_at) * 1000

@@ -61,6 +61,7 @@
   var handoffTextEl = $("handoff-status");
   var handoffCancelEl = $("handoff-cancel");
   var transcriptEl = $("transcript");
+  var answerLabelEl = $("answer-label");
   var answerEl = $("answer");
   var choicesEl = $("choices");
   var playerEl = $("player");
@@ -185,6 +186,9 @@
   // body: {messages, items, handoff?} of a chat or voice turn.
   function renderReply(body) {
     clearNode(answerEl);
+    // What the answer is about, in large type ("回答：最低生活保障申请").
+    answerLabelEl.textContent = typeof body.item_name === "string" && body.item_name
+      ? "回答：" + body.item_name : "回答";
     var buttons = [];
     var shown = 0;
     (Array.isArray(body.messages) ? body.messages : []).forEach(function (m) {
@@ -683,6 +687,7 @@
     inputEl.value = "";
     if (document.activeElement && document.activeElement.blur) document.activeElement.blur();
     newSession(previous).catch(function () { /* retried on the next turn */ });
+    answerLabelEl.textContent = "回答";
     document.body.setAttribute("data-reset", String(Date.now()));
   }
 
