@@ -76,13 +76,14 @@ CACHE_MAX_BYTES = 64 * 1024 * 1024
 SPEECH_TEXT_INLINE_CHARS = 300
 # Sentences longer than this are cut at a comma before synthesis.
 MAX_SENTENCE_CHARS = 80
-# espeak-ng only, for intelligibility (measured as the round-trip CER of Vosk
-# transcribing the reply back, bench/voice_accuracy.py, 40 replies): the voice
-# variant (a formant set; "f2" is clearer than the default male voice) and the
-# pause between words in units of 10 ms. Base voice 70 % CER, +f2 56 %, +f2 with a
-# 30 ms word gap 47 %.
-DEFAULT_VARIANT = "f2"
-DEFAULT_WORD_GAP = 3
+# espeak-ng only: a voice variant (a formant set such as "f2") and a pause between
+# words in units of 10 ms. Measured as the round-trip CER of Vosk transcribing 40
+# replies back (bench/voice_accuracy.py): through this pipeline at 165 wpm the
+# default voice gives 51.1 %, "+f2" with a 30 ms gap 50.8 % (no real difference,
+# although with the espeak-ng command line at 150 wpm it was 70 % → 47 %), so the
+# default voice stays; deployers can try others with the settings.
+DEFAULT_VARIANT = ""
+DEFAULT_WORD_GAP = 0
 # espeak_PARAMETER espeakWORDGAP (speak_lib.h).
 _ESPEAK_WORDGAP = 7
 

@@ -85,12 +85,12 @@ class Settings(BaseSettings):
     # audio bounds, espeak-ng speaking rates (words per minute) and the TTS cache.
     # voice_biased: a second recogniser restricted to the catalog's words runs beside
     # free decoding (voice/biased.py). tts_variant / tts_word_gap: espeak-ng's voice
-    # variant ("" for the default) and pause between words (10 ms units), chosen by
-    # the round-trip intelligibility bench (bench/voice_accuracy.py).
+    # variant ("" for the default) and pause between words (10 ms units); the
+    # round-trip intelligibility bench (bench/voice_accuracy.py) compares them.
     vosk_model_path: Optional[Path] = None
     voice_biased: bool = True
-    tts_variant: str = Field("f2", regex=r"^[a-z0-9]{0,12}$")
-    tts_word_gap: int = Field(3, ge=0, le=50)
+    tts_variant: str = Field("", regex=r"^[a-z0-9]{0,12}$")
+    tts_word_gap: int = Field(0, ge=0, le=50)
     max_audio_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
     max_audio_seconds: float = Field(60.0, gt=0, le=600)
     tts_rate: int = Field(165, ge=60, le=400)

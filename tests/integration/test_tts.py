@@ -303,3 +303,13 @@ def test_no_engine_is_reported_not_raised(monkeypatch):
     assert engine.available is False and engine.voice_id is None
     with pytest.raises(TtsUnavailable, match="^语音合成不可用：没有安装语音引擎$"):
         asyncio.run(engine.synthesize("你好"))
+
+
+async def test_voice_variant_and_word_gap_are_applied(settings):
+    plain = Tts(settings.tts_rate, settings.tts_rate_elderly, cache_entries=0)
+    gapped = Tts(settings.tts_rate, settings.tts_rate_elderly, cache_entries=0, variant="f2", word_gap=5)
+    text = "办理社保卡需要带身份证原件"
+    a, b = await plain.synthesize(text), await gapped.synthesize(text)
+    assert a[:4] == b[:4] == b"RIFF" and a != b
+    assert wav_duration(b) > wav_duration(a) + 0.3  # the pauses between words
+    assert wav_duration(await plain.synthesize(text)) == pytest.approx(wav_duration(a), abs=0.1)  # gap reset
