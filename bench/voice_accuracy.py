@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import csv
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -43,23 +42,9 @@ QUESTION_SETS = {
     "dev": ROOT / "bench" / "data" / "v2" / "voice_questions.tsv",
 }
 REPLIES = ROOT / "bench" / "data" / "v5" / "replies.txt"
-_NOT_HAN = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff]")
 
 
-def han(text: str) -> str:
-    return _NOT_HAN.sub("", text)
-
-
-def edits(ref: str, hyp: str) -> int:
-    """Levenshtein distance between two strings (characters)."""
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            cur = row[j]
-            row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-            prev = cur
-    return row[len(hyp)]
+from voice.metrics import edit_distance as edits, han  # noqa: E402
 
 
 def wav_pcm(data: bytes) -> bytes:

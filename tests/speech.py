@@ -8,12 +8,13 @@ free decoding but the catalog-biased recogniser gets these questions right
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from voice.metrics import char_error_rate, han  # noqa: F401 (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 ESPEAK = shutil.which("espeak-ng")
@@ -27,9 +28,6 @@ SECOND_ITEM = "pension_certification"
 RECORDING = ROOT / "bench" / "data" / "speech" / "clips" / "aishell1_1.wav"
 RECORDING_TEXT = "甚至出现交易几乎停滞的情况"
 
-_NOT_HAN = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff]")
-
-
 def require_voice(settings) -> None:
     """The voice tests need espeak-ng and the Chinese model (bootstrap installs both)."""
     if not ESPEAK:
@@ -42,20 +40,3 @@ def mandarin_wav(text: str, path: Path, rate: int = 150) -> bytes:
     """``text`` spoken by espeak-ng's Mandarin voice, as the WAV file espeak-ng writes."""
     subprocess.run([ESPEAK, "-v", MANDARIN_VOICE, "-s", str(rate), "-w", str(path), text], check=True, timeout=30)
     return path.read_bytes()
-
-
-def han(text: str) -> str:
-    return _NOT_HAN.sub("", text)
-
-
-def char_error_rate(said: str, heard: str) -> float:
-    """Character error rate of ``heard`` against ``said`` (Chinese characters only)."""
-    ref, hyp = han(said), han(heard)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            cur = row[j]
-            row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-            prev = cur
-    return row[len(hyp)] / max(1, len(ref))

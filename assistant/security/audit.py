@@ -11,7 +11,7 @@ import asyncio
 import functools
 import logging
 import re
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from sqlalchemy import select
 
@@ -80,36 +80,17 @@ def record_audit(
         return row.id
 
 
-async def record_audit_async(
-    db_url: str,
-    *,
-    actor: str,
-    action: str,
-    subject: Optional[str] = None,
-    channel: Optional[str] = None,
-    result: str,
-) -> int:
-    """:func:`record_audit` in a worker thread (for async code)."""
-    call = functools.partial(
-        record_audit, db_url, actor=actor, action=action, subject=subject, channel=channel, result=result
-    )
-    return await asyncio.to_thread(call)
+async def record_audit_async(db_url: str, **fields: Any) -> int:
+    """:func:`record_audit` (same keyword fields) in a worker thread, for async code."""
+    return await asyncio.to_thread(functools.partial(record_audit, db_url, **fields))
 
 
-def record_audit_safely(
-    db_url: str,
-    *,
-    actor: str,
-    action: str,
-    subject: Optional[str] = None,
-    channel: Optional[str] = None,
-    result: str,
-) -> None:
-    """Write an audit row; a failure is logged, never shown to the caller."""
+def record_audit_safely(db_url: str, **fields: Any) -> None:
+    """:func:`record_audit` (same keyword fields); a failure is logged, never shown to the caller."""
     try:
-        record_audit(db_url, actor=actor, action=action, subject=subject, channel=channel, result=result)
+        record_audit(db_url, **fields)
     except Exception:
-        logger.exception("desk.audit.failed action=%s", action)
+        logger.exception("desk.audit.failed action=%s", fields.get("action"))
 
 
 def list_audit(db_url: str, limit: int = 100, action: Optional[str] = None) -> List[Dict]:

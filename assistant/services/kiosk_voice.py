@@ -29,6 +29,9 @@ from typing import Any, Callable, Dict, List, Optional
 import yaml
 from pypinyin import lazy_pinyin
 
+from assistant.services.conversation import conversation_turn
+from knowledge.schema import short_name
+
 
 CONFIG_FILE = Path(__file__).with_name("kiosk_voice.yml")
 REPEAT, SLOWER, LOUDER, YES, NO = "repeat", "slower", "louder", "yes", "no"
@@ -198,9 +201,6 @@ async def plan_turn(
     """The kiosk's answer to what was heard: a spoken command, the answer to a
     confirm-back or a "next part" question, a confirm-back, or the dialogue's turn
     (``spoken_of`` makes a reply's text fit to be spoken)."""
-    from assistant.services.conversation import conversation_turn
-    from knowledge.schema import short_name
-
     state = states_of(conn.app).get(sender_id)
     command = command_of(corrected)
     if state.pending_item and command in (YES, NO):
