@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     # Central server: tokens (comma-separated) it accepts from kiosks on POST /api/v1/kiosk/inbox.
     kiosk_api_keys: str = ""
     kiosk_idle_seconds: int = Field(90, ge=10, le=3600)
+    # Barge-in: speaking while the kiosk talks stops the reply and starts a hands-free
+    # turn. The level is the microphone RMS (0..1, after the browser's echo cancellation)
+    # that counts as speech; raise it where the kiosk's own voice or the hall is loud.
+    kiosk_barge_in: bool = True
+    kiosk_barge_in_level: float = Field(0.02, gt=0.0, lt=1.0)
+    kiosk_end_silence_seconds: float = Field(1.2, ge=0.5, le=5.0)
 
     # WeChat official account (公众号) channel at /channels/wechat; off without a token.
     # The token, app id and secret come from the account's developer settings

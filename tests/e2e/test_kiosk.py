@@ -57,7 +57,16 @@ def browser(tmp_path_factory, settings):
         yield launched
 
 
-def open_kiosk(browser, live_server, path="/kiosk", viewport=PORTRAIT, init_script=None, status=None):
+def without_barge_in(route):
+    """The server's voice status with barge-in off: the fake microphone plays its
+    question whenever it is opened, which would interrupt every spoken reply."""
+    status = route.fetch().json()
+    status["barge_in"]["enabled"] = False
+    route.fulfill(json=status)
+
+
+def open_kiosk(browser, live_server, path="/kiosk", viewport=PORTRAIT, init_script=None, status=None,
+               barge_in=False):
     context = browser.new_context(viewport=viewport, locale="zh-CN")
     context.grant_permissions(["microphone"], origin=live_server)
     page = context.new_page()
@@ -65,6 +74,8 @@ def open_kiosk(browser, live_server, path="/kiosk", viewport=PORTRAIT, init_scri
         page.add_init_script(init_script)
     if status is not None:
         page.route("**/api/v1/voice/status", lambda route: route.fulfill(json=status))
+    elif not barge_in:
+        page.route("**/api/v1/voice/status", without_barge_in)
     page.goto(live_server + path)
     page.wait_for_selector("body[data-ready='1']", timeout=60000)
     page.wait_for_function("() => !!document.body.getAttribute('data-session')", timeout=10000)
@@ -155,6 +166,47 @@ def test_slow_speech_is_remembered_and_sent(kiosk):
     assert "elderly=1" in ws_info.value.url
     page.click("#slow")
     assert page.evaluate("() => localStorage.getItem('banshi_kiosk_slow')") == "0"
+
+
+def test_speaking_over_the_reply_stops_it_and_is_heard(browser, live_server):
+    """Barge-in: the microphone opens while the reply plays (the fake one then plays
+    the 低保 question); the reply stops and the question is answered, hands-free."""
+    context, page = open_kiosk(browser, live_server, barge_in=True)
+    try:
+        before = answered_mark(page)
+        page.fill("#text-input", "护照要带什么材料")
+        page.press("#text-input", "Enter")
+        wait_answer(page, before, "护照")
+        page.wait_for_function("() => Number(document.querySelector('#player').dataset.played || 0) >= 1",
+                               timeout=30000)
+        after = answered_mark(page)
+        page.wait_for_function("() => Number(document.body.getAttribute('data-barged') || 0) >= 1",
+                               timeout=30000)
+        # The reply was cut short (it lasts far longer than the question's onset).
+        assert page.evaluate("() => document.querySelector('#player').paused")
+        assert page.inner_text("#talk-label") == "正在听，请说，说完稍等"
+        # The turn ends by itself after the pause that follows the question.
+        assert "最低生活保障" in wait_answer(page, after, "最低生活保障", timeout=60000)
+        assert "低保" in page.inner_text("#transcript")
+        assert page.inner_text("#talk-label") == "按住说话"
+    finally:
+        context.close()
+
+
+def test_barge_in_is_off_when_the_server_says_so(browser, live_server):
+    context, page = open_kiosk(browser, live_server)
+    try:
+        before = answered_mark(page)
+        page.fill("#text-input", "护照要带什么材料")
+        page.press("#text-input", "Enter")
+        wait_answer(page, before, "护照")
+        page.wait_for_function("() => Number(document.querySelector('#player').dataset.played || 0) >= 1",
+                               timeout=30000)
+        page.wait_for_timeout(3000)  # the fake question would have been heard by now
+        assert page.evaluate("() => document.body.getAttribute('data-barged')") is None
+        assert not page.evaluate("() => document.querySelector('#player').paused")
+    finally:
+        context.close()
 
 
 def test_too_short_a_press_asks_to_hold(kiosk):

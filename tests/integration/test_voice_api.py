@@ -88,6 +88,11 @@ def test_status_and_page(client, settings):
     status = client.get("/api/v1/voice/status").json()
     assert status["asr"] is True and status["tts"] is True
     assert status["idle_seconds"] == settings.kiosk_idle_seconds
+    assert status["barge_in"] == {
+        "enabled": True,
+        "level": settings.kiosk_barge_in_level,
+        "end_silence_seconds": settings.kiosk_end_silence_seconds,
+    }
     assert "detail" not in status
     page = client.get("/kiosk")
     assert page.status_code == 200 and 'lang="zh-CN"' in page.text

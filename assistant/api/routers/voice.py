@@ -18,8 +18,9 @@ chat, speech out.
   audio), 1013 (no speech-recognition model, or the dialogue model is still
   loading), 1011 (failure).
 * ``GET /api/v1/voice/status`` — ``{asr, tts, detail?, idle_seconds,
-  max_seconds}``: whether speech in and out work, so the kiosk can fall back to
-  touch and text.
+  max_seconds, barge_in: {enabled, level, end_silence_seconds}}``: whether speech
+  in and out work, so the kiosk can fall back to touch and text, and how it
+  listens while it speaks (barge-in).
 * ``POST /api/v1/voice/sessions`` — a new kiosk conversation ``{sender_id:
   "kiosk-…", token}``; with ``{sender_id, token}`` of the conversation the kiosk is
   leaving (idle), that conversation is restarted (``/restart``) and its open
@@ -191,6 +192,11 @@ async def status(request: Request, settings: SettingsDep) -> Dict[str, Any]:
         "asr": False,
         "tts": bool(await voice.tts.start()),
         "idle_seconds": settings.kiosk_idle_seconds,
+        "barge_in": {
+            "enabled": settings.kiosk_barge_in,
+            "level": settings.kiosk_barge_in_level,
+            "end_silence_seconds": settings.kiosk_end_silence_seconds,
+        },
         "max_seconds": settings.max_audio_seconds,
     }
     details = []

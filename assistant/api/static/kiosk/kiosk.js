@@ -7,6 +7,10 @@
  * as binary WAV frames (played in order).
  * Touch and text: common items, follow-up buttons and the text box go through
  * POST /api/v1/chat (channel kiosk) and are spoken via POST /api/v1/tts.
+ * Barge-in: while a reply is spoken, the (echo-cancelled) microphone is watched;
+ * speech louder than the level (GET /api/v1/voice/status → barge_in) stops the
+ * reply and starts a hands-free turn with the audio from just before the onset,
+ * which ends after a pause (end_silence_seconds).
  * After the idle time (GET /api/v1/voice/status → idle_seconds; `?idle=N` for
  * tests and demos) the screen is cleared and a new kiosk conversation starts
  * (the server restarts the old one).
@@ -30,10 +34,22 @@
   var HUMAN_TEXT = "转人工";
   var CANCEL_TEXT = "取消人工";
   var MAX_SPOKEN_CHARS = 150;
+  var FRAME_MS = 100;             // one PCM frame (FRAME_SAMPLES at 16 kHz)
+  var PRE_ROLL_FRAMES = 6;        // audio kept from before a barge-in onset
+  var BARGE_FRAMES = 3;           // loud frames in a row that count as speech
+  var HANDS_FREE_MAX_MS = 15000;  // a hands-free turn ends at the latest after this
+  var LISTENER_LINGER_MS = 1500;  // the barge-in listener outlives a pause between reply parts
+  // The browser's noise suppression and gain control distort speech for the
+  // recogniser; the gateway applies its own gain control (voice/audio.py).
+  // Echo cancellation stays on: the kiosk's own voice must not be transcribed.
+  var MIC_CONSTRAINTS = {
+    audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false, autoGainControl: false }
+  };
 
   var TEXT = {
     idle: "按住说话",
     listening: "正在听，说完松开",
+    handsFree: "正在听，请说，说完稍等",
     thinking: "正在查询…",
     start: "按住下面的“按住说话”按钮，说出您要办的事，说完松开。",
     welcome: "您好！请问您要办什么事？比如：“社保卡怎么办”“身份证丢了怎么补办”。",
@@ -78,6 +94,9 @@
     dirty: false,         // something was said since the last reset
     handoff: null,
     lastEventId: 0,
+    bargeIn: false,       // speaking while a reply plays stops it (server setting)
+    bargeLevel: 0.02,     // RMS (0..1) that counts as speech
+    endSilenceMs: 1200,   // a hands-free turn ends after this much quiet
     turn: 0               // the current turn; audio of older turns is dropped
   };
 
@@ -238,6 +257,7 @@
   playerEl.addEventListener("playing", function () {
     var count = Number(playerEl.getAttribute("data-played") || "0") + 1;
     playerEl.setAttribute("data-played", String(count));
+    startBargeListener();
   });
   playerEl.addEventListener("ended", playNext);
   playerEl.addEventListener("error", playNext);
@@ -246,6 +266,7 @@
     playing = false;
     if (!queue.length) {
       touched(); // listening counts as using the kiosk
+      lingerBargeListener();
       return;
     }
     playing = true;
@@ -275,6 +296,7 @@
   function stopAudio() {
     queue = [];
     playing = false;
+    stopBargeListener();
     try { playerEl.pause(); } catch (e) { /* nothing playing */ }
   }
 
@@ -444,52 +466,138 @@
       "&elderly=" + (slowEl.getAttribute("aria-pressed") === "true" ? "1" : "0");
   }
 
-  function startCapture() {
-    if (capture || state.busy || !state.voice) return;
+  // Open the microphone for `owner` ({stream, source, node}); frames of 16 kHz PCM16
+  // go to owner.onFrame (which may change while the microphone stays open).
+  function openMicrophone(owner, context) {
+    return navigator.mediaDevices.getUserMedia(MIC_CONSTRAINTS).then(function (stream) {
+      owner.stream = stream;
+      if (owner.ended || owner.cancelled) { stopTracks(owner); return null; }
+      return workletReady.then(function (hasWorklet) {
+        if (owner.ended || owner.cancelled) { stopTracks(owner); return; }
+        var onFrame = function (buffer) { if (owner.onFrame) owner.onFrame(buffer); };
+        owner.source = context.createMediaStreamSource(stream);
+        owner.node = hasWorklet ? workletCapture(context, onFrame) : scriptCapture(context, onFrame);
+        owner.source.connect(owner.node);
+        if (!hasWorklet) owner.node.connect(context.destination);
+      });
+    });
+  }
+
+  // A new voice turn: the reply audio of the last one stops.
+  function beginTurn(handsFree) {
     touched();
     state.dirty = true;
     state.turn++;
     newReplyAudio();
-    var current = { turn: state.turn, frames: [], started: Date.now(), ended: false, cancelled: false, replied: false, failed: false };
+    var current = {
+      turn: state.turn, frames: [], started: Date.now(), ended: false, cancelled: false,
+      replied: false, failed: false, handsFree: handsFree, heard: false, quietMs: 0
+    };
+    current.onFrame = function (buffer) { turnFrame(current, buffer); };
     capture = current;
-    setTalk("listening");
+    setTalk(handsFree ? "handsFree" : "listening");
     showTranscript("", true);
-    var context;
-    try {
-      context = getContext();
-    } catch (e) {
-      voiceOff(TEXT.noMic);
-      capture = null;
-      setTalk("idle");
-      return;
-    }
     ensureSession().then(function (session) {
       if (current.cancelled) return;
       openSocket(current, session);
     }).catch(function () {
       failTurn(current, TEXT.network);
     });
-    // The browser's noise suppression and gain control distort speech for the
-    // recogniser; the gateway applies its own gain control (voice/audio.py).
-    // Echo cancellation stays on: the kiosk's own voice must not be transcribed.
-    navigator.mediaDevices.getUserMedia({
-      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false, autoGainControl: false }
-    }).then(function (stream) {
-      current.stream = stream;
-      if (current.ended || current.cancelled) { stopTracks(current); return null; }
-      return workletReady.then(function (hasWorklet) {
-        if (current.ended || current.cancelled) { stopTracks(current); return; }
-        var onFrame = function (buffer) { sendFrame(current, buffer); };
-        current.source = context.createMediaStreamSource(stream);
-        current.node = hasWorklet ? workletCapture(context, onFrame) : scriptCapture(context, onFrame);
-        current.source.connect(current.node);
-        if (!hasWorklet) current.node.connect(context.destination);
-      });
-    }).catch(function (err) {
+    return current;
+  }
+
+  function startCapture() {
+    if (capture || state.busy || !state.voice) return;
+    var context;
+    try {
+      context = getContext();
+    } catch (e) {
+      voiceOff(TEXT.noMic);
+      return;
+    }
+    var current = beginTurn(false);
+    openMicrophone(current, context).catch(function (err) {
       var denied = err && (err.name === "NotAllowedError" || err.name === "SecurityError");
       failTurn(current, null);
       voiceOff(denied ? TEXT.micDenied : TEXT.noMic);
     });
+  }
+
+  /* ---------- barge-in: speaking while the kiosk talks ---------- */
+  var barge = null;       // the listener while a reply plays: {stream, source, node, frames, loud}
+  var lingerTimer = null;
+
+  function frameLevel(buffer) {
+    var samples = new Int16Array(buffer);
+    var sum = 0;
+    for (var i = 0; i < samples.length; i++) sum += samples[i] * samples[i];
+    return Math.sqrt(sum / Math.max(1, samples.length)) / 32768;
+  }
+
+  function startBargeListener() {
+    if (lingerTimer) { clearTimeout(lingerTimer); lingerTimer = null; }
+    if (!state.bargeIn || !state.voice || barge || capture || state.busy) return;
+    var context;
+    try { context = getContext(); } catch (e) { return; }
+    var listener = { frames: [], loud: 0, ended: false };
+    listener.onFrame = function (buffer) { bargeFrame(listener, buffer); };
+    barge = listener;
+    openMicrophone(listener, context).catch(function () {
+      if (barge === listener) stopBargeListener();
+    });
+  }
+
+  function stopBargeListener() {
+    if (lingerTimer) { clearTimeout(lingerTimer); lingerTimer = null; }
+    if (!barge) return;
+    barge.ended = true;
+    stopTracks(barge);
+    barge = null;
+  }
+
+  // After the last part of a reply: keep listening a little (more parts may come).
+  function lingerBargeListener() {
+    if (!barge || lingerTimer) return;
+    lingerTimer = setTimeout(function () { lingerTimer = null; if (!playing) stopBargeListener(); }, LISTENER_LINGER_MS);
+  }
+
+  function bargeFrame(listener, buffer) {
+    if (listener.ended) return;
+    listener.frames.push(buffer);
+    if (listener.frames.length > PRE_ROLL_FRAMES) listener.frames.shift();
+    listener.loud = frameLevel(buffer) >= state.bargeLevel ? listener.loud + 1 : 0;
+    if (listener.loud >= BARGE_FRAMES && !capture && !state.busy) bargeIn(listener);
+  }
+
+  // The person spoke over the reply: stop it and hand the open microphone, with
+  // the frames from just before the onset, to a new hands-free turn.
+  function bargeIn(listener) {
+    barge = null;
+    if (lingerTimer) { clearTimeout(lingerTimer); lingerTimer = null; }
+    var count = Number(document.body.getAttribute("data-barged") || "0") + 1;
+    document.body.setAttribute("data-barged", String(count));
+    var current = beginTurn(true);
+    current.stream = listener.stream;
+    current.source = listener.source;
+    current.node = listener.node;
+    listener.onFrame = current.onFrame;
+    listener.frames.forEach(function (buffer) { turnFrame(current, buffer); });
+    listener.frames = [];
+  }
+
+  function turnFrame(current, buffer) {
+    sendFrame(current, buffer);
+    if (!current.handsFree || current.ended) return;
+    // Hands-free: the turn ends after a pause that follows speech.
+    if (frameLevel(buffer) >= state.bargeLevel) {
+      current.heard = true;
+      current.quietMs = 0;
+    } else {
+      current.quietMs += FRAME_MS;
+    }
+    if ((current.heard && current.quietMs >= state.endSilenceMs) || Date.now() - current.started >= HANDS_FREE_MAX_MS) {
+      endCapture(current);
+    }
   }
 
   function openSocket(current, session) {
@@ -554,13 +662,18 @@
 
   function stopCapture() {
     var current = capture;
-    if (!current || current.ended || current.cancelled) return;
+    if (!current || current.ended || current.cancelled || current.handsFree) return;
     touched();
     if (Date.now() - current.started < MIN_HOLD_MS) {
       cancelCapture(current);
       showTranscript(TEXT.tooShort, false);
       return;
     }
+    endCapture(current);
+  }
+
+  function endCapture(current) {
+    if (current.ended || current.cancelled) return;
     current.ended = true;
     setTalk("thinking");
     setBusy(true);
@@ -771,6 +884,12 @@
     var status = res.body || {};
     state.tts = !!status.tts;
     if (typeof status.idle_seconds === "number" && status.idle_seconds > 0) state.idleMs = status.idle_seconds * 1000;
+    var bargeIn = status.barge_in || {};
+    state.bargeIn = !!bargeIn.enabled;
+    if (typeof bargeIn.level === "number" && bargeIn.level > 0) state.bargeLevel = bargeIn.level;
+    if (typeof bargeIn.end_silence_seconds === "number" && bargeIn.end_silence_seconds > 0) {
+      state.endSilenceMs = bargeIn.end_silence_seconds * 1000;
+    }
     if (idleParam >= 2) state.idleMs = idleParam * 1000;
     if (!canRecord) voiceOff(TEXT.noMic);
     else if (!status.asr) voiceOff(TEXT.noAsr);
