@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     action_port: int = Field(5055, ge=1, le=65535)
+    # Load balancers whose X-Forwarded-For names the client (comma-separated addresses,
+    # as uvicorn's forwarded_allow_ips); the client address of anyone else is the peer.
+    trusted_proxies: str = "127.0.0.1"
 
     # Input bounds.
     max_text_chars: int = Field(500, ge=1, le=10000)
