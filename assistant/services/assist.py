@@ -14,7 +14,7 @@ restricted to the question intents of :data:`knowledge.answers.QUESTION_TYPES`):
 
 So when one item is clear the alternatives are other questions about it, and when
 the item is unclear they are the other items for the same question. The item rules
-follow the dialogue (``actions/guidance.py``, thresholds in ``actions/config.yml``):
+follow the dialogue (``knowledge/guidance.py``, thresholds in ``actions/config.yml``):
 an item counts from ``item.min_score``; an item named in the text beats the
 conversation's item (``context``); out-of-scope text is answered only when it names
 an item clearly; an elliptical "那护照呢" keeps the previous question type. With
