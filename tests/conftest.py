@@ -7,6 +7,7 @@ unchanged); every test session gets a fresh SQLite database.
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
@@ -35,6 +36,28 @@ WECHAT = {
     "BANSHI_WECHAT_MODE": "compatible",
     "BANSHI_WECHAT_API_BASE": f"http://127.0.0.1:{WECHAT_API_PORT}",
 }
+# BANSHI_TEST_BACKEND=postgresql (the second pass of `make test`): every table, the
+# tracker store and the lock store live in throw-away PostgreSQL and Redis servers
+# started here from Debian's packages; default: SQLite files in the data directory.
+BACKEND = os.environ.get("BANSHI_TEST_BACKEND", "sqlite")
+_SERVERS: dict = {}
+if BACKEND == "postgresql":
+    from assistant.cli.instances import PostgresInstance, RedisInstance  # noqa: E402
+
+    _SERVERS["postgres"] = PostgresInstance(_DATA_DIR / "postgres")
+    _SERVERS["redis"] = RedisInstance(_DATA_DIR / "redis")
+    atexit.register(lambda: [server.stop() for server in _SERVERS.values()])
+    _pg_url = _SERVERS["postgres"].start()
+    os.environ.update(
+        {
+            "BANSHI_DATABASE_URL": _pg_url,
+            "BANSHI_TRACKER_DB_URL": _pg_url,
+            "BANSHI_REDIS_URL": _SERVERS["redis"].start(),
+        }
+    )
+elif BACKEND != "sqlite":
+    raise SystemExit(f"BANSHI_TEST_BACKEND must be sqlite or postgresql, not {BACKEND!r}")
+
 # Set before anything reads the (cached) settings.
 os.environ.update(
     {
@@ -67,6 +90,35 @@ from assistant.config.settings import get_settings  # noqa: E402
 @pytest.fixture(scope="session")
 def settings():
     return get_settings()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A running PostgreSQL instance (``.url``, ``.restart()``): the suite's own in the
+    PostgreSQL pass, a throw-away one otherwise."""
+    if "postgres" in _SERVERS:
+        yield _SERVERS["postgres"]
+        return
+    from assistant.cli.instances import PostgresInstance
+
+    server = PostgresInstance(tmp_path_factory.mktemp("postgres"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A running Redis instance (``.url``): the suite's own or a throw-away one."""
+    if "redis" in _SERVERS:
+        yield _SERVERS["redis"]
+        return
+    from assistant.cli.instances import RedisInstance
+
+    server = RedisInstance(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -47,6 +48,8 @@ BAD_JSON = "请求体不是有效的 JSON"
 BAD_REQUEST = "请求格式不正确"
 TOO_LARGE = "请求内容太大"
 SERVER_ERROR = "系统繁忙，请稍后再试"
+DATABASE_DOWN = "系统正在恢复，请稍等几秒再试。"
+DATABASE_RETRY_AFTER_S = 5
 
 
 class BodySizeLimit:
@@ -184,6 +187,18 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         elif exc.status_code == 405:
             detail = "不支持该请求方法"
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(DBAPIError)
+    async def on_database_down(request: Request, exc: DBAPIError) -> JSONResponse:
+        # The database is restarting or unreachable: say so at once; the engine's
+        # pre-ping reconnects when it is back (no restart of banshi needed).
+        if not exc.connection_invalidated and not isinstance(exc, (OperationalError, InterfaceError)):
+            logger.exception("gateway.request.failed path=%s", request.url.path)
+            return JSONResponse({"detail": SERVER_ERROR}, status_code=500)
+        logger.warning("gateway.database.unavailable path=%s error=%s", request.url.path, type(exc.orig).__name__)
+        return JSONResponse(
+            {"detail": DATABASE_DOWN}, status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+        )
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

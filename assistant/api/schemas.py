@@ -115,12 +115,36 @@ class ItemSummary(BaseModel):
     verified: str
 
 
+class ProcessStatus(BaseModel):
+    role: str
+    state: str  # running, restarting, stopped
+    pid: Optional[int] = None
+    port: Optional[int] = None
+    restarts: int = 0
+    last_exit: Optional[int] = None
+    up_seconds: float = 0.0
+    restart_in: Optional[float] = None
+
+
 class HealthResponse(BaseModel):
     status: str
     model_loaded: bool
     model: Optional[str]
     action_server_reachable: bool
+    database_reachable: bool
     catalog_items: int
+    # The processes `banshi run` supervises (absent when nothing supervises this gateway).
+    processes: Optional[Dict[str, ProcessStatus]] = None
+
+
+class LivenessResponse(BaseModel):
+    status: str
+
+
+class ReadinessResponse(BaseModel):
+    status: str
+    model_loaded: bool
+    database_reachable: bool
 
 
 class ErrorResponse(BaseModel):

@@ -43,22 +43,29 @@ def setup_logging(settings: Settings) -> None:
     install_log_masking()
 
 
+def action_server_argv(port: int) -> list:
+    return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
+
+
+def action_server_env(settings: Settings) -> dict:
+    return {**os.environ, "SANIC_HOST": settings.host if settings.host != "0.0.0.0" else "127.0.0.1"}
+
+
 def start_action_server(settings: Settings) -> subprocess.Popen:
-    env = {**os.environ, "SANIC_HOST": settings.host if settings.host != "0.0.0.0" else "127.0.0.1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
-        cwd=PROJECT_ROOT,
-        env=env,
-    )
+    return subprocess.Popen(action_server_argv(settings.action_port), cwd=PROJECT_ROOT, env=action_server_env(settings))
 
 
-def wait_http(url: str, timeout: float, proc: Optional[subprocess.Popen] = None) -> bool:
+def wait_http(
+    url: str, timeout: float, proc: Optional[subprocess.Popen] = None, ok_status: Optional[int] = None
+) -> bool:
+    """Until ``url`` answers (any status below 500, or exactly ``ok_status``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             return False
         try:
-            if httpx.get(url, timeout=1.0).status_code < 500:
+            status = httpx.get(url, timeout=1.0).status_code
+            if (status == ok_status) if ok_status is not None else status < 500:
                 return True
         except httpx.HTTPError:
             pass

@@ -33,6 +33,10 @@ def sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+PG_CONNECT_TIMEOUT_S = 3
+PG_POOL_TIMEOUT_S = 5
+
+
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
     parsed = make_url(url)
@@ -40,6 +44,10 @@ def get_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 15}
+    elif parsed.get_backend_name() == "postgresql":
+        # Fail fast while the server is down or restarting (pool_pre_ping reconnects after).
+        kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+        kwargs["pool_timeout"] = PG_POOL_TIMEOUT_S
     engine = create_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", sqlite_pragmas)

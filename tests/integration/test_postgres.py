@@ -1,40 +1,69 @@
-"""Our tables and the tracker store on PostgreSQL (runs when BANSHI_TEST_POSTGRES_URL is set,
-e.g. postgresql://banshi:banshi@127.0.0.1:5432/banshi; skipped otherwise)."""
+"""Our tables, the migrations and the tracker store on a real PostgreSQL server (the
+suite's own in the PostgreSQL pass of `make test`, a throw-away one otherwise), and
+recovery when that server restarts."""
 
-import os
+import time
 import uuid
 
 import pytest
 from rasa.shared.core.events import ActionExecuted, UserUttered
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text as sql_text
 from sqlalchemy.engine import make_url
 
+from assistant.config.hours import ServiceHours
 from assistant.dialogue.tracker_store import RollingSQLTrackerStore
+from assistant.services.handoff import tickets
 from assistant.storage import database
 from knowledge import db
 
-URL = os.environ.get("BANSHI_TEST_POSTGRES_URL")
-pytestmark = pytest.mark.skipif(not URL, reason="set BANSHI_TEST_POSTGRES_URL to run")
+
+@pytest.fixture
+def pg_url(postgres_server):
+    return postgres_server.url
 
 
-def test_catalog_and_feedback_tables(catalog):
-    db.sync_catalog(URL, catalog, force=True)
-    stored = db.read_catalog(URL)
+def test_migrations_build_the_schema_once(pg_url):
+    engine = database.get_engine(pg_url)
+    tables = set(inspect(engine).get_table_names())
+    assert {"alembic_version", "catalog_entries", "feedback", "handoff_tickets"} <= tables
+    # Running them again (another process starting) changes nothing and takes the lock.
+    database.migrate(engine)
+    with engine.connect() as connection:
+        versions = connection.execute(sql_text("SELECT version_num FROM alembic_version")).scalars().all()
+    assert len(versions) == 1
+
+
+def test_catalog_feedback_and_tickets(pg_url, catalog):
+    db.sync_catalog(pg_url, catalog, force=True)
+    stored = db.read_catalog(pg_url)
     assert set(stored.records) == set(catalog.records)
     conversation = f"pg-{uuid.uuid4().hex[:8]}"
-    db.add_feedback(URL, conversation, "feedback", "好评", "good", "passport", "web")
-    db.add_handoff_request(URL, conversation, "request_human")
-    with database.session_factory(URL)() as session:
+    db.add_feedback(pg_url, conversation, "feedback", "好评", "good", "passport", "web")
+    with database.session_factory(pg_url)() as session:
         rows = session.execute(select(db.Feedback).where(db.Feedback.conversation_id == conversation)).scalars().all()
     assert [r.rating for r in rows] == ["good"]
-
-
-async def test_tracker_store_round_trip():
-    url = make_url(URL)
-    store = RollingSQLTrackerStore(
-        dialect=url.drivername, host=url.host, port=url.port, db=url.database,
-        username=url.username, password=url.password, roll_after_events=10,
+    opened = tickets.open_ticket(
+        pg_url, conversation_id=conversation, channel="web", reason="request_human", item_id="passport",
+        summary={}, hours=ServiceHours.parse("always"),
     )
+    again = tickets.open_ticket(
+        pg_url, conversation_id=conversation, channel="web", reason="request_human", item_id="passport",
+        summary={}, hours=ServiceHours.parse("always"),
+    )
+    assert again.id == opened.id and not again.created  # one open ticket per conversation
+    assert tickets.open_ticket_of(pg_url, conversation).id == opened.id
+
+
+def _tracker_store(url: str) -> RollingSQLTrackerStore:
+    parsed = make_url(url)
+    return RollingSQLTrackerStore(
+        dialect=parsed.drivername, host=parsed.host, port=parsed.port, db=parsed.database,
+        username=parsed.username, password=parsed.password, roll_after_events=10,
+    )
+
+
+async def test_tracker_store_round_trip(pg_url):
+    store = _tracker_store(pg_url)
     sender = f"pg-{uuid.uuid4().hex[:8]}"
     tracker = await store.get_or_create_tracker(sender)
     tracker.update(UserUttered("你好", {"name": "greet", "confidence": 1.0}))
@@ -42,3 +71,22 @@ async def test_tracker_store_round_trip():
     await store.save(tracker)
     again = await store.retrieve(sender)
     assert [e.text for e in again.events if isinstance(e, UserUttered)] == ["你好"]
+
+
+def test_a_restart_fails_fast_then_recovers(postgres_server, pg_url):
+    """While the server is down a write fails within seconds (no hang); after it is
+    back, the same engine writes again without restarting anything."""
+    conversation = f"pg-{uuid.uuid4().hex[:8]}"
+    db.add_feedback(pg_url, conversation, "feedback", "好评", "good", None, "web")
+    postgres_server.kill()
+    try:
+        started = time.monotonic()
+        with pytest.raises(Exception):
+            db.add_feedback(pg_url, conversation, "feedback", "差评", "bad", None, "web")
+        assert time.monotonic() - started < database.PG_CONNECT_TIMEOUT_S + database.PG_POOL_TIMEOUT_S + 2
+    finally:
+        postgres_server.restart()
+    db.add_feedback(pg_url, conversation, "feedback", "差评", "bad", None, "web")
+    with database.session_factory(pg_url)() as session:
+        rows = session.execute(select(db.Feedback).where(db.Feedback.conversation_id == conversation)).scalars().all()
+    assert sorted(r.rating for r in rows) == ["bad", "good"]
