@@ -43,6 +43,10 @@ http {{
     uwsgi_temp_path {prefix}/temp/uwsgi;
     scgi_temp_path {prefix}/temp/scgi;
     client_max_body_size 25m;
+    # Bodies stream through (no temporary files: the workers may not reach the folder).
+    client_body_buffer_size 1m;
+    proxy_request_buffering off;
+    proxy_buffering off;
     map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
 
     upstream banshi_gateways {{
@@ -67,7 +71,6 @@ http {{
             proxy_set_header X-Forwarded-Proto $scheme;
             # Live streams (SSE, WebSocket) stay open; a replica that is down or still
             # loading is skipped (a request is passed on only if it was not sent).
-            proxy_buffering off;
             proxy_read_timeout 3600s;
             proxy_connect_timeout 2s;
             proxy_next_upstream error timeout;
