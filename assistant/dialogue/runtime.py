@@ -4,28 +4,32 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import aiohttp
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.lock_store import InMemoryLockStore, LockStore, RedisLockStore
 from rasa.core.tracker_store import InMemoryTrackerStore, TrackerStore
-from rasa.utils.endpoints import EndpointConfig
 from rasa.utils.log_utils import configure_structlog
 from sqlalchemy.engine import make_url
 
 from assistant.config.settings import Settings
 from assistant.dialogue import tuning
+from assistant.dialogue.action_link import (
+    ActionEndpoint,
+    ActionServerLink,
+    end_turn,
+    quiet_rasa_errors,
+    turn_record,
+)
 from assistant.dialogue.tracker_store import RollingSQLTrackerStore
 
 logger = logging.getLogger(__name__)
 
 MODEL_GLOB = "banshi-*.tar.gz"
 SERVICE_ITEMS = "service_items"
-ACTION_TIMEOUT_S = 10
 
 
 class ModelNotFound(RuntimeError):
@@ -43,40 +47,6 @@ def newest_model(settings: Settings) -> Path:
             f"no trained model in {settings.models_dir}: run `banshi train` (or `make run`)"
         )
     return models[-1]
-
-
-class _SharedSession:
-    """Async context manager yielding one long-lived aiohttp session (keep-alive)."""
-
-    def __init__(self, owner: "PooledEndpointConfig") -> None:
-        self._owner = owner
-
-    async def __aenter__(self) -> aiohttp.ClientSession:
-        return await self._owner.shared_session()
-
-    async def __aexit__(self, *exc: Any) -> None:
-        return None
-
-
-class PooledEndpointConfig(EndpointConfig):
-    """Rasa opens a new HTTP session for every action call; reuse one instead."""
-
-    _session: Optional[aiohttp.ClientSession] = None
-
-    async def shared_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=60),
-                timeout=aiohttp.ClientTimeout(total=ACTION_TIMEOUT_S),
-            )
-        return self._session
-
-    def session(self) -> _SharedSession:  # type: ignore[override]
-        return _SharedSession(self)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
 
 def build_tracker_store(settings: Settings) -> TrackerStore:
@@ -113,6 +83,10 @@ def build_lock_store(settings: Settings) -> LockStore:
 class ChatResult:
     messages: List[Dict[str, Any]]
     parse_data: Dict[str, Any]
+    # Custom actions of the turn answered by the gateway (the action server being
+    # unreachable), and those that could not run at all.
+    answered_locally: List[str] = field(default_factory=list)
+    unavailable: List[str] = field(default_factory=list)
 
 
 class AssistantRuntime:
@@ -123,7 +97,7 @@ class AssistantRuntime:
         self.agent: Optional[Agent] = None
         self.model_path: Optional[Path] = None
         self.load_seconds: float = 0.0
-        self._endpoint = PooledEndpointConfig(url=settings.action_endpoint)
+        self._endpoint = ActionEndpoint(url=settings.action_endpoint)
 
     def load(self) -> None:
         started = time.perf_counter()
@@ -131,6 +105,7 @@ class AssistantRuntime:
         # `rasa run` does): every turn would print and format the whole tracker.
         configure_structlog(logging.getLevelName(self.settings.rasa_log_level))
         tuning.install()
+        quiet_rasa_errors()
         self.model_path = newest_model(self.settings)
         self.agent = Agent.load(
             str(self.model_path),
@@ -140,6 +115,11 @@ class AssistantRuntime:
         )
         self.load_seconds = time.perf_counter() - started
         logger.info("gateway.model.loaded path=%s seconds=%.1f", self.model_path.name, self.load_seconds)
+
+    @property
+    def action_link(self) -> ActionServerLink:
+        """The action server's state and the fallback counts (``snapshot()`` for /healthz)."""
+        return self._endpoint.link
 
     @property
     def ready(self) -> bool:
@@ -160,8 +140,17 @@ class AssistantRuntime:
             parse_data=parse_data,
             input_channel=channel,
         )
-        await self.agent.handle_message(message)
-        return ChatResult(messages=output.messages, parse_data=parse_data)
+        record, token = turn_record()
+        try:
+            await self.agent.handle_message(message)
+        finally:
+            end_turn(token)
+        return ChatResult(
+            messages=output.messages,
+            parse_data=parse_data,
+            answered_locally=record.answered_locally,
+            unavailable=record.unavailable,
+        )
 
     async def close(self) -> None:
-        await self._endpoint.close()
+        await self._endpoint.shutdown()

@@ -16,13 +16,15 @@ from starlette.requests import HTTPConnection
 from assistant.config.settings import Settings
 from assistant.dialogue.runtime import AssistantRuntime
 from assistant.security.pii import hash_id
+from assistant.services import degraded
 from assistant.services.handoff import relay, tickets
 from assistant.storage import tables
 
 logger = logging.getLogger(__name__)
 
 TOP_ITEMS = 5
-# Said when the dialogue produced no reply (e.g. the action server failed).
+# Said when the dialogue produced no reply for another reason than an unreachable
+# action server (that is answered by assistant.services.degraded).
 NO_REPLY = "抱歉，系统暂时有点忙，请稍后再试，或拨打12345政务服务便民热线。"
 HANDOFF_KEY = "handoff"
 REPLY_KEY = "reply"
@@ -128,6 +130,8 @@ async def conversation_turn(
             return relayed
     # Relaying needs no model; answering does (503 while it loads).
     runtime = ready_runtime(conn.app)
+    app = conn.app
+    degraded.install(runtime.action_link, lambda: app.state.catalog)
     result = await runtime.chat(sender_id, text, channel)
     intent = (result.parse_data.get("intent") or {}).get("name")
     logger.info(
@@ -137,6 +141,14 @@ async def conversation_turn(
         intent,
     )
     messages = bot_messages(result.messages)
+    reply = reply_of(result.messages)
+    if result.unavailable:  # the action server is unreachable and the gateway cannot stand in
+        logger.warning(
+            "gateway.fallback.unavailable sender=%s intent=%s actions=%s",
+            hash_id(sender_id), intent, ",".join(result.unavailable),
+        )
+        messages.append(BotMessage(**degraded.unavailable_message(result.unavailable)))
+        reply = {"item": None, "answer": degraded.ANSWER_UNAVAILABLE}
     if not messages:
         logger.warning("gateway.chat.no_reply sender=%s intent=%s", hash_id(sender_id), intent)
         messages = [BotMessage(text=NO_REPLY)]
@@ -144,7 +156,7 @@ async def conversation_turn(
         "messages": [m.dict(exclude_none=True) for m in messages],
         "intent": intent,
         "items": [i.dict() for i in items_of(result.parse_data)],
-        **reply_of(result.messages),
+        **reply,
     }
     opened = handoff_of(result.messages)
     if opened is not None:
