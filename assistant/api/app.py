@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from rasa.core.lock_store import LockError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -50,6 +51,7 @@ TOO_LARGE = "请求内容太大"
 SERVER_ERROR = "系统繁忙，请稍后再试"
 DATABASE_DOWN = "系统正在恢复，请稍等几秒再试。"
 DATABASE_RETRY_AFTER_S = 5
+CONVERSATION_BUSY = "您的上一条消息还在处理中，请稍后再发。"
 
 
 class BodySizeLimit:
@@ -187,6 +189,11 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         elif exc.status_code == 405:
             detail = "不支持该请求方法"
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(LockError)
+    async def on_conversation_busy(request: Request, exc: LockError) -> JSONResponse:
+        # Another turn of this conversation held it for longer than a turn may wait.
+        return JSONResponse({"detail": CONVERSATION_BUSY}, status_code=503, headers={"Retry-After": "2"})
 
     @app.exception_handler(DBAPIError)
     async def on_database_down(request: Request, exc: DBAPIError) -> JSONResponse:

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
-from rasa.core.lock_store import InMemoryLockStore, LockStore, RedisLockStore
+from rasa.core.lock_store import InMemoryLockStore, LockStore
 from rasa.core.tracker_store import InMemoryTrackerStore, TrackerStore
 from rasa.utils.log_utils import configure_structlog
 from sqlalchemy.engine import make_url
@@ -24,6 +24,7 @@ from assistant.dialogue.action_link import (
     quiet_rasa_errors,
     turn_record,
 )
+from assistant.dialogue.locks import RedisMutexLockStore
 from assistant.dialogue.tracker_store import RollingSQLTrackerStore
 
 logger = logging.getLogger(__name__)
@@ -69,13 +70,7 @@ def build_tracker_store(settings: Settings) -> TrackerStore:
 
 def build_lock_store(settings: Settings) -> LockStore:
     if settings.redis_url:
-        url = make_url(settings.redis_url)
-        return RedisLockStore(
-            host=url.host or "localhost",
-            port=url.port or 6379,
-            db=int(url.database or 0),
-            password=url.password,
-        )
+        return RedisMutexLockStore(settings.redis_url)
     return InMemoryLockStore()
 
 
