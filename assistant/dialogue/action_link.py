@@ -1,8 +1,8 @@
 """The gateway's link to the action server: one pooled HTTP session, short timeouts and
 a circuit breaker.
 
-When a call fails at the network level (refused, reset, timed out) the server is taken
-as down: from then on calls fail at once instead of waiting, and ``/health`` is probed
+When a call fails at the network level (refused, reset, timed out), or a proxy in front
+of the action servers says none is reachable (502, 503, 504), the server is taken as down: from then on calls fail at once instead of waiting, and ``/health`` is probed
 every few seconds until it answers again. While it is down, a few actions can run in
 the gateway instead (``local_actions``: name → coroutine that takes the action call's
 JSON body and returns the action server's reply, or None when it cannot answer;
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, Type
 
 import aiohttp
-from rasa.utils.endpoints import EndpointConfig
+from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,9 @@ UNREACHABLE_ERRORS: Tuple[Type[BaseException], ...] = (
     aiohttp.ClientPayloadError,
     asyncio.TimeoutError,
 )
+# A proxy in front of the action servers (nginx with several) answers these when none
+# is reachable.
+PROXY_UNREACHABLE_STATUSES = frozenset({502, 503, 504})
 # Rasa's own error lines for an action that failed this way (we log our own, once).
 RASA_LOGGERS = ("rasa.core.actions.action", "rasa.core.processor")
 UNREACHABLE_MARK = "action server unreachable"
@@ -258,6 +261,10 @@ class ActionEndpoint(EndpointConfig):
             except UNREACHABLE_ERRORS as error:
                 self.link.trip(error)
                 await self.close()  # its pooled connections lead to the server that went away
+            except ClientResponseError as error:
+                if error.status not in PROXY_UNREACHABLE_STATUSES:
+                    raise
+                self.link.trip(error)
         return await self.link.instead(kwargs.get("json") or {})
 
     async def close(self) -> None:

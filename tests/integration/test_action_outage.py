@@ -202,6 +202,39 @@ async def test_a_hung_server_costs_one_timeout(actions_port, catalog):
     await endpoint.shutdown()
 
 
+async def test_a_proxy_without_live_action_servers_counts_as_unreachable(settings, catalog, tmp_path):
+    """Replicas reach their action servers through nginx, which answers 502 when none is up."""
+    from assistant.cli.instances import NginxInstance
+    from assistant.cli.replicas import nginx_config
+
+    proxy_port, upstream = free_port(), free_port()
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    os.chmod(tmp_path, 0o755)
+    config = nginx_config(prefix, "127.0.0.1", free_port(), [free_port()], proxy_port, [upstream])
+    nginx = NginxInstance(prefix, config)
+    nginx.start(proxy_port)
+    endpoint = ActionEndpoint(url=webhook(proxy_port))
+    degraded.install(endpoint.link, lambda: catalog)
+    question = tracker_for("办护照要带什么材料", "ask_materials", [("passport", 0.94)])
+    proc = None
+    try:
+        local = await run_action(endpoint, "action_answer", question)
+        assert endpoint.link.reachable is False and endpoint.link.fallback_answers == 1
+        proc = start_actions(settings, upstream)
+        deadline = time.monotonic() + RECOVERY_S
+        while not endpoint.link.reachable and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert endpoint.link.reachable, "the breaker did not notice the server behind the proxy"
+        assert await run_action(endpoint, "action_answer", question) == local
+        assert endpoint.link.fallback_answers == 1
+    finally:
+        if proc is not None:
+            kill(proc)
+        await endpoint.shutdown()
+        nginx.stop()
+
+
 # --- the real gateway with the real model ---------------------------------------------
 
 ITEM_QUESTIONS = ["办护照要带什么材料", "社保卡补办要多少钱", "身份证丢了怎么补办"]
