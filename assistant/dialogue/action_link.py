@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 # A refused connection fails at once; this bounds a connection to a host that is gone.
 CONNECT_TIMEOUT_S = 1.0
-# A whole action call (Rasa itself would wait five minutes).
+# A whole action call (Rasa itself would wait five minutes), besides the time an action
+# may spend on an outside system (see AssistantRuntime).
 ACTION_TIMEOUT_S = 10.0
 # While the server is down, /health is asked this often, with this timeout.
 PROBE_INTERVAL_S = 3.0
@@ -230,10 +231,10 @@ class ActionEndpoint(EndpointConfig):
 
     _session: Optional[aiohttp.ClientSession] = None
 
-    def __init__(self, url: str, **kwargs: Any) -> None:
+    def __init__(self, url: str, timeout_s: float = ACTION_TIMEOUT_S, **kwargs: Any) -> None:
         super().__init__(url=url, **kwargs)
         self.link = ActionServerLink(url)
-        self.call_timeout = aiohttp.ClientTimeout(total=ACTION_TIMEOUT_S, sock_connect=CONNECT_TIMEOUT_S)
+        self.call_timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=CONNECT_TIMEOUT_S)
 
     async def shared_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from assistant.config.settings import Settings
 from assistant.dialogue import tuning
 from assistant.dialogue.action_link import (
+    ACTION_TIMEOUT_S,
     ActionEndpoint,
     ActionServerLink,
     end_turn,
@@ -31,6 +32,12 @@ logger = logging.getLogger(__name__)
 
 MODEL_GLOB = "banshi-*.tar.gz"
 SERVICE_ITEMS = "service_items"
+
+
+def action_timeout_s(settings: Settings) -> float:
+    """How long an action call may take: the slowest action, a progress lookup, may ask
+    the case-management system 1 + progress_retries times, each within progress_timeout_s."""
+    return ACTION_TIMEOUT_S + (1 + settings.progress_retries) * settings.progress_timeout_s
 
 
 class ModelNotFound(RuntimeError):
@@ -92,7 +99,10 @@ class AssistantRuntime:
         self.agent: Optional[Agent] = None
         self.model_path: Optional[Path] = None
         self.load_seconds: float = 0.0
-        self._endpoint = ActionEndpoint(url=settings.action_endpoint)
+        self._endpoint = ActionEndpoint(
+            url=settings.action_endpoint,
+            timeout_s=action_timeout_s(settings),
+        )
 
     def load(self) -> None:
         started = time.perf_counter()
