@@ -49,13 +49,14 @@ http {{
     proxy_buffering off;
     map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
 
+    # No idle keep-alive connections to the replicas: a request written on the cached
+    # connection of a replica that just died counts as sent, and a POST is then not
+    # passed on; a refused new connection is (measured: 502s without this).
     upstream banshi_gateways {{
 {gateways}
-        keepalive 64;
     }}
     upstream banshi_actions {{
 {actions}
-        keepalive 32;
     }}
 
     server {{
@@ -83,7 +84,6 @@ http {{
         location / {{
             proxy_pass http://banshi_actions;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
             proxy_connect_timeout 1s;
             proxy_read_timeout 30s;
             proxy_next_upstream error timeout;
