@@ -22,7 +22,7 @@ from assistant.config.settings import get_settings
 from assistant.security.pii import hash_id, mask_pii
 from assistant.services import outbox
 from assistant.services.handoff import tickets
-from knowledge.answers import button_payload
+from knowledge.guidance import ask_affirmation
 
 logger = logging.getLogger(__name__)
 
@@ -44,20 +44,6 @@ COMPLAINT_AFTER_HOURS_TEXT = "工作人员会在{when}后跟进处理。您可�
 # Kiosk mode: the request goes to the hall staff through the outbox (delivered later if offline).
 KIOSK_NOTIFIED_TEXT = "已通知大厅工作人员，请在这里稍候，工作人员会尽快过来帮您。"
 FALLBACK_LEAD = "抱歉，我没能理解您的问题。"
-AFFIRM_TEXT = "您是想问“{label}”吗？"
-INTENT_LABELS = {
-    "ask_service": "怎么办理这项业务",
-    "ask_materials": "要带什么材料",
-    "ask_conditions": "办理条件",
-    "ask_process": "办理流程",
-    "ask_fee": "收费标准",
-    "ask_time_limit": "多久能办好",
-    "ask_location": "在哪里办",
-    "check_progress": "查询办件进度",
-    "request_human": "转人工服务",
-    "complain": "投诉",
-    "feedback": "评价服务",
-}
 # Messages that carry the citizen's actual question (not "转人工" itself).
 QUESTION_INTENTS = {
     "ask_service",
@@ -234,21 +220,5 @@ class ActionDefaultAskAffirmation(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
-        from actions.common import linked_items
-
-        ranking = (tracker.latest_message or {}).get("intent_ranking") or []
-        candidates = [r["name"] for r in ranking if r.get("name") in INTENT_LABELS]
-        if not candidates:
-            dispatcher.utter_message(response="utter_ask_rephrase")
-            return []
-        intent = candidates[0]
-        items = linked_items(tracker)
-        payload = button_payload(intent, items[0][0]) if items else f"/{intent}"
-        dispatcher.utter_message(
-            text=AFFIRM_TEXT.format(label=INTENT_LABELS[intent]),
-            buttons=[
-                {"title": "是的", "payload": payload},
-                {"title": "都不是", "payload": "/out_of_scope"},
-            ],
-        )
+        ask_affirmation(dispatcher, tracker)
         return []

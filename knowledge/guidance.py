@@ -64,6 +64,25 @@ ANSWER_CLARIFY = "clarify"
 ANSWER_NOT_COVERED = "not_covered"
 ANSWER_OUT_OF_SCOPE = "out_of_scope"
 OUT_OF_SCOPE_RESPONSE = "utter_out_of_scope"
+# The first stage of the two-stage fallback: "did you mean …?" about the likeliest intent.
+REPHRASE_RESPONSE = "utter_ask_rephrase"
+AFFIRM_YES = "是的"
+AFFIRM_NONE = "都不是"
+AFFIRM_NONE_PAYLOAD = "/out_of_scope"
+AFFIRM_TEXT = "您是想问“{label}”吗？"
+INTENT_LABELS = {
+    "ask_service": "怎么办理这项业务",
+    "ask_materials": "要带什么材料",
+    "ask_conditions": "办理条件",
+    "ask_process": "办理流程",
+    "ask_fee": "收费标准",
+    "ask_time_limit": "多久能办好",
+    "ask_location": "在哪里办",
+    "check_progress": "查询办件进度",
+    "request_human": "转人工服务",
+    "complain": "投诉",
+    "feedback": "评价服务",
+}
 
 
 @dataclass
@@ -313,3 +332,23 @@ def out_of_scope_turn(dispatcher: Dispatcher, tracker: ConversationView, catalog
                        department=department)
     dispatcher.utter_message(response=OUT_OF_SCOPE_RESPONSE)
     return Outcome(ANSWER_OUT_OF_SCOPE)
+
+
+def ask_affirmation(dispatcher: Dispatcher, tracker: ConversationView) -> None:
+    """"您是想问…吗？" about the likeliest intent that has a label (with the linked item
+    on the "是的" button), or ask to rephrase when none has."""
+    ranking = (tracker.latest_message or {}).get("intent_ranking") or []
+    candidates = [r["name"] for r in ranking if r.get("name") in INTENT_LABELS]
+    if not candidates:
+        dispatcher.utter_message(response=REPHRASE_RESPONSE)
+        return
+    intent = candidates[0]
+    items = linked_items(tracker)
+    payload = button_payload(intent, items[0][0]) if items else f"/{intent}"
+    dispatcher.utter_message(
+        text=AFFIRM_TEXT.format(label=INTENT_LABELS[intent]),
+        buttons=[
+            {"title": AFFIRM_YES, "payload": payload},
+            {"title": AFFIRM_NONE, "payload": AFFIRM_NONE_PAYLOAD},
+        ],
+    )

@@ -1,9 +1,10 @@
 """Answers while the action server is unreachable (not started, killed, timing out).
 
 Questions about an item (materials, conditions, process, fee, time limit, location,
-overview, "which one?", "not covered") and out-of-scope messages are answered in the
-gateway from the catalog it holds, by the same logic as ``action_answer`` and
-``action_out_of_scope`` (``knowledge.guidance``), run the way the action server runs
+overview, "which one?", "not covered"), out-of-scope messages and the two-stage
+fallback's "您是想问…吗？" are answered in the gateway from the catalog it holds, by the
+same logic as ``action_answer``, ``action_out_of_scope`` and
+``action_default_ask_affirmation`` (``knowledge.guidance``), run the way the action server runs
 it (``rasa_sdk``'s executor on the same tracker JSON): the same text, buttons, slots
 and reply kind. Other turns that need the action server (progress lookups, feedback,
 complaints, handoff) get :func:`unavailable_message`: the function is briefly
@@ -43,6 +44,8 @@ FUNCTION_NAMES: Dict[str, str] = {
     "action_record_feedback": "服务评价",
     "action_record_complaint": "投诉登记",
 }
+# The kind logged for the two-stage fallback's question.
+AFFIRM_KIND = "affirm"
 HANDOFF_ACTIONS = frozenset({"action_request_human", "action_default_fallback"})
 
 CatalogSource = Callable[[], Catalog]
@@ -97,6 +100,21 @@ class LocalOutOfScope(LocalAnswer):
         return _slot_events(outcome)
 
 
+class LocalAskAffirmation(Action):
+    """``action_default_ask_affirmation`` (the two-stage fallback's "您是想问…吗？"), run
+    in the gateway."""
+
+    def name(self) -> Text:
+        return "action_default_ask_affirmation"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        guidance.ask_affirmation(dispatcher, tracker)
+        logger.info("gateway.fallback.answered action=%s item=None kind=%s", self.name(), AFFIRM_KIND)
+        return []
+
+
 def install(link: ActionServerLink, catalog: CatalogSource) -> None:
     """Let the gateway answer item questions itself while the action server is down
     (``runtime.action_link``; once per link; ``catalog`` is read at each answer)."""
@@ -107,6 +125,6 @@ def install(link: ActionServerLink, catalog: CatalogSource) -> None:
     async def run(body: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         return await executor.run(body)
 
-    for action in (LocalAnswer(catalog), LocalOutOfScope(catalog)):
+    for action in (LocalAnswer(catalog), LocalOutOfScope(catalog), LocalAskAffirmation()):
         executor.register_action(action)
         link.local_actions[action.name()] = run

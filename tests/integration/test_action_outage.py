@@ -110,6 +110,8 @@ CASES = [
     ("action_out_of_scope", ("渔船登记证书怎么补办", "out_of_scope", [], None, {"uncovered": 0.95})),
     ("action_out_of_scope", ("今天天气怎么样", "out_of_scope", [])),
     ("action_out_of_scope", ("我要办护照", "out_of_scope", [("passport", 0.9)])),
+    ("action_default_ask_affirmation", ("护照那个东西", "ask_materials", [("passport", 0.5)])),
+    ("action_default_ask_affirmation", ("嗯嗯嗯", "greet", [])),
 ]
 
 
