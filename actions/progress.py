@@ -2,7 +2,9 @@
 
 Every lookup of an application writes an audit record (no raw personal data).
 Three wrong phone verifications lock the number for 15 minutes; too many unknown
-numbers from one conversation throttle it (against guessing numbers).
+numbers from one conversation throttle it (against guessing numbers), and every
+lookup and verification counts against the client IP the gateway saw for the
+conversation, across all conversations (``assistant.security.client_limits``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy import func, select
 from actions.common import CATALOG, SLOT_ITEM, channel_of, intent_of, reply_info
 from assistant.config.settings import get_settings
 from assistant.security.audit import citizen_actor, record_audit
+from assistant.security.client_limits import hit_progress_limit, progress_retry_after
 from assistant.services.progress.guard import (
     LOCK_MINUTES,
     MAX_FAILURES,
@@ -59,7 +62,8 @@ OUTCOME_VERIFIED = "verified"
 OUTCOME_LOCKED = "locked"
 OUTCOME_THROTTLED = "throttled"
 OUTCOME_UNAVAILABLE = "unavailable"
-TERMINAL_OUTCOMES = {OUTCOME_VERIFIED, OUTCOME_LOCKED, OUTCOME_THROTTLED, OUTCOME_UNAVAILABLE}
+OUTCOME_IP_THROTTLED = "ip_throttled"
+TERMINAL_OUTCOMES = {OUTCOME_VERIFIED, OUTCOME_LOCKED, OUTCOME_THROTTLED, OUTCOME_UNAVAILABLE, OUTCOME_IP_THROTTLED}
 
 # Unknown numbers one conversation may try within LOCK_MINUTES.
 MAX_UNKNOWN_NUMBERS = 5
@@ -99,6 +103,7 @@ BAD_TAIL_TEXT = "请输入办件登记手机号的最后四位数字，比如 12
 WRONG_TAIL_TEXT = "手机尾号不对。您还可以再试 {left} 次。"
 LOCKED_TEXT = "验证失败次数过多。为保护您的信息，编号 {number} 已锁定，请 {minutes} 分钟后再试，或携带身份证到窗口查询。"
 THROTTLED_TEXT = "查询次数过多，请 {minutes} 分钟后再试。您也可以拨打12345政务服务便民热线查询。"
+IP_THROTTLED_TEXT = "您所在网络的查询次数过多，请 {minutes} 分钟后再试。您也可以拨打12345政务服务便民热线查询。"
 UNAVAILABLE_TEXT = "抱歉，办件系统暂时无法查询。请稍后再试，或拨打12345政务服务便民热线。"
 
 STATUS_TEXT = {
@@ -150,6 +155,16 @@ def _unknown_lookups(db_url: str, actor: str, since: dt.datetime) -> int:
         )
 
 
+async def _over_ip_limit(tracker: Tracker, action: str, number: str) -> bool:
+    """Count this attempt against the conversation's client IP; True (audited, nothing
+    looked up) when that client is over ``progress_ip_rate_limit``."""
+    _, wait = await asyncio.to_thread(hit_progress_limit, get_settings(), tracker.sender_id)
+    if wait is None:
+        return False
+    await _audit(tracker, action, number, "ip_throttled")
+    return True
+
+
 def _minutes_left(until: Optional[dt.datetime]) -> int:
     if until is None:
         return LOCK_MINUTES
@@ -171,6 +186,17 @@ class ValidateProgressForm(FormValidationAction):
         if tracker.get_slot(SLOT_OUTCOME) in TERMINAL_OUTCOMES - {OUTCOME_VERIFIED}:
             return []
         return domain_slots
+
+    async def get_validation_events(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        events = await super().get_validation_events(dispatcher, tracker, domain)
+        # rasa_sdk drops a slot that is not a required slot when it was also extracted
+        # this turn (the outcome reset when the form starts with the number given at
+        # once), even if a validator then set it: keep the outcome the validators chose.
+        if SLOT_OUTCOME in tracker.slots_to_validate() and all(e.get("name") != SLOT_OUTCOME for e in events):
+            events.append(SlotSet(SLOT_OUTCOME, tracker.slots.get(SLOT_OUTCOME)))
+        return events
 
     # ------------------------------------------------------------ extraction
     async def extract_application_number(
@@ -225,6 +251,8 @@ class ValidateProgressForm(FormValidationAction):
         if await asyncio.to_thread(locked_until, db_url, number):
             await _audit(tracker, ACTION_LOOKUP, number, "locked")
             return {SLOT_NUMBER: number, SLOT_OUTCOME: OUTCOME_LOCKED}
+        if await _over_ip_limit(tracker, ACTION_LOOKUP, number):
+            return {SLOT_NUMBER: None, SLOT_OUTCOME: OUTCOME_IP_THROTTLED}
         try:
             view = await provider().lookup(number)
         except ProgressUnavailable:
@@ -247,6 +275,8 @@ class ValidateProgressForm(FormValidationAction):
         if await asyncio.to_thread(locked_until, db_url, number):
             await _audit(tracker, ACTION_VERIFY, number, "locked")
             return {SLOT_PHONE: None, SLOT_OUTCOME: OUTCOME_LOCKED}
+        if await _over_ip_limit(tracker, ACTION_VERIFY, number):
+            return {SLOT_PHONE: None, SLOT_OUTCOME: OUTCOME_IP_THROTTLED}
         try:
             view = await provider().lookup(number)
         except ProgressUnavailable:
@@ -340,6 +370,11 @@ class ActionProgressAnswer(Action):
         if outcome == OUTCOME_THROTTLED:
             dispatcher.utter_message(text=THROTTLED_TEXT.format(minutes=LOCK_MINUTES))
             return reset + [SlotSet(SLOT_OUTCOME, None)]
+        if outcome == OUTCOME_IP_THROTTLED:
+            wait = await asyncio.to_thread(progress_retry_after, get_settings(), tracker.sender_id)
+            minutes = max(1, math.ceil((wait or 60) / 60))
+            dispatcher.utter_message(text=IP_THROTTLED_TEXT.format(minutes=minutes), buttons=[HUMAN_BUTTON])
+            return reset + [SlotSet(SLOT_NUMBER, None), SlotSet(SLOT_OUTCOME, None)]
         if outcome != OUTCOME_VERIFIED or not number:
             dispatcher.utter_message(text=UNAVAILABLE_TEXT, buttons=[HUMAN_BUTTON])
             return reset + [SlotSet(SLOT_OUTCOME, None)]

@@ -24,7 +24,11 @@ def serve_in_thread(app, port: Optional[int] = None, start_timeout: float = 60,
 
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, ws="wsproto", log_level="warning", timeout_graceful_shutdown=3)
+        uvicorn.Config(
+            app, host=host, port=port, ws="wsproto", log_level="warning", timeout_graceful_shutdown=3,
+            # The app reads X-Forwarded-For itself, from BANSHI_TRUSTED_PROXIES only.
+            proxy_headers=False,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

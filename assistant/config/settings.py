@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     # API keys (comma-separated) for hotline software calling POST /api/v1/assist.
     assist_api_keys: str = ""
 
+    # Public API. require_chat_token: every conversation id (chat, voice) needs its
+    # signed token from POST /api/v1/chat/sessions or /voice/sessions; off for local
+    # use, required on public deployments (else ids other than web-/kiosk-/wx- are open).
+    require_chat_token: bool = False
+    # Reverse proxies (IPs or CIDR networks, comma-separated) whose X-Forwarded-For is
+    # believed; the client IP of any other peer is the peer itself.
+    trusted_proxies: str = "127.0.0.1"
+    # Progress lookups and phone verifications per client IP, across every conversation
+    # (Redis when redis_url is set, else the database; shared by replicas and action servers).
+    progress_ip_rate_limit: str = "30/15minutes"
+
     # Voice (voice/): the Vosk model directory (default: data_dir/vosk/vosk-model-small-cn-0.22),
     # audio bounds, espeak-ng speaking rates (words per minute) and the TTS cache.
     # voice_biased: a second recogniser restricted to the catalog's words runs beside
@@ -184,7 +195,7 @@ class Settings(BaseSettings):
         ServiceHours.parse(value, values.get("timezone") or "Asia/Shanghai")
         return value
 
-    @validator("login_rate_limit")
+    @validator("login_rate_limit", "progress_ip_rate_limit")
     def _check_rate(cls, value: str) -> str:
         from limits import parse
 
@@ -192,6 +203,18 @@ class Settings(BaseSettings):
             parse(value)
         except ValueError as exc:
             raise ValueError(f"not a rate limit like '5/minute': {value!r}") from exc
+        return value
+
+    @validator("trusted_proxies")
+    def _check_proxies(cls, value: str) -> str:
+        import ipaddress
+
+        for part in (p.strip() for p in value.split(",")):
+            if part:
+                try:
+                    ipaddress.ip_network(part, strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"not an IP address or network: {part!r}") from exc
         return value
 
     @validator("wechat_api_base")

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from assistant.config.settings import Settings
 from assistant.security.accounts import _dummy_hash, verify_password
 from assistant.security.audit import operator_actor, record_audit_safely
+from assistant.security.client import client_ip
 from assistant.security.sessions import (
     COOKIE_NAME,
     Principal,
@@ -98,7 +99,7 @@ def login(request: Request, username: str, password: str) -> LoginResult:
     Raises HTTPException 429 (throttled) or 401 (bad credentials).
     """
     settings = settings_of(request)
-    ip = request.client.host if request.client else ""
+    ip = client_ip(request, settings.trusted_proxies)
     with session_factory(settings.db_url)() as db:
         operator = db.execute(select(Operator).where(Operator.username == username)).scalar_one_or_none()
     actor = operator_actor(operator.username) if operator is not None else "anonymous"

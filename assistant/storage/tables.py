@@ -300,3 +300,26 @@ class WeChatUser(Base):
     last_inbound_at = Column(DateTime, nullable=False, default=utcnow)
     sends_since_inbound = Column(Integer, nullable=False, default=0)
     options = Column(Text)  # JSON [[title, payload], ...]
+
+
+# ------------------------------------------------------- public API limits
+class ConversationClient(Base):
+    """The client a conversation was last used from, so that the action server can
+    count progress lookups per client IP. Both are keyed hashes
+    (``assistant.security.client``), never a raw conversation id or address."""
+
+    __tablename__ = "conversation_clients"
+    conversation = Column(String(32), primary_key=True)
+    client = Column(String(32), nullable=False)
+    seen_at = Column(DateTime, nullable=False, default=utcnow, index=True)
+
+
+class RateLimitHit(Base):
+    """One counted hit of a moving-window rate limit (``key``: limit name and client
+    hash) when no Redis is configured; rows older than the window are deleted."""
+
+    __tablename__ = "rate_limit_hits"
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    key = Column(String(96), nullable=False)
+    at = Column(DateTime, nullable=False)
+    __table_args__ = (Index("ix_rate_limit_hits_key_at", "key", "at"), Index("ix_rate_limit_hits_at", "at"))

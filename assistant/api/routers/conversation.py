@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Dict, Optional
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from assistant.api.deps import BAD_TOKEN, RuntimeDep, SettingsDep, check_token
+from assistant.api.deps import BAD_TOKEN, RuntimeDep, SettingsDep, admit_conversation
 from assistant.api.schemas import (
     SENDER_ID_RE,
     ChatRequest,
@@ -34,6 +34,7 @@ router = APIRouter(prefix="/api/v1", tags=["conversation"])
 
 ERRORS = {
     400: {"model": ErrorResponse},
+    401: {"model": ErrorResponse},
     403: {"model": ErrorResponse},
     422: {"model": ErrorResponse},
     503: {"model": ErrorResponse},
@@ -62,7 +63,7 @@ async def chat(body: ChatRequest, request: Request, settings: SettingsDep) -> JS
     While a human helper holds the conversation, ``messages`` is empty and
     ``handoff`` says so; the helper's replies arrive on ``/api/v1/chat/events``.
     """
-    check_token(settings, body.sender_id, body.token)
+    await admit_conversation(request, settings, body.sender_id, body.token)
     response = await conversation_turn(request, settings, body.sender_id, body.text, body.channel)
     # Built from typed models: skip FastAPI's second validation pass (hot path).
     return JSONResponse(response)

@@ -49,7 +49,7 @@ from pydantic import BaseModel, Field, StrictStr
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from assistant.api.deps import SettingsDep, check_token
+from assistant.api.deps import SettingsDep, admit_conversation
 from assistant.api.paths import STATIC_DIR
 from assistant.api.schemas import SENDER_ID_RE, ChatSession, ErrorResponse
 from assistant.config.settings import Settings
@@ -93,6 +93,7 @@ STREAM_SLACK_SECONDS = 15.0
 AUDIO_STATUS = {"too_large": 413, "too_long": 413, "unsupported_format": 415}
 ERRORS = {
     400: {"model": ErrorResponse},
+    401: {"model": ErrorResponse},
     403: {"model": ErrorResponse},
     413: {"model": ErrorResponse},
     415: {"model": ErrorResponse},
@@ -172,10 +173,10 @@ async def synthesize_chunks(voice: Voice, text: str, elderly: bool, louder: bool
         logger.exception("voice.tts.failed")
 
 
-def check_sender(settings: Settings, sender_id: str, token: Optional[str]) -> None:
+async def check_sender(conn: HTTPConnection, settings: Settings, sender_id: str, token: Optional[str]) -> None:
     if len(sender_id) > settings.max_sender_id_chars or not SENDER_ID_RE.match(sender_id):
         raise HTTPException(status_code=422, detail=f"sender_id 只能包含字母、数字和 _.:@-，长度1到{settings.max_sender_id_chars}")
-    check_token(settings, sender_id, token)
+    await admit_conversation(conn, settings, sender_id, token)
 
 
 def audio_status(exc: AudioError) -> int:
@@ -222,7 +223,7 @@ async def voice_turn(
 ) -> JSONResponse:
     """One spoken turn: the WAV body is transcribed, corrected, answered like a chat
     message (channel kiosk) and the answer spoken (base64 WAV in ``audio``)."""
-    check_sender(settings, sender_id, token)
+    await check_sender(request, settings, sender_id, token)
     voice = voice_of(request.app)
     try:
         asr = await voice.ready_asr()
@@ -333,9 +334,10 @@ async def voice_stream(
     sender = hash_id(sender_id)
     try:
         try:
-            check_sender(settings, sender_id, token)
+            await check_sender(websocket, settings, sender_id, token)
         except HTTPException as exc:
-            raise StreamError("forbidden" if exc.status_code == 403 else "bad_request", str(exc.detail), 1008) from exc
+            code = "forbidden" if exc.status_code in (401, 403) else "bad_request"
+            raise StreamError(code, str(exc.detail), 1008) from exc
         voice = voice_of(websocket.app)  # type: ignore[arg-type]
         try:
             asr = await voice.ready_asr()
