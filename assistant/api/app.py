@@ -32,6 +32,7 @@ from assistant.api.routers import (
 from assistant.channels import wechat as wechat_channel
 from assistant.config.settings import Settings, get_settings
 from assistant.dialogue.runtime import AssistantRuntime
+from assistant.security.headers import SecurityHeaders
 from assistant.security.pii import install_log_masking
 from assistant.services import speech
 from assistant.services.live import ChangeFeed
@@ -172,6 +173,8 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
             WECHAT_PATH: settings.wechat_max_xml_bytes * 4,
         },
     )
+    # Outermost: every response, the 413s above included (CSP, no framing, nosniff, ...).
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
