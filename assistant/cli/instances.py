@@ -183,7 +183,19 @@ class PostgresInstance:
         logger.info("instances.postgres.started port=%d", self.port)
         return self.url
 
-    def _launch(self) -> None:
+    def _launch(self, attempts: int = 20) -> None:
+        """Start the postmaster; after a crash its old children may hold the port or
+        the shared memory for a moment: try again."""
+        for attempt in range(attempts):
+            try:
+                self._launch_once()
+                return
+            except InstanceError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5)
+
+    def _launch_once(self) -> None:
         args: List[str] = [
             str(self._bin / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
             "-k", str(self.base / "socket"), "-c", "listen_addresses=127.0.0.1",
@@ -200,7 +212,8 @@ class PostgresInstance:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise InstanceError(f"postgres exited with {self.proc.returncode}; see {self.base / 'postgres.log'}")
+                tail = (self.base / "postgres.log").read_text(errors="replace").strip().splitlines()[-3:]
+                raise InstanceError(f"postgres exited with {self.proc.returncode}: {' | '.join(tail)}")
             ready = subprocess.run(
                 [str(self._bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)], check=False
             )
