@@ -28,8 +28,11 @@ test-stories: train
 	$(BIN)/rasa test core --model $$(ls -t models/banshi-*.tar.gz | head -1) \
 	  --stories tests/stories --fail-on-prediction-errors --out $(RESULTS)/stories
 
+# Twice: on SQLite (the default), then every test again on throw-away PostgreSQL and
+# Redis servers (Debian's packages, started by tests/conftest.py).
 test-py: train
 	$(BIN)/python -m pytest -q
+	BANSHI_TEST_BACKEND=postgresql $(BIN)/python -m pytest -q
 
 test: validate test-stories test-py
 

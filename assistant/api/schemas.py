@@ -135,6 +135,9 @@ class HealthResponse(BaseModel):
     catalog_items: int
     # The processes `banshi run` supervises (absent when nothing supervises this gateway).
     processes: Optional[Dict[str, ProcessStatus]] = None
+    # The gateway's view of its action server: breaker state and the turns answered
+    # without it (``fallback_answers`` from the catalog, ``unavailable_answers``).
+    actions: Optional[Dict[str, Any]] = None
 
 
 class LivenessResponse(BaseModel):

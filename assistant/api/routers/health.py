@@ -87,4 +87,5 @@ async def healthz(request: Request, response: Response) -> HealthResponse:
         database_reachable=database,
         catalog_items=len(request.app.state.catalog.records),
         processes=processes,
+        actions=runtime.action_link.snapshot(),
     )
