@@ -38,9 +38,8 @@ def gateway_server(settings: Settings, host: str, port: int):
         lifespan="on",
         # Live streams (web chat, desk) would otherwise hold a Ctrl-C forever.
         timeout_graceful_shutdown=5,
-        # Behind the balancer: the client's address from X-Forwarded-For of these.
-        proxy_headers=True,
-        forwarded_allow_ips=settings.trusted_proxies,
+        # The app reads X-Forwarded-For itself, from BANSHI_TRUSTED_PROXIES only.
+        proxy_headers=False,
     )
     return uvicorn.Server(config)
 
