@@ -51,7 +51,7 @@ async def supervise(supervisor: Supervisor) -> None:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.replicas > 1 or args.actions > 1 or args.local_servers:
+    if args.replicas > 1 or args.actions > 1 or args.local_servers or args.balancer:
         return cmd_run_replicas(args, settings)
     ensure_model(settings)
     started = time.monotonic()
@@ -127,6 +127,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                      help="action servers behind nginx")
     run.add_argument("--local-servers", action="store_true",
                      help="start PostgreSQL and Redis (Debian packages) in the data directory")
+    run.add_argument("--balancer", action="store_true", help="behind nginx even with one replica")
     run.add_argument("--local-postgres-port", type=int, default=None, help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
     gateway = sub.add_parser("gateway", help="start one gateway process (a replica; no action server)")

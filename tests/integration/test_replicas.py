@@ -10,71 +10,25 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text as sql_text
 
 from assistant.channels.wechat_sim import WeChatSimulator, message_xml
-from assistant.cli.instances import free_port_block
-from assistant.config.processes import STATUS_FILE
-from tests.conftest import ROOT
+from assistant.cli.cluster import ReplicaCluster
 
 pytestmark = pytest.mark.model
 
 REPLICAS = 2
 ACTIONS = 2
-START_TIMEOUT_S = 300
 PASSWORD = "Replica-Passw0rd!"
 LOGIN_LIMIT = 4
 
 
-class Cluster:
-    def __init__(self, data_dir: Path, port: int, action_port: int, database_url: str, env: dict):
-        self.data_dir = data_dir
-        self.port = port
-        self.action_port = action_port
-        self.database_url = database_url
-        self.env = env
-        self.proc: subprocess.Popen = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def gateway(self, index: int) -> str:
-        return f"http://127.0.0.1:{self.port + index}"
-
-    def status(self) -> dict:
-        return json.loads((self.data_dir / STATUS_FILE).read_text(encoding="utf-8"))
-
-    def child(self, name: str) -> dict:
-        return self.status()["children"][name]
-
-    def wait(self, condition, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                value = condition()
-                if value:
-                    return value
-            except (OSError, ValueError, KeyError, httpx.HTTPError):
-                pass
-            assert self.proc.poll() is None, "banshi run exited"
-            time.sleep(0.3)
-        raise AssertionError(f"timed out waiting for {what}; logs in {self.data_dir / 'run' / 'logs'}")
-
-    def ready(self, base: str) -> bool:
-        return httpx.get(f"{base}/healthz/ready", timeout=2).status_code == 200
-
-    def all_ready(self) -> bool:
-        return self.ready(self.url) and all(self.ready(self.gateway(i)) for i in range(1, REPLICAS + 1))
-
+class Cluster(ReplicaCluster):
     def tracker_events(self, sender: str) -> list:
         engine = create_engine(self.database_url)
         with engine.connect() as conn:
@@ -89,39 +43,15 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, trained_model, postgres_server, redis_server, wechat_api):
     database = postgres_server.create_database(f"replicas_{uuid.uuid4().hex[:8]}")
-    data_dir = tmp_path_factory.mktemp("replicas")
-    port = free_port_block(REPLICAS + 1)
-    action_port = free_port_block(ACTIONS + 1)
-    env = {
-        **os.environ,
-        "BANSHI_DATA_DIR": str(data_dir),
-        "BANSHI_HOST": "127.0.0.1",
-        "BANSHI_PORT": str(port),
-        "BANSHI_ACTION_PORT": str(action_port),
-        "BANSHI_ACTION_ENDPOINT": f"http://127.0.0.1:{action_port}/webhook",
-        "BANSHI_DATABASE_URL": database,
-        "BANSHI_TRACKER_DB_URL": database,
-        "BANSHI_REDIS_URL": redis_server.url,
-        "BANSHI_MODEL_PATH": str(trained_model),
-        "BANSHI_SESSION_ROLL_EVENTS": "0",
-        "BANSHI_LOGIN_RATE_LIMIT": f"{LOGIN_LIMIT}/minute",
-    }
-    running = Cluster(data_dir, port, action_port, database, env)
-    log = open(data_dir / "banshi-run.log", "ab")
-    running.proc = subprocess.Popen(
-        [sys.executable, "-m", "assistant.cli", "run", "--replicas", str(REPLICAS), "--actions", str(ACTIONS)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    running = Cluster(
+        tmp_path_factory.mktemp("replicas"), database, redis_server.url, trained_model, REPLICAS, ACTIONS,
+        env={"BANSHI_SESSION_ROLL_EVENTS": "0", "BANSHI_LOGIN_RATE_LIMIT": f"{LOGIN_LIMIT}/minute"},
     )
     try:
-        running.wait(running.all_ready, START_TIMEOUT_S, "two ready gateways behind nginx")
+        running.start()
         yield running
     finally:
-        running.proc.send_signal(signal.SIGINT)
-        try:
-            running.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(running.proc.pid, signal.SIGKILL)
-        log.close()
+        running.stop()
 
 
 def chat(base: str, sender: str, text: str) -> dict:
@@ -266,7 +196,7 @@ def test_a_killed_gateway_is_restarted_and_the_balancer_routes_around_it(cluster
     for _ in range(6):  # through nginx: all answered by gateway-2 meanwhile
         assert chat(cluster.url, sender, "护照要带什么材料")["item"] == "passport"
     cluster.wait(lambda: cluster.child("gateway-1")["restarts"] >= 1, 20, "gateway-1 restarted")
-    cluster.wait(lambda: cluster.ready(cluster.gateway(1)), START_TIMEOUT_S, "gateway-1 ready again")
+    cluster.wait(lambda: cluster.ready(cluster.gateway(1)), 300, "gateway-1 ready again")
     assert chat(cluster.gateway(1), sender, "要多少钱")["item"] == "passport"
 
 
