@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistant.api import openapi
 from assistant.api.paths import STATIC_DIR
 from assistant.api.routers import (
     admin as admin_router,
@@ -105,7 +106,7 @@ def _first_error_message(errors: List[Dict[str, Any]]) -> str:
             return BAD_JSON
         message = str(error.get("msg", ""))
         if error.get("type") == "value_error.missing":
-            return f"缺少字段：{field}"
+            return f"缺少字段：{field}" if field else "缺少请求内容"
         if error.get("type", "").startswith("type_error"):
             return f"字段类型不正确：{field}"
         if error.get("type") == "value_error.extra":
@@ -158,6 +159,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         lifespan=lifespan,
     )
     app.state.settings = settings
+    openapi.install(app)  # errors as they are answered, nullable optional fields
     app.state.runtime = AssistantRuntime(settings)
     app.state.live = ChangeFeed(settings.db_url)
     # Channel name → async push(conversation_id, text) for operator replies (see api/routers/desk.py).
@@ -187,7 +189,9 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else BAD_REQUEST
-        if exc.status_code == 404 and detail == "Not Found":
+        if exc.status_code == 400 and detail == "There was an error parsing the body":  # not UTF-8, not JSON
+            detail = BAD_JSON
+        elif exc.status_code == 404 and detail == "Not Found":
             detail = "没有找到该地址"
         elif exc.status_code == 405:
             detail = "不支持该请求方法"

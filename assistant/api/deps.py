@@ -20,6 +20,10 @@ from knowledge.catalog import Catalog
 
 logger = logging.getLogger(__name__)
 
+# Row ids (tickets, messages) fit a 32-bit INTEGER column (PostgreSQL); larger ids in
+# a request are refused with 422 instead of overflowing the database driver.
+MAX_ROW_ID = 2**31 - 1
+
 BAD_TOKEN = "会话已失效，请刷新页面后重试"
 NEED_TOKEN = "请先创建会话（缺少会话令牌）"
 

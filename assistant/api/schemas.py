@@ -25,9 +25,13 @@ def _clean_text(value: str) -> str:
 
 
 class ChatRequest(BaseModel):
-    sender_id: StrictStr = Field(..., description="Conversation id chosen by the client", example="web-3f2a")
-    text: StrictStr = Field(..., description="What the person said", example="我想办社保卡要带什么")
-    channel: StrictStr = Field("api", description="web | kiosk | wechat | hotline | api | cli")
+    # pattern, enum, minLength, maxLength: documented in the schema (the validators check them).
+    sender_id: StrictStr = Field(
+        ..., description="Conversation id chosen by the client", example="web-3f2a",
+        pattern=SENDER_ID_RE.pattern, minLength=1, maxLength=128,
+    )
+    text: StrictStr = Field(..., description="What the person said", example="我想办社保卡要带什么", minLength=1, maxLength=500)
+    channel: StrictStr = Field("api", description="web | kiosk | wechat | hotline | api | cli", enum=list(CHANNELS))
     token: Optional[StrictStr] = Field(
         None, max_length=128, description="Conversation token from POST /api/v1/chat/sessions (web-… ids)"
     )
@@ -79,7 +83,7 @@ class ChatSession(BaseModel):
 
 
 class ParseRequest(BaseModel):
-    text: StrictStr = Field(..., example="身份证丢了怎么补办")
+    text: StrictStr = Field(..., example="身份证丢了怎么补办", minLength=1, maxLength=500)
 
     class Config:
         extra = "forbid"

@@ -32,7 +32,8 @@ def sign(secret: bytes, sender_id: str) -> str:
 
 
 def verify(secret: bytes, sender_id: str, token: Optional[str]) -> bool:
-    return bool(token) and hmac.compare_digest(sign(secret, sender_id), str(token))
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError).
+    return bool(token) and hmac.compare_digest(sign(secret, sender_id).encode(), str(token).encode("utf-8", "replace"))
 
 
 def needs_token(sender_id: str) -> bool:

@@ -52,9 +52,11 @@ def _check_role(value: Optional[str]) -> Optional[str]:
 
 
 class OperatorCreate(BaseModel):
-    username: StrictStr = Field(..., example="zhangsan")
-    password: StrictStr
-    role: StrictStr = Field("operator", description="operator | admin")
+    username: StrictStr = Field(..., example="zhangsan", pattern=accounts.USERNAME_RE.pattern)
+    password: StrictStr = Field(
+        ..., minLength=accounts.MIN_PASSWORD_CHARS, maxLength=accounts.MAX_PASSWORD_CHARS
+    )
+    role: StrictStr = Field("operator", description="operator | admin", enum=["operator", "admin"])
     display_name: Optional[StrictStr] = Field(None, max_length=64, example="张三")
 
     class Config:

@@ -64,7 +64,8 @@ class AssistContext(BaseModel):
 
 class AssistRequest(BaseModel):
     text: StrictStr = Field(
-        ..., description="What the caller said (or the operator typed)", example="那个社保卡要带什么材料啊"
+        ..., description="What the caller said (or the operator typed)", example="那个社保卡要带什么材料啊",
+        minLength=1, maxLength=500,
     )
     context: Optional[AssistContext] = None
 

@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Dict, Optional
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from assistant.api.deps import BAD_TOKEN, RuntimeDep, SettingsDep, admit_conversation
+from assistant.api.deps import BAD_TOKEN, MAX_ROW_ID, RuntimeDep, SettingsDep, admit_conversation
 from assistant.api.schemas import (
     SENDER_ID_RE,
     ChatRequest,
@@ -88,7 +88,7 @@ async def chat_events(
     settings: SettingsDep,
     sender_id: str = Query(..., min_length=1, max_length=128),
     token: str = Query(..., min_length=1, max_length=128),
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=MAX_ROW_ID),
     last_event_id: Optional[str] = Header(None, max_length=20),
 ) -> StreamingResponse:
     """Server-sent events: the helper's messages (``message``) and ticket notices, in order.
@@ -97,7 +97,7 @@ async def chat_events(
     """
     if not SENDER_ID_RE.match(sender_id) or not chat_session.verify(settings.secret(), sender_id, token):
         raise HTTPException(status_code=403, detail=BAD_TOKEN)
-    start = max(after, int(last_event_id) if (last_event_id or "").isdigit() else 0)
+    start = max(after, min(int(last_event_id), MAX_ROW_ID) if (last_event_id or "").isdigit() else 0)
     feed = request.app.state.live
     db_url = settings.db_url
 

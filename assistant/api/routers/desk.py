@@ -10,11 +10,11 @@ import logging
 import time
 from typing import AsyncIterator, Awaitable, Callable, Dict, Optional
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field, StrictStr, validator
 
-from assistant.api.deps import SettingsDep
+from assistant.api.deps import MAX_ROW_ID, SettingsDep
 from assistant.api.paths import STATIC_DIR
 from assistant.security.access import NOT_LOGGED_IN, OperatorDep
 from assistant.security.audit import record_audit
@@ -36,6 +36,7 @@ EMPTY_REPLY = "回复不能为空"
 # Channels that cannot read the relay's table themselves (e.g. WeChat) register a
 # pusher on ``app.state.pushers[channel]``: ``await push(conversation_id, text)``.
 Pusher = Callable[[str, str], Awaitable[None]]
+TicketId = Path(..., ge=1, le=MAX_ROW_ID)
 
 
 class ReplyBody(BaseModel):
@@ -54,11 +55,11 @@ class ReplyBody(BaseModel):
 class MarkBody(BaseModel):
     query: StrictStr = Field(..., min_length=1, max_length=2000)
     rank: int = Field(..., ge=1, le=10)
-    mark: StrictStr
+    mark: StrictStr = Field(..., enum=list(MARKS))
     item_id: Optional[StrictStr] = Field(None, max_length=64)
     question_type: Optional[StrictStr] = Field(None, max_length=32)
     confidence: Optional[float] = Field(None, ge=0, le=1)
-    ticket_id: Optional[int] = Field(None, ge=1)
+    ticket_id: Optional[int] = Field(None, ge=1, le=MAX_ROW_ID)
 
     class Config:
         extra = "forbid"
@@ -105,7 +106,7 @@ async def queue(principal: OperatorDep, settings: SettingsDep) -> Dict:
 
 
 @router.get("/tickets/{ticket_id}")
-async def ticket(ticket_id: int, principal: OperatorDep, settings: SettingsDep) -> Dict:
+async def ticket(principal: OperatorDep, settings: SettingsDep, ticket_id: int = TicketId) -> Dict:
     """A ticket: its summary and the whole handoff conversation (an audited read)."""
     found = await asyncio.to_thread(_ticket_or_404, settings.db_url, ticket_id)
     await asyncio.to_thread(_audit, settings, principal, "desk.ticket.view", ticket_id, found["channel"], "ok")
@@ -114,7 +115,7 @@ async def ticket(ticket_id: int, principal: OperatorDep, settings: SettingsDep) 
 
 @router.post("/tickets/{ticket_id}/messages", status_code=201)
 async def reply(
-    ticket_id: int, body: ReplyBody, request: Request, principal: OperatorDep, settings: SettingsDep
+    body: ReplyBody, request: Request, principal: OperatorDep, settings: SettingsDep, ticket_id: int = TicketId
 ) -> Dict:
     """Send a reply to the citizen (stored, then pushed to their channel)."""
     found = await asyncio.to_thread(_ticket_or_404, settings.db_url, ticket_id)
@@ -145,13 +146,15 @@ async def _finish(ticket_id: int, status: str, request: Request, principal: Prin
 
 
 @router.post("/tickets/{ticket_id}/close")
-async def close(ticket_id: int, request: Request, principal: OperatorDep, settings: SettingsDep) -> Dict:
+async def close(request: Request, principal: OperatorDep, settings: SettingsDep, ticket_id: int = TicketId) -> Dict:
     """End the human conversation; the bot answers the citizen's next message."""
     return await _finish(ticket_id, TICKET_CLOSED, request, principal, settings)
 
 
 @router.post("/tickets/{ticket_id}/handback")
-async def hand_back(ticket_id: int, request: Request, principal: OperatorDep, settings: SettingsDep) -> Dict:
+async def hand_back(
+    request: Request, principal: OperatorDep, settings: SettingsDep, ticket_id: int = TicketId
+) -> Dict:
     """Hand the conversation back to the bot."""
     return await _finish(ticket_id, TICKET_HANDED_BACK, request, principal, settings)
 
@@ -184,7 +187,7 @@ async def mark(body: MarkBody, principal: OperatorDep, settings: SettingsDep) ->
 async def events(
     request: Request,
     settings: SettingsDep,
-    after: Optional[int] = Query(None, ge=0),
+    after: Optional[int] = Query(None, ge=0, le=MAX_ROW_ID),
     last_event_id: Optional[str] = Header(None, max_length=20),
 ) -> StreamingResponse:
     """Server-sent events for the desk: ``queue`` (the open tickets, whenever they
@@ -198,7 +201,7 @@ async def events(
 
     async def stream() -> AsyncIterator[str]:
         if last_event_id and last_event_id.isdigit():
-            last = int(last_event_id)
+            last = min(int(last_event_id), MAX_ROW_ID)
         elif after is not None:
             last = after
         else:

@@ -26,6 +26,8 @@ class TtsRequest(BaseModel):
         ...,
         description="The text to say (a reply as shown on screen)",
         example="您好，请问要办理什么业务？",
+        minLength=1,
+        maxLength=TTS_MAX_CHARS,
     )
     elderly: StrictBool = Field(False, description="Speak slower (for older people)")
 
