@@ -52,6 +52,8 @@ def test_the_container_configuration_is_valid_nginx(tmp_path):
 
 
 def test_the_generated_balancer_is_valid_nginx(tmp_path):
+    tmp_path = tmp_path / "a folder with spaces"  # data directories may have them
+    tmp_path.mkdir()
     conf = nginx_config(tmp_path, "127.0.0.1", 18000, [18001, 18002], 15055, [15056, 15057])
     assert "server 127.0.0.1:18002" in conf and "server 127.0.0.1:15057" in conf
     (tmp_path / "logs").mkdir()
