@@ -251,6 +251,9 @@ def run_setup(name: str, replicas: int, actions: int, args, postgres: PostgresIn
         for i in range(max(1, round(args.users * SHARES[DESK]))):
             operators.append(f"bench{i}")
             accounts.create_operator(database, f"bench{i}", OPERATOR_PASSWORD, display_name=f"坐席{i}")
+        for i in range(1, replicas + 1):  # the first turns of a process build its graphs: not measured
+            for text in QUESTIONS[:3]:
+                httpx.post(f"{cluster.gateway(i)}/api/v1/chat", json={"sender_id": f"warm-{i}", "text": text}, timeout=120)
         plan = Faults(cluster, postgres, (args.seconds * 0.2, args.seconds * 0.45, args.seconds * 0.7)) if faults else None
         elapsed = asyncio.run(load(cluster.url, args.users, args.seconds, operators, record, plan))
         time.sleep(2.0)  # WeChat replies sent late by the customer-service API land
