@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -90,6 +91,16 @@ from assistant.config.settings import get_settings  # noqa: E402
 @pytest.fixture(scope="session")
 def settings():
     return get_settings()
+
+
+def isolated_settings(settings, data_dir, **updates):
+    """``settings`` with its own data directory and, in the PostgreSQL pass, its own
+    database on the suite's server (what a fresh SQLite file is in the SQLite pass)."""
+    update = {"data_dir": data_dir, **updates}
+    if "postgres" in _SERVERS and "database_url" not in updates:
+        url = _SERVERS["postgres"].create_database(f"t_{uuid.uuid4().hex[:12]}")
+        update.update(database_url=url, tracker_db_url=url)
+    return settings.copy(update=update)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from assistant.security.sessions import Principal
 from assistant.storage.database import session_factory, utcnow
 from assistant.storage.tables import AuditRecord, Operator, OperatorSession, SuggestionMark
 from tests.conftest import routes_under, run_cli
+from tests.conftest import isolated_settings
 
 ADMIN_PREFIX = "/api/v1/admin"
 API_KEY = "test-assist-key"  # BANSHI_ASSIST_API_KEYS in tests/conftest.py
@@ -43,7 +44,7 @@ ADMIN_ROUTES = _admin_routes()
 # ------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def app_settings(settings, tmp_path_factory):
-    return settings.copy(update={"data_dir": tmp_path_factory.mktemp("auth")})
+    return isolated_settings(settings, tmp_path_factory.mktemp("auth"))
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +293,7 @@ def test_logout_without_session_is_401(new_client):
 
 # -------------------------------------------------------------- rate limit
 def test_login_rate_limit_returns_429_with_retry_after(settings, tmp_path):
-    strict = settings.copy(update={"data_dir": tmp_path, "login_rate_limit": "3/minute"})
+    strict = isolated_settings(settings, tmp_path, **{"login_rate_limit": "3/minute"})
     with TestClient(create_app(strict, load_model=False)) as client:
         accounts.create_operator(strict.db_url, "limited", "Limited-pass-123")
         for _ in range(3):
@@ -421,7 +422,7 @@ def test_admin_manages_operators_and_every_change_is_audited(logged_in, new_clie
 
 
 def test_the_last_active_admin_cannot_be_removed(settings, tmp_path):
-    alone = settings.copy(update={"data_dir": tmp_path})
+    alone = isolated_settings(settings, tmp_path)
     with TestClient(create_app(alone, load_model=False)) as client:
         accounts.create_operator(alone.db_url, "only.admin", "Only-admin-pass", role="admin")
         csrf = login(client, "only.admin", "Only-admin-pass").json()["csrf_token"]
@@ -476,7 +477,7 @@ def test_cli_add_user_and_list_users(settings, tmp_path, monkeypatch):
     assert listed.returncode == 0 and "cli.admin\tadmin" in listed.stdout and "cli.short" not in listed.stdout
 
     # The account works on the desk.
-    cli_settings = settings.copy(update={"data_dir": tmp_path})
+    cli_settings = isolated_settings(settings, tmp_path)
     with TestClient(create_app(cli_settings, load_model=False)) as client:
         reply = login(client, "cli.admin", "Cli-password-42")
         assert reply.status_code == 200
@@ -485,7 +486,7 @@ def test_cli_add_user_and_list_users(settings, tmp_path, monkeypatch):
 
 def test_cli_set_password_reenables_and_ends_sessions(settings, tmp_path, monkeypatch):
     monkeypatch.setenv("BANSHI_DATA_DIR", str(tmp_path))
-    db_url = settings.copy(update={"data_dir": tmp_path}).db_url
+    db_url = isolated_settings(settings, tmp_path).db_url
     accounts.create_operator(db_url, "cli.other", "Old-password-42", role="admin")
     accounts.create_operator(db_url, "cli.forgot", "Old-password-42", role="admin")
     accounts.set_active(db_url, "cli.forgot", False)

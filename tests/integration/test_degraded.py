@@ -4,15 +4,11 @@ from fastapi.testclient import TestClient
 
 from assistant.api.app import create_app
 from tests.conftest import free_port
+from tests.conftest import isolated_settings
 
 
 def test_not_ready_gateway(settings, tmp_path):
-    degraded = settings.copy(
-        update={
-            "data_dir": tmp_path,
-            "action_endpoint": f"http://127.0.0.1:{free_port()}/webhook",
-        }
-    )
+    degraded = isolated_settings(settings, tmp_path, action_endpoint=f"http://127.0.0.1:{free_port()}/webhook")
     with TestClient(create_app(degraded, load_model=False)) as client:
         health = client.get("/healthz")
         assert health.status_code == 503
@@ -31,7 +27,7 @@ def test_relay_works_while_the_model_loads(settings, tmp_path):
     from assistant.config.hours import ServiceHours
     from assistant.services.handoff import relay, tickets
 
-    degraded = settings.copy(update={"data_dir": tmp_path})
+    degraded = isolated_settings(settings, tmp_path)
     with TestClient(create_app(degraded, load_model=False)) as client:
         ticket = tickets.open_ticket(
             degraded.db_url,

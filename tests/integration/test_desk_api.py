@@ -18,6 +18,7 @@ from assistant.services.handoff import relay, tickets
 from assistant.storage.database import session_factory
 from assistant.storage.tables import AuditRecord, SuggestionMark
 from tests.conftest import routes_under
+from tests.conftest import isolated_settings
 
 DESK_PREFIX = "/api/v1/desk"
 PUBLIC = {("POST", f"{DESK_PREFIX}/login")}
@@ -41,7 +42,7 @@ DESK_ROUTES = _desk_routes()
 
 @pytest.fixture(scope="module")
 def app_settings(settings, tmp_path_factory):
-    return settings.copy(update={"data_dir": tmp_path_factory.mktemp("desk")})
+    return isolated_settings(settings, tmp_path_factory.mktemp("desk"))
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,14 @@ from fastapi.testclient import TestClient
 
 from assistant.api.app import create_app
 from knowledge.facts import answer_text, card_text, load_facts
+from tests.conftest import isolated_settings
 
 FACTS = load_facts()
 
 
 @pytest.fixture(scope="module")
 def api(settings, tmp_path_factory):
-    served = settings.copy(update={"data_dir": tmp_path_factory.mktemp("items-api"), "region_override": None})
+    served = isolated_settings(settings, tmp_path_factory.mktemp("items-api"), **{"region_override": None})
     with TestClient(create_app(served, load_model=False)) as client:
         yield client
 
@@ -69,7 +70,7 @@ def test_regional_override_of_a_fact_and_its_source(settings, tmp_path):
         "      - {id: city, title: 本市出入境办事指南, issuer: 本市公安局出入境管理支队, checked: 2026-12-01}\n",
         encoding="utf-8",
     )
-    served = settings.copy(update={"data_dir": tmp_path / "data", "region_override": override})
+    served = isolated_settings(settings, tmp_path / "data", **{"region_override": override})
     with TestClient(create_app(served, load_model=False)) as client:
         card = client.get("/api/v1/items/passport").json()
     assert card["fees"].startswith("本市普通护照每本120元")

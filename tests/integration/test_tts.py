@@ -16,6 +16,7 @@ from knowledge.answers import QUESTION_LABELS, answer
 from voice import tts as tts_module
 from voice.speech_text import speech_text, split_sentences
 from voice.tts import (
+from tests.conftest import isolated_settings
     NO_VOICE,
     Tts,
     TtsUnavailable,
@@ -237,7 +238,7 @@ def test_get_tts_is_a_singleton(settings):
 def app_client(settings, tmp_path_factory):
     """The gateway without the Rasa model (speech does not need it)."""
     data_dir = tmp_path_factory.mktemp("tts-app")
-    app = create_app(settings.copy(update={"data_dir": data_dir}), load_model=False)
+    app = create_app(isolated_settings(settings, data_dir), load_model=False)
     with TestClient(app) as client:
         yield client
 

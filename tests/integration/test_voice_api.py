@@ -22,6 +22,7 @@ import pytest
 from assistant.config.hours import ServiceHours
 from assistant.services.handoff import tickets
 from tests.speech import QUESTION, QUESTION_ITEM, mandarin_wav, require_voice
+from tests.conftest import isolated_settings
 
 pytestmark = [pytest.mark.model]
 
@@ -332,7 +333,7 @@ def test_without_a_speech_model(settings, tmp_path):
 
     from assistant.api.app import create_app
 
-    degraded = settings.copy(update={"data_dir": tmp_path, "vosk_model_path": tmp_path / "no-model"})
+    degraded = isolated_settings(settings, tmp_path, **{"vosk_model_path": tmp_path / "no-model"})
     with TestClient(create_app(degraded, load_model=False)) as client:
         session = kiosk_session(client)
         reply = turn(client, session, wav_bytes(1.0))
@@ -357,7 +358,7 @@ def test_a_kiosk_warms_the_speech_engines_up_at_start(settings, tmp_path):
     from assistant.api.app import create_app
 
     require_voice(settings)
-    kiosk = settings.copy(update={"data_dir": tmp_path, "kiosk_mode": True})
+    kiosk = isolated_settings(settings, tmp_path, **{"kiosk_mode": True})
     with TestClient(create_app(kiosk, load_model=False)) as client:
         task = client.app.state.voice_warm_up
         deadline = time.monotonic() + 60
