@@ -323,3 +323,15 @@ class RateLimitHit(Base):
     key = Column(String(96), nullable=False)
     at = Column(DateTime, nullable=False)
     __table_args__ = (Index("ix_rate_limit_hits_key_at", "key", "at"), Index("ix_rate_limit_hits_at", "at"))
+
+
+# ------------------------------------------------------------- spooled writes
+class AppliedWrite(Base):
+    """The key of a write that must happen once (``assistant.storage.spool``), stored in
+    the write's own transaction: replaying a spooled write whose first attempt did
+    commit (the answer was lost with the connection) finds its key and does nothing."""
+
+    __tablename__ = "applied_writes"
+    key = Column(String(32), primary_key=True)  # uuid4 hex
+    kind = Column(String(32), nullable=False)  # feedback, audit, handoff.ticket, ...
+    applied_at = Column(DateTime, nullable=False, default=utcnow, index=True)
