@@ -37,6 +37,7 @@ from assistant.security.headers import SecurityHeaders
 from assistant.security.pii import install_log_masking
 from assistant.services import speech
 from assistant.services.live import ChangeFeed
+from assistant.storage import spool
 from knowledge import db
 
 logger = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
             db.load_files_into, settings.db_url, settings.catalog_dir, settings.region_override
         )
         await app.state.live.start()
+        spool.start_replayer(settings.db_url)  # writes kept while the database was unreachable
         # Kiosk: deliver the outbox (handoffs, ratings) to the central server.
         outbox_worker = None
         if settings.kiosk_mode and settings.central_url:
