@@ -459,7 +459,10 @@ def test_admin_audit_log_and_suggestion_marks(logged_in, make_operator, new_clie
 
 # ---------------------------------------------------------------------- CLI
 def test_cli_add_user_and_list_users(settings, tmp_path, monkeypatch):
+    cli_settings = isolated_settings(settings, tmp_path)
     monkeypatch.setenv("BANSHI_DATA_DIR", str(tmp_path))
+    if cli_settings.database_url:  # the PostgreSQL pass: the CLI uses the same database
+        monkeypatch.setenv("BANSHI_DATABASE_URL", cli_settings.database_url)
     monkeypatch.setenv("BANSHI_NEW_PASSWORD", "Cli-password-42")
     created = run_cli(["desk", "add-user", "cli.admin", "--role", "admin", "--display-name", "王管理"])
     assert created.returncode == 0, created.stderr[-2000:]
@@ -477,7 +480,6 @@ def test_cli_add_user_and_list_users(settings, tmp_path, monkeypatch):
     assert listed.returncode == 0 and "cli.admin\tadmin" in listed.stdout and "cli.short" not in listed.stdout
 
     # The account works on the desk.
-    cli_settings = isolated_settings(settings, tmp_path)
     with TestClient(create_app(cli_settings, load_model=False)) as client:
         reply = login(client, "cli.admin", "Cli-password-42")
         assert reply.status_code == 200
@@ -486,7 +488,10 @@ def test_cli_add_user_and_list_users(settings, tmp_path, monkeypatch):
 
 def test_cli_set_password_reenables_and_ends_sessions(settings, tmp_path, monkeypatch):
     monkeypatch.setenv("BANSHI_DATA_DIR", str(tmp_path))
-    db_url = isolated_settings(settings, tmp_path).db_url
+    isolated = isolated_settings(settings, tmp_path)
+    db_url = isolated.db_url
+    if isolated.database_url:  # the PostgreSQL pass: the CLI uses the same database
+        monkeypatch.setenv("BANSHI_DATABASE_URL", isolated.database_url)
     accounts.create_operator(db_url, "cli.other", "Old-password-42", role="admin")
     accounts.create_operator(db_url, "cli.forgot", "Old-password-42", role="admin")
     accounts.set_active(db_url, "cli.forgot", False)
