@@ -18,11 +18,13 @@ gateway), bounded in entries and time; it holds the last spoken texts, never aud
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
@@ -119,7 +121,8 @@ class SpokenState:
 
 
 class SpokenStates:
-    """Bounded per-conversation states (LRU by entries, expired by time)."""
+    """Bounded per-conversation states (LRU by entries, expired by time), in this
+    process; :class:`SharedSpokenStates` keeps them in Redis for several replicas."""
 
     def __init__(self, max_entries: int = CONFIG.max_states, ttl: float = CONFIG.state_ttl_seconds):
         self.max_entries = max_entries
@@ -139,9 +142,39 @@ class SpokenStates:
                 self._items.popitem(last=False)
             return state
 
+    def put(self, sender_id: str, state: SpokenState) -> None:
+        """Keep a changed state (the object from :meth:`get` already is)."""
+
     def drop(self, sender_id: str) -> None:
         with self._lock:
             self._items.pop(sender_id, None)
+
+
+class SharedSpokenStates(SpokenStates):
+    """The states in Redis (JSON, expiring after the TTL): a kiosk's next utterance may
+    reach another gateway replica ("再说一遍" must still find what was said)."""
+
+    KEY = "banshi:kiosk-spoken:"
+
+    def __init__(self, redis_url: str, ttl: float = CONFIG.state_ttl_seconds):
+        import redis
+
+        super().__init__(ttl=ttl)
+        self.red = redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=5)
+
+    def get(self, sender_id: str) -> SpokenState:
+        raw = self.red.get(self.KEY + sender_id)
+        if not raw:
+            return SpokenState()
+        data = json.loads(raw)
+        return SpokenState(**{k: v for k, v in data.items() if k in SpokenState.__dataclass_fields__})
+
+    def put(self, sender_id: str, state: SpokenState) -> None:
+        body = json.dumps(asdict(state), ensure_ascii=False)
+        self.red.set(self.KEY + sender_id, body, ex=max(1, int(self.ttl)))
+
+    def drop(self, sender_id: str) -> None:
+        self.red.delete(self.KEY + sender_id)
 
 
 @dataclass
@@ -186,7 +219,8 @@ def unsure_item(parse_data: Dict[str, Any], threshold: float = CONFIG.confirm_be
 def states_of(app: Any) -> SpokenStates:
     states = getattr(app.state, "spoken_states", None)
     if states is None:
-        states = app.state.spoken_states = SpokenStates()
+        redis_url = getattr(getattr(app.state, "settings", None), "redis_url", None)
+        states = app.state.spoken_states = SharedSpokenStates(redis_url) if redis_url else SpokenStates()
     return states
 
 
@@ -201,7 +235,23 @@ async def plan_turn(
     """The kiosk's answer to what was heard: a spoken command, the answer to a
     confirm-back or a "next part" question, a confirm-back, or the dialogue's turn
     (``spoken_of`` makes a reply's text fit to be spoken)."""
-    state = states_of(conn.app).get(sender_id)
+    states = states_of(conn.app)
+    state = await asyncio.to_thread(states.get, sender_id)
+    try:
+        return await _plan(conn, settings, sender_id, corrected, channel, spoken_of, state)
+    finally:
+        await asyncio.to_thread(states.put, sender_id, state)
+
+
+async def _plan(
+    conn: Any,
+    settings: Any,
+    sender_id: str,
+    corrected: str,
+    channel: str,
+    spoken_of: Callable[[Dict[str, Any]], str],
+    state: SpokenState,
+) -> Plan:
     command = command_of(corrected)
     if state.pending_item and command in (YES, NO):
         item, original = state.pending_item, state.pending_text

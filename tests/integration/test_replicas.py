@@ -134,6 +134,27 @@ async def test_a_wechat_message_retried_to_the_other_replica_is_processed_once(c
             await sim.close()
 
 
+def test_the_kiosk_spoken_state_follows_the_conversation_to_the_other_replica(cluster, settings, tmp_path):
+    """"再说一遍" heard by the other replica repeats what the first one said (the
+    kiosk's spoken state lives in Redis)."""
+    from tests.speech import QUESTION, QUESTION_ITEM, mandarin_wav, require_voice
+
+    require_voice(settings)
+    session = httpx.post(f"{cluster.gateway(1)}/api/v1/voice/sessions", timeout=10).json()
+
+    def turn(base: str, text: str) -> dict:
+        wav = mandarin_wav(text, tmp_path / f"{abs(hash(text))}.wav")
+        reply = httpx.post(f"{base}/api/v1/voice/turn", params=session, content=wav,
+                           headers={"Content-Type": "audio/wav"}, timeout=60)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    first = turn(cluster.gateway(1), QUESTION)
+    assert first["item"] == QUESTION_ITEM, first
+    again = turn(cluster.gateway(2), "再说一遍")
+    assert again["answer"] == "repeat" and again["spoken"] == first["spoken"], again
+
+
 def desk_login(base: str, username: str, password: str) -> httpx.Response:
     return httpx.post(f"{base}/api/v1/desk/login", json={"username": username, "password": password}, timeout=10)
 
