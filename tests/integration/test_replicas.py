@@ -26,6 +26,8 @@ REPLICAS = 2
 ACTIONS = 2
 PASSWORD = "Replica-Passw0rd!"
 LOGIN_LIMIT = 4
+PROGRESS_LIMIT = 3
+SECRET = "replica-test-secret-0123456789abcdef"  # one secret for every replica
 
 
 class Cluster(ReplicaCluster):
@@ -45,7 +47,8 @@ def cluster(tmp_path_factory, trained_model, postgres_server, redis_server, wech
     database = postgres_server.create_database(f"replicas_{uuid.uuid4().hex[:8]}")
     running = Cluster(
         tmp_path_factory.mktemp("replicas"), database, redis_server.url, trained_model, REPLICAS, ACTIONS,
-        env={"BANSHI_SESSION_ROLL_EVENTS": "0", "BANSHI_LOGIN_RATE_LIMIT": f"{LOGIN_LIMIT}/minute"},
+        env={"BANSHI_SESSION_ROLL_EVENTS": "0", "BANSHI_LOGIN_RATE_LIMIT": f"{LOGIN_LIMIT}/minute",
+             "BANSHI_PROGRESS_IP_RATE_LIMIT": f"{PROGRESS_LIMIT}/hour", "BANSHI_SECRET_KEY": SECRET},
     )
     try:
         running.start()
@@ -190,6 +193,21 @@ def test_login_limits_are_shared_by_the_replicas(cluster):
     first = codes.index(429)
     assert 1 <= first <= LOGIN_LIMIT and set(codes[:first]) == {401}, codes
     assert set(codes[first:]) == {429}, codes
+
+
+def test_progress_lookup_limits_per_client_are_shared_by_the_replicas(cluster):
+    from assistant.services.progress.importer import load_demo_data
+
+    load_demo_data(cluster.database_url, SECRET.encode())
+    client = {"X-Forwarded-For": "203.0.113.99"}  # one citizen's address, via the local proxy
+    replies = []
+    for i in range(PROGRESS_LIMIT + 1):  # a new conversation id every time, alternating replicas
+        body = {"sender_id": f"rep-{uuid.uuid4().hex[:8]}", "text": "帮我查一下ZW20251102004的进度", "channel": "api"}
+        reply = httpx.post(f"{cluster.gateway(1 + i % REPLICAS)}/api/v1/chat", json=body, headers=client, timeout=60)
+        assert reply.status_code == 200, reply.text
+        replies.append(text_of(reply.json()))
+    assert all("手机号的后四位" in r for r in replies[:PROGRESS_LIMIT]), replies
+    assert "分钟后再试" in replies[PROGRESS_LIMIT] and "手机号的后四位" not in replies[PROGRESS_LIMIT]
 
 
 # ------------------------------------------------------------------ faults
