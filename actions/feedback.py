@@ -1,4 +1,6 @@
-"""好差评 (ratings) and complaints: recorded in the database, acknowledged."""
+"""好差评 (ratings) and complaints: recorded in the database, acknowledged. While the
+database is unreachable they wait in the storage spool and the citizen is thanked
+all the same (a complaint is then acknowledged without its number)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ THANKS_GOOD = "感谢您的好评！我们会继续努力。"
 THANKS_BAD = "抱歉没能帮到您，您的意见已记录，我们会改进。如需人工帮助，请说“转人工”。"
 THANKS_NEUTRAL = "感谢您的评价，已记录。"
 COMPLAINT_LEAD = "非常抱歉给您带来不好的体验。您的投诉已记录（投诉编号 {id}），我们会转交相关部门核实处理。"
+# The complaint waits in the spool (the database is restarting): no number yet.
+COMPLAINT_LEAD_KEPT = "非常抱歉给您带来不好的体验。您的投诉已记录，我们会转交相关部门核实处理。"
 
 
 def rating_of(text: str) -> Optional[str]:
@@ -52,8 +56,8 @@ class ActionRecordFeedback(Action):
         settings = get_settings()
         text = _text(tracker)
         rating = rating_of(text)
-        await asyncio.to_thread(
-            db.add_feedback,
+        row_id = await asyncio.to_thread(
+            db.keep_feedback,
             settings.db_url,
             tracker.sender_id,
             "feedback",
@@ -62,7 +66,7 @@ class ActionRecordFeedback(Action):
             tracker.get_slot(SLOT_ITEM),
             channel_of(tracker),
         )
-        logger.info("actions.feedback.recorded rating=%s", rating)
+        logger.info("actions.feedback.recorded rating=%s spooled=%s", rating, row_id is None)
         if settings.kiosk_mode:  # the central server collects the kiosks' ratings (outbox)
             message_id = await asyncio.to_thread(
                 outbox.enqueue,
@@ -91,7 +95,7 @@ class ActionRecordComplaint(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
         row_id = await asyncio.to_thread(
-            db.add_feedback,
+            db.keep_feedback,
             get_settings().db_url,
             tracker.sender_id,
             "complaint",
@@ -100,9 +104,10 @@ class ActionRecordComplaint(Action):
             tracker.get_slot(SLOT_ITEM),
             channel_of(tracker),
         )
-        logger.info("actions.complaint.recorded id=%s", row_id)
+        logger.info("actions.complaint.recorded id=%s spooled=%s", row_id, row_id is None)
         from actions.handoff import REASON_COMPLAINT, open_handoff
 
-        await open_handoff(dispatcher, tracker, REASON_COMPLAINT, lead=COMPLAINT_LEAD.format(id=row_id))
+        lead = COMPLAINT_LEAD_KEPT if row_id is None else COMPLAINT_LEAD.format(id=row_id)
+        await open_handoff(dispatcher, tracker, REASON_COMPLAINT, lead=lead)
         dispatcher.utter_message(json_message=reply_info(tracker.get_slot(SLOT_ITEM), ANSWER_FEEDBACK))
         return []

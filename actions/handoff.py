@@ -17,7 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import CATALOG, SLOT_ITEM, channel_of
 from actions.progress import OUTCOME_VERIFIED, SLOT_NUMBER, SLOT_OUTCOME
-from assistant.config.hours import describe_when
+from assistant.config.hours import ServiceHours, describe_when
 from assistant.config.settings import get_settings
 from assistant.security.pii import hash_id, mask_pii
 from assistant.services import outbox
@@ -44,6 +44,13 @@ COMPLAINT_AFTER_HOURS_TEXT = "工作人员会在{when}后跟进处理。您可�
 # Kiosk mode: the request goes to the hall staff through the outbox (delivered later if offline).
 KIOSK_NOTIFIED_TEXT = "已通知大厅工作人员，请在这里稍候，工作人员会尽快过来帮您。"
 FALLBACK_LEAD = "抱歉，我没能理解您的问题。"
+# The database is restarting: the request waits in the storage spool and the ticket opens
+# in a few seconds; its number and place in the queue are not known yet.
+KEPT_TEXT = "已为您登记人工服务。系统正在恢复，暂时无法告诉您排队位置，工作人员会在这里回复您，请稍候。"
+KEPT_AFTER_HOURS_TEXT = (
+    "现在不是人工服务时间（{hours}）。已为您登记，工作人员会在{when}后回复您。"
+    "现在您也可以继续问我，或拨打12345政务服务便民热线。"
+)
 # Messages that carry the citizen's actual question (not "转人工" itself).
 QUESTION_INTENTS = {
     "ask_service",
@@ -121,7 +128,9 @@ async def open_handoff(
     """Open (or find) the conversation's ticket and tell the citizen where they stand.
 
     On a kiosk there is no local ticket (None): the request goes to the central
-    server through the outbox, which delivers it once the network allows.
+    server through the outbox, which delivers it once the network allows. While the
+    database is unreachable there is no ticket yet either (None): the request waits
+    in the storage spool and the citizen is told so.
     """
     settings = get_settings()
     hours = settings.hours
@@ -154,6 +163,10 @@ async def open_handoff(
         summary=summary,
         hours=hours,
     )
+    if info is None:  # kept in the spool: the ticket opens once the database is back
+        logger.warning("actions.handoff.spooled reason=%s sender=%s", reason, hash_id(tracker.sender_id))
+        dispatcher.utter_message(text=lead + _kept_text(reason, hours))
+        return None
     logger.info(
         "actions.handoff.opened ticket=%s reason=%s created=%s deferred=%s sender=%s",
         info.id,
@@ -184,6 +197,17 @@ async def open_handoff(
         text = QUEUED_TEXT.format(id=info.id, ahead=(info.position or 1) - 1)
     dispatcher.utter_message(text=lead + text, buttons=buttons, json_message={"handoff": info.public()})
     return info
+
+
+def _kept_text(reason: str, hours: ServiceHours) -> str:
+    """What to say when the ticket waits in the spool (no number, no queue place yet)."""
+    deferred = not hours.is_open()
+    when = describe_when(hours.next_open()) if deferred else ""
+    if reason == REASON_COMPLAINT:
+        return COMPLAINT_AFTER_HOURS_TEXT.format(when=when) if deferred else COMPLAINT_FOLLOW_UP_TEXT
+    if deferred:
+        return KEPT_AFTER_HOURS_TEXT.format(hours=hours.describe(), when=when)
+    return FALLBACK_FOLLOW_UP_TEXT if reason == REASON_FALLBACK else KEPT_TEXT
 
 
 class ActionRequestHuman(Action):

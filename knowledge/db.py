@@ -1,14 +1,16 @@
 """The catalog in the database (what the running services answer from) and the
 citizens' feedback: their tables and how they are filled and read. The engine,
-sessions and migrations are ``assistant.storage``'s."""
+sessions and migrations are ``assistant.storage``'s; feedback is written through
+its spool (:func:`keep_feedback`), so none is lost while the database restarts."""
 
 from __future__ import annotations
 
 import json
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from sqlalchemy import Column, DateTime, Integer, String, Text, delete, select
 
+from assistant.storage import spool
 from assistant.storage.database import Base, session_factory, utcnow
 from knowledge.catalog import Catalog, load_catalog
 from knowledge.schema import BundleRecord, ItemRecord, Record
@@ -111,3 +113,42 @@ def add_feedback(
         session.add(row)
         session.commit()
         return row.id
+
+
+KIND_FEEDBACK = "feedback"
+
+
+def _insert_feedback(session, payload: Dict[str, Any], replaying: bool) -> int:
+    row = Feedback(
+        conversation_id=payload["conversation_id"],
+        kind=payload["kind"],
+        rating=payload["rating"],
+        text=payload["text"],
+        item_id=payload["item_id"],
+        channel=payload["channel"],
+        created_at=spool.at_of(payload),
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+spool.register(KIND_FEEDBACK, _insert_feedback)
+
+
+def keep_feedback(
+    url: str,
+    conversation_id: str,
+    kind: str,
+    text: str,
+    rating: Optional[str] = None,
+    item_id: Optional[str] = None,
+    channel: Optional[str] = None,
+) -> Optional[int]:
+    """:func:`add_feedback`, kept while the database is unreachable: the row's id, or
+    None when it waits in the spool (written once the database is back)."""
+    payload = {
+        "conversation_id": conversation_id, "kind": kind, "rating": rating, "text": text,
+        "item_id": item_id, "channel": channel, "at": spool.now_iso(),
+    }
+    return spool.keep(url, KIND_FEEDBACK, payload).result

@@ -3,6 +3,8 @@
 Rows never hold raw phone or ID numbers: citizens appear as ``citizen:<hash of the
 conversation id>``, operators as ``operator:<username>``, and a value that
 :func:`assistant.security.pii.mask_pii` would mask is refused with ``ValueError``.
+Rows are written through the storage spool: while the database is unreachable they
+wait there (in order, with their own time) and none is lost.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Dict, List, Optional
 from sqlalchemy import select
 
 from assistant.security.pii import hash_id, is_application_number, mask_pii
+from assistant.storage import spool
 from assistant.storage.database import session_factory
 from assistant.storage.tables import AuditRecord
 
@@ -24,6 +27,7 @@ logger = logging.getLogger(__name__)
 # Column sizes of ``audit_log``.
 _LIMITS = {"actor": 128, "action": 64, "subject": 64, "channel": 32, "result": 32}
 MAX_LIST = 1000
+KIND_AUDIT = "audit"  # the spool's kind of audit rows
 # What citizen_actor returns: a hash may, rarely, hold 11 digits in a row.
 _CITIZEN_ACTOR_RE = re.compile(r"citizen:[0-9a-f]{12}")
 
@@ -70,17 +74,29 @@ def record_audit(
     subject: Optional[str] = None,
     channel: Optional[str] = None,
     result: str,
-) -> int:
-    """Store one audit record and return its id. ValueError for personal data or bad sizes."""
+) -> Optional[int]:
+    """Store one audit record and return its id, or None while the database is
+    unreachable (the row waits in the spool and is written once it is back).
+    ValueError for personal data or bad sizes (never spooled)."""
     _check(actor=actor, action=action, subject=subject, channel=channel, result=result)
-    with session_factory(db_url)() as session, session.begin():
-        row = AuditRecord(actor=actor, action=action, subject=subject, channel=channel, result=result)
-        session.add(row)
-        session.flush()
-        return row.id
+    fields = {"actor": actor, "action": action, "subject": subject, "channel": channel, "result": result}
+    return spool.keep(db_url, KIND_AUDIT, {**fields, "at": spool.now_iso()}).result
 
 
-async def record_audit_async(db_url: str, **fields: Any) -> int:
+def _insert_audit(session, payload: Dict[str, Any], replaying: bool) -> int:
+    row = AuditRecord(
+        at=spool.at_of(payload),
+        **{name: payload[name] for name in ("actor", "action", "subject", "channel", "result")},
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+spool.register(KIND_AUDIT, _insert_audit)
+
+
+async def record_audit_async(db_url: str, **fields: Any) -> Optional[int]:
     """:func:`record_audit` (same keyword fields) in a worker thread, for async code."""
     return await asyncio.to_thread(functools.partial(record_audit, db_url, **fields))
 

@@ -7,7 +7,8 @@ channel (the web chat streams it; other channels register a pusher).
 
 The action server opens tickets (it has the conversation for the summary); the
 gateway relays and serves the desk. Both share the database, so everything is
-stored before it is announced, and nothing is lost when a process restarts.
+stored before it is announced, and nothing is lost when a process restarts; while
+the database restarts, tickets and messages wait in the storage spool, in order.
 All functions here are synchronous: async callers wrap them in ``asyncio.to_thread``.
 """
 
@@ -21,6 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from sqlalchemy import func, select
 
 from assistant.config.hours import ServiceHours
+from assistant.storage import spool
 from assistant.storage.database import session_factory, utcnow
 from assistant.storage.tables import (
     OPEN_TICKET_STATUSES,
@@ -36,6 +38,22 @@ from assistant.storage.tables import (
 CLOSED_NOTICE = "本次人工服务已结束，感谢您的耐心。您可以继续向我提问。"
 HANDED_BACK_NOTICE = "工作人员已把对话转回智能助手。您可以继续向我提问。"
 CANCELLED_NOTICE = "已取消人工服务。您可以继续向我提问。"
+FINAL_NOTICES = {
+    TICKET_CLOSED: CLOSED_NOTICE,
+    TICKET_HANDED_BACK: HANDED_BACK_NOTICE,
+    TICKET_CANCELLED: CANCELLED_NOTICE,
+}
+# Kinds of the storage spool (tickets opened, finished) and their order keys.
+KIND_TICKET = "handoff.ticket"
+KIND_FINISH = "handoff.finish"
+
+
+def conversation_order(conversation_id: str) -> str:
+    return f"conversation:{conversation_id}"
+
+
+def ticket_order(ticket_id: int) -> str:
+    return f"ticket:{ticket_id}"
 
 
 class TicketNotFound(LookupError):
@@ -193,20 +211,31 @@ def open_ticket(
     summary: Dict[str, Any],
     hours: ServiceHours,
     now: Optional[dt.datetime] = None,
-) -> TicketInfo:
-    """Open a ticket for the conversation, or return the one already open."""
-    with session_factory(db_url)() as session:
-        ticket, created = open_ticket_in(
-            session,
-            conversation_id=conversation_id,
-            channel=channel,
-            reason=reason,
-            item_id=item_id,
-            summary=summary,
-            deferred=not hours.is_open(now),
-        )
-        session.commit()
-        return _info(session, ticket, created=created)
+) -> Optional[TicketInfo]:
+    """Open a ticket for the conversation, or return the one already open. None while
+    the database is unreachable: the request waits in the spool (in order with the
+    conversation's other requests) and the ticket opens once the database is back."""
+    payload = {
+        "conversation_id": conversation_id, "channel": channel, "reason": reason, "item_id": item_id,
+        "summary": summary, "deferred": not hours.is_open(now), "at": spool.now_iso(),
+    }
+    return spool.keep(db_url, KIND_TICKET, payload, order_key=conversation_order(conversation_id)).result
+
+
+def _open_kept(session, payload: Dict[str, Any], replaying: bool) -> TicketInfo:
+    ticket, created = open_ticket_in(
+        session,
+        conversation_id=payload["conversation_id"],
+        channel=payload["channel"],
+        reason=payload["reason"],
+        item_id=payload["item_id"],
+        summary=payload["summary"],
+        deferred=payload["deferred"],
+    )
+    if created and replaying:  # queued by the time it was asked for
+        ticket.created_at = spool.at_of(payload)
+        session.flush()
+    return _info(session, ticket, created=created)
 
 
 def relaying_ticket(db_url: str, conversation_id: str) -> Optional[TicketInfo]:
@@ -236,32 +265,46 @@ def finish_ticket(
     db_url: str, ticket_id: int, *, status: str, operator: Optional[str], notify: bool = True
 ) -> Dict[str, Any]:
     """Close, hand back or cancel a ticket; the notice to the citizen is returned and,
-    with ``notify``, stored as a system message for the citizen's channel."""
-    notices = {
-        TICKET_CLOSED: CLOSED_NOTICE,
-        TICKET_HANDED_BACK: HANDED_BACK_NOTICE,
-        TICKET_CANCELLED: CANCELLED_NOTICE,
-    }
-    if status not in notices:
+    with ``notify``, stored as a system message for the citizen's channel. While the
+    database is unreachable the change waits in the spool (the notice's ``id`` is None)."""
+    if status not in FINAL_NOTICES:
         raise ValueError(f"not a final status: {status}")
-    with session_factory(db_url)() as session:
-        ticket = open_ticket_by_id(session, ticket_id)
-        now = utcnow()
-        row = HandoffMessage(
-            ticket_id=ticket.id,
-            conversation_id=ticket.conversation_id,
-            role=ROLE_SYSTEM,
-            text=notices[status],
-            author=operator,
-        )
-        if notify:
-            session.add(row)
-        ticket.status = status
-        ticket.operator = operator or ticket.operator
-        ticket.closed_at = now
-        ticket.updated_at = now
-        session.commit()
-        return message_dict(row) if notify else {"id": None, "text": notices[status], "role": ROLE_SYSTEM}
+    payload = {"ticket_id": ticket_id, "status": status, "operator": operator, "notify": notify,
+               "at": spool.now_iso()}
+    kept = spool.keep(db_url, KIND_FINISH, payload, order_key=ticket_order(ticket_id))
+    if kept.spooled:
+        return {"id": None, "ticket_id": ticket_id, "text": FINAL_NOTICES[status], "role": ROLE_SYSTEM}
+    return kept.result
+
+
+def _finish_kept(session, payload: Dict[str, Any], replaying: bool) -> Optional[Dict[str, Any]]:
+    status, operator = payload["status"], payload["operator"]
+    if replaying:  # finished (or gone) in the meantime: nothing left to do
+        ticket = session.get(HandoffTicket, payload["ticket_id"])
+        if ticket is None or ticket.status not in OPEN_TICKET_STATUSES:
+            return None
+    ticket = open_ticket_by_id(session, payload["ticket_id"])
+    now = utcnow()
+    row = HandoffMessage(
+        ticket_id=ticket.id,
+        conversation_id=ticket.conversation_id,
+        role=ROLE_SYSTEM,
+        text=FINAL_NOTICES[status],
+        author=operator,
+        created_at=spool.at_of(payload),
+    )
+    if payload["notify"]:
+        session.add(row)
+    ticket.status = status
+    ticket.operator = operator or ticket.operator
+    ticket.closed_at = now
+    ticket.updated_at = now
+    session.flush()
+    return message_dict(row) if payload["notify"] else {"id": None, "text": row.text, "role": ROLE_SYSTEM}
+
+
+spool.register(KIND_TICKET, _open_kept)
+spool.register(KIND_FINISH, _finish_kept)
 
 
 # ------------------------------------------------------------------ reading
