@@ -27,7 +27,9 @@ answer is not valid. This connector:
   (a pusher on ``app.state.pushers["wechat"]``).
 
 Texts and formatting: ``wechat_format.py`` (tunables in ``wechat.yml``); delivery by the
-customer-service API: ``wechat_delivery.py``.
+customer-service API: ``wechat_delivery.py``; state changes kept while the database
+restarts (the user is asked to send again only when nothing was processed yet):
+``wechat_kept.py``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import Annotated, Any, Dict, List, Optional, Tuple
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from assistant.channels import wechat_kept as kept
 from assistant.channels import wechat_store as store
 from assistant.channels.wechat_api import WeChatApi, WeChatApiError
 from assistant.channels.wechat_crypto import WeChatCrypto, WeChatCryptoError, signature, signature_ok
@@ -63,6 +66,7 @@ from assistant.config.settings import Settings
 from assistant.security.pii import hash_id
 from assistant.services.conversation import HANDOFF_KEY, NO_REPLY, conversation_turn
 from assistant.services.speech import heard_text, transcripts, voice_of
+from assistant.storage.spool import is_outage
 from assistant.storage.tables import WX_PASSIVE, WX_PENDING, WX_PROCESSING, WX_QUEUED
 
 logger = logging.getLogger(__name__)
@@ -125,12 +129,24 @@ class WeChatChannel:
     async def push(self, conversation_id: str, text: str) -> None:
         """An operator's reply (desk relay): queued for the customer-service API."""
         parts = split_text(text, self.texts.text_limit_bytes)
-        await asyncio.to_thread(store.queue_messages, self.settings.db_url, conversation_id, parts, "desk")
+        await asyncio.to_thread(kept.queue_messages, self.settings.db_url, conversation_id, parts, "desk")
         self.delivery.wake()
 
     # -------------------------------------------------------------- one message
     async def handle(self, conn: Request, inbound: Inbound, received_at: float) -> Optional[str]:
-        """The passive reply text for an inbound message, or None (answer "success")."""
+        """The passive reply text for an inbound message, or None (answer "success").
+        Without the database the message is not processed: the user is asked to send
+        it again (changes made after the turn started are kept: ``wechat_kept``)."""
+        try:
+            return await self._handle(conn, inbound, received_at)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            logger.warning("wechat.message.db_unavailable user=%s error=%s",
+                           hash_id(sender_of(inbound.from_user)), type(exc).__name__)
+            return self.texts.db_down
+
+    async def _handle(self, conn: Request, inbound: Inbound, received_at: float) -> Optional[str]:
         db_url = self.settings.db_url
         key = inbound.dedup_key
         sender = sender_of(inbound.from_user)
@@ -140,16 +156,17 @@ class WeChatChannel:
             logger.info("wechat.message.retry user=%s key=%s status=%s delivery=%s",
                         hash_id(sender), hash_id(key), earlier.status, earlier.delivery)
             return await self._answer_retry(key, sender, deadline)
-        await asyncio.to_thread(store.note_inbound, db_url, sender)
+        await asyncio.to_thread(kept.note_inbound, db_url, sender)
         task = asyncio.create_task(self._turn(conn, inbound, key, sender))
         self._turns[key] = task
         task.add_done_callback(lambda _t: self._turns.pop(key, None))
         await self._wait(task, deadline)
         if task.done():
-            parts = await asyncio.to_thread(store.claim_passive, db_url, key, sender)
+            ready = task.result() if not task.cancelled() and task.exception() is None else None
+            parts = await asyncio.to_thread(kept.claim_passive, db_url, key, sender, ready)
             if parts is not None:
                 return self._passive(parts)
-        how, parts = await asyncio.to_thread(store.give_up_waiting, db_url, key, sender)
+        how, parts = await asyncio.to_thread(kept.give_up_waiting, db_url, key, sender)
         if how == WX_PASSIVE:
             return self._passive(parts)
         if how == WX_QUEUED:
@@ -188,7 +205,7 @@ class WeChatChannel:
         if current is None:
             return None
         if current.delivery == WX_PENDING:
-            parts = await asyncio.to_thread(store.claim_passive, db_url, key, sender)
+            parts = await asyncio.to_thread(kept.claim_passive, db_url, key, sender, None)
             if parts is not None:
                 return self._passive(parts)
             current = await asyncio.to_thread(store.state, db_url, key)
@@ -196,8 +213,9 @@ class WeChatChannel:
             return current.reply[0]
         return None
 
-    async def _turn(self, conn: Request, inbound: Inbound, key: str, sender: str) -> None:
-        """Produce and store the reply; queue it if the handler stopped waiting."""
+    async def _turn(self, conn: Request, inbound: Inbound, key: str, sender: str) -> List[str]:
+        """Produce and store the reply (kept while the database is unreachable); queue
+        it if the handler stopped waiting. Returns the reply."""
         failed = False
         try:
             parts = await self.reply_parts(conn, inbound, sender)
@@ -206,12 +224,18 @@ class WeChatChannel:
         except HTTPException as exc:  # e.g. 503 while the dialogue model loads
             logger.warning("wechat.turn.unavailable user=%s status=%s", hash_id(sender), exc.status_code)
             parts, failed = [NO_REPLY], True
-        except Exception:
-            logger.exception("wechat.turn.failed user=%s", hash_id(sender))
-            parts, failed = [NO_REPLY], True
-        queued = await asyncio.to_thread(store.store_reply, self.settings.db_url, key, sender, parts, failed)
+        except Exception as exc:
+            if is_outage(exc):
+                logger.warning("wechat.turn.db_unavailable user=%s", hash_id(sender))
+                parts = [self.texts.db_down]
+            else:
+                logger.exception("wechat.turn.failed user=%s", hash_id(sender))
+                parts = [NO_REPLY]
+            failed = True
+        queued = await asyncio.to_thread(kept.store_reply, self.settings.db_url, key, sender, parts, failed)
         if queued:
             self.delivery.wake()
+        return parts
 
     async def reply_parts(self, conn: Request, inbound: Inbound, sender: str) -> List[str]:
         """The reply to a message as WeChat text parts (empty: no reply)."""
@@ -230,7 +254,7 @@ class WeChatChannel:
         result = await conversation_turn(conn, self.settings, sender, text, CHANNEL)
         body, new_options = render(result.get("messages") or [], self.texts)
         if options or new_options:
-            await asyncio.to_thread(store.set_options, db_url, sender, new_options or None)
+            await asyncio.to_thread(kept.set_options, db_url, sender, new_options or None)
         logger.info("wechat.turn.done user=%s intent=%s relayed=%s chars=%d", hash_id(sender),
                     result.get("intent"), bool(result.get(HANDOFF_KEY)) and not body, len(body))
         return split_text(body, self.texts.text_limit_bytes)

@@ -1,6 +1,8 @@
 """Delivery by WeChat's customer-service API: a persistent queue (``wechat_outgoing``)
 sent within WeChat's window, with retries on WeChat's transient errors, by an
-asyncio task of the gateway."""
+asyncio task of the gateway. What became of a send is kept through the storage
+spool (``wechat_kept``) if the database is unreachable just then, and nothing is
+claimed while such a change waits, so a message is not sent twice."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Optional
 
+from assistant.channels import wechat_kept as kept
 from assistant.channels import wechat_store as store
 from assistant.channels.wechat_api import WeChatApiError
 from assistant.channels.wechat_format import openid_of
@@ -82,6 +85,8 @@ class DeliveryWorker:
             return
         self._last_housekeeping = time.monotonic()
         texts = self.channel.texts
+        if not await asyncio.to_thread(kept.drained, self.db_url):
+            return  # a reply may wait in the spool: it is not an orphan
         recovered = await asyncio.to_thread(
             store.recover_orphans, self.db_url, dt.timedelta(seconds=texts.orphan_seconds), texts.apology
         )
@@ -92,6 +97,8 @@ class DeliveryWorker:
 
     async def run_once(self) -> int:
         """Send what is due now; returns how many were claimed."""
+        if not await asyncio.to_thread(kept.drained, self.db_url):
+            return 0  # e.g. a "sent" mark still waits: its message must not be claimed again
         claimed = await asyncio.to_thread(store.claim_due, self.db_url, LEASE)
         if not claimed:
             return 0
@@ -109,26 +116,26 @@ class DeliveryWorker:
         user = hash_id(message.sender_id)
         refusal = await asyncio.to_thread(store.use_window, self.db_url, message.sender_id)
         if refusal is not None:
-            await asyncio.to_thread(store.mark_failed, self.db_url, message.id, refusal)
+            await asyncio.to_thread(kept.mark, self.db_url, message, kept.MARK_FAILED, refusal)
             logger.warning("wechat.delivery.not_sent user=%s id=%d reason=%s", user, message.id, refusal)
             return
         try:
             await self.channel.api.send_text(openid_of(message.sender_id), message.content)
         except WeChatApiError as exc:
-            await asyncio.to_thread(store.give_back_window, self.db_url, message.sender_id)
+            await asyncio.to_thread(kept.give_back_window, self.db_url, message.sender_id)
             if exc.retryable and message.attempts < MAX_ATTEMPTS:
                 delay = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** (message.attempts - 1)) * random.uniform(0.8, 1.0)
-                await asyncio.to_thread(store.mark_retry, self.db_url, message.id, delay, str(exc))
+                await asyncio.to_thread(kept.mark, self.db_url, message, kept.MARK_RETRY, str(exc), delay)
                 logger.warning("wechat.delivery.retry user=%s id=%d errcode=%s in_s=%.1f",
                                user, message.id, exc.errcode, delay)
             else:
-                await asyncio.to_thread(store.mark_failed, self.db_url, message.id, str(exc))
+                await asyncio.to_thread(kept.mark, self.db_url, message, kept.MARK_FAILED, str(exc))
                 logger.error("wechat.delivery.failed user=%s id=%d errcode=%s", user, message.id, exc.errcode)
             return
         except Exception:
-            await asyncio.to_thread(store.give_back_window, self.db_url, message.sender_id)
-            await asyncio.to_thread(store.mark_retry, self.db_url, message.id, RETRY_CAP_S, "unexpected error")
+            await asyncio.to_thread(kept.give_back_window, self.db_url, message.sender_id)
+            await asyncio.to_thread(kept.mark, self.db_url, message, kept.MARK_RETRY, "unexpected error", RETRY_CAP_S)
             logger.exception("wechat.delivery.error user=%s id=%d", user, message.id)
             return
-        await asyncio.to_thread(store.mark_sent, self.db_url, message.id)
+        await asyncio.to_thread(kept.mark, self.db_url, message, kept.MARK_SENT)
         logger.info("wechat.delivery.sent user=%s id=%d attempts=%d", user, message.id, message.attempts)

@@ -26,6 +26,7 @@ class WeChatTexts:
     voice_failed: str
     too_long: str
     apology: str
+    db_down: str
     options_intro: str
     option_line: str
     menu: Dict[str, str]

@@ -94,20 +94,25 @@ def _queue(session, sender_id: str, parts: Sequence[str], source: str, now: dt.d
 def store_reply(db_url: str, key: str, sender_id: str, parts: List[str], failed: bool = False) -> bool:
     """The turn's reply is ready. Returns True when it was queued for the
     customer-service API (the handler had already answered "success")."""
-    now = utcnow()
     with session_factory(db_url)() as session:
-        session.execute(
-            update(WeChatInbound).where(WeChatInbound.key == key)
-            .values(status=WX_FAILED if failed else WX_REPLIED, reply=json.dumps(parts, ensure_ascii=False))
-        )
-        claimed = session.execute(
-            update(WeChatInbound).where(WeChatInbound.key == key, WeChatInbound.delivery == WX_ASYNC)
-            .values(delivery=WX_QUEUED)
-        ).rowcount
-        if claimed and parts:
-            _queue(session, sender_id, parts, "turn", now)
+        claimed = store_reply_in(session, key, sender_id, parts, failed)
         session.commit()
-        return bool(claimed)
+        return claimed
+
+
+def store_reply_in(session, key: str, sender_id: str, parts: List[str], failed: bool) -> bool:
+    """:func:`store_reply` in the caller's transaction (idempotent: the claim is a compare-and-set)."""
+    session.execute(
+        update(WeChatInbound).where(WeChatInbound.key == key)
+        .values(status=WX_FAILED if failed else WX_REPLIED, reply=json.dumps(parts, ensure_ascii=False))
+    )
+    claimed = session.execute(
+        update(WeChatInbound).where(WeChatInbound.key == key, WeChatInbound.delivery == WX_ASYNC)
+        .values(delivery=WX_QUEUED)
+    ).rowcount
+    if claimed and parts:
+        _queue(session, sender_id, parts, "turn", utcnow())
+    return bool(claimed)
 
 
 def _claim_reply(session, key: str, from_delivery: str, to_delivery: str) -> Optional[List[str]]:
@@ -128,15 +133,19 @@ def _claim_reply(session, key: str, from_delivery: str, to_delivery: str) -> Opt
 def claim_passive(db_url: str, key: str, sender_id: str) -> Optional[List[str]]:
     """The reply is ready in time: answer it in the HTTP response. Returns the reply
     (its first part goes passively, the rest is queued), or None if not ready."""
-    now = utcnow()
     with session_factory(db_url)() as session:
-        parts = _claim_reply(session, key, WX_PENDING, WX_PASSIVE)
-        if parts is None:
-            session.rollback()
-            return None
-        _queue(session, sender_id, parts[1:], "turn", now, not_before=now + AFTER_PASSIVE)
+        parts = claim_passive_in(session, key, sender_id)
         session.commit()
         return parts
+
+
+def claim_passive_in(session, key: str, sender_id: str) -> Optional[List[str]]:
+    """:func:`claim_passive` in the caller's transaction (a compare-and-set)."""
+    now = utcnow()
+    parts = _claim_reply(session, key, WX_PENDING, WX_PASSIVE)
+    if parts is not None:
+        _queue(session, sender_id, parts[1:], "turn", now, not_before=now + AFTER_PASSIVE)
+    return parts
 
 
 def give_up_waiting(db_url: str, key: str, sender_id: str) -> Tuple[str, List[str]]:
@@ -147,17 +156,23 @@ def give_up_waiting(db_url: str, key: str, sender_id: str) -> Tuple[str, List[st
     parts = claim_passive(db_url, key, sender_id)
     if parts is not None:
         return WX_PASSIVE, parts
-    now = utcnow()
     with session_factory(db_url)() as session:
-        session.execute(
-            update(WeChatInbound).where(WeChatInbound.key == key, WeChatInbound.delivery == WX_PENDING)
-            .values(delivery=WX_ASYNC)
-        )
-        queued = _claim_reply(session, key, WX_ASYNC, WX_QUEUED)
-        if queued is not None:
-            _queue(session, sender_id, queued, "turn", now)
+        outcome = stop_waiting_in(session, key, sender_id)
         session.commit()
-        return (WX_QUEUED, queued) if queued is not None else (WX_ASYNC, [])
+        return outcome
+
+
+def stop_waiting_in(session, key: str, sender_id: str) -> Tuple[str, List[str]]:
+    """The second half of :func:`give_up_waiting` (no passive answer any more), in the
+    caller's transaction: ``pending`` → ``async``, then the reply queued if it is stored."""
+    session.execute(
+        update(WeChatInbound).where(WeChatInbound.key == key, WeChatInbound.delivery == WX_PENDING)
+        .values(delivery=WX_ASYNC)
+    )
+    queued = _claim_reply(session, key, WX_ASYNC, WX_QUEUED)
+    if queued is not None:
+        _queue(session, sender_id, queued, "turn", utcnow())
+    return (WX_QUEUED, queued) if queued is not None else (WX_ASYNC, [])
 
 
 def recover_orphans(db_url: str, older_than: dt.timedelta, apology: str) -> int:
@@ -224,11 +239,15 @@ def note_inbound(db_url: str, sender_id: str) -> None:
 
 def set_options(db_url: str, sender_id: str, options: Optional[List[Tuple[str, str]]]) -> None:
     with session_factory(db_url)() as session:
-        session.execute(
-            update(WeChatUser).where(WeChatUser.sender_id == sender_id)
-            .values(options=json.dumps(options, ensure_ascii=False) if options else None)
-        )
+        set_options_in(session, sender_id, options)
         session.commit()
+
+
+def set_options_in(session, sender_id: str, options: Optional[List[Tuple[str, str]]]) -> None:
+    session.execute(
+        update(WeChatUser).where(WeChatUser.sender_id == sender_id)
+        .values(options=json.dumps(options, ensure_ascii=False) if options else None)
+    )
 
 
 def get_options(db_url: str, sender_id: str) -> List[Tuple[str, str]]:
@@ -259,11 +278,15 @@ def use_window(db_url: str, sender_id: str, now: Optional[dt.datetime] = None) -
 def give_back_window(db_url: str, sender_id: str) -> None:
     """A counted message was not sent after all (a transient error): uncount it."""
     with session_factory(db_url)() as session:
-        session.execute(
-            update(WeChatUser).where(WeChatUser.sender_id == sender_id, WeChatUser.sends_since_inbound > 0)
-            .values(sends_since_inbound=WeChatUser.sends_since_inbound - 1)
-        )
+        give_back_window_in(session, sender_id)
         session.commit()
+
+
+def give_back_window_in(session, sender_id: str) -> None:
+    session.execute(
+        update(WeChatUser).where(WeChatUser.sender_id == sender_id, WeChatUser.sends_since_inbound > 0)
+        .values(sends_since_inbound=WeChatUser.sends_since_inbound - 1)
+    )
 
 
 # ------------------------------------------------------------------ outgoing
@@ -277,8 +300,12 @@ class Outgoing:
 
 def queue_messages(db_url: str, sender_id: str, parts: Sequence[str], source: str) -> None:
     with session_factory(db_url)() as session:
-        _queue(session, sender_id, parts, source, utcnow())
+        queue_in(session, sender_id, parts, source)
         session.commit()
+
+
+def queue_in(session, sender_id: str, parts: Sequence[str], source: str) -> None:
+    _queue(session, sender_id, parts, source, utcnow())
 
 
 def _heads():
@@ -328,24 +355,26 @@ def next_due_at(db_url: str) -> Optional[dt.datetime]:
 
 def mark_sent(db_url: str, message_id: int) -> None:
     with session_factory(db_url)() as session:
-        session.execute(update(WeChatOutgoing).where(WeChatOutgoing.id == message_id)
-                        .values(sent_at=utcnow(), last_error=None))
+        mark_in(session, message_id, sent_at=utcnow(), last_error=None)
         session.commit()
 
 
 def mark_retry(db_url: str, message_id: int, delay_s: float, error: str) -> None:
     with session_factory(db_url)() as session:
-        session.execute(update(WeChatOutgoing).where(WeChatOutgoing.id == message_id)
-                        .values(next_attempt_at=utcnow() + dt.timedelta(seconds=delay_s),
-                                last_error=error[:MAX_ERROR_CHARS]))
+        mark_in(session, message_id, next_attempt_at=utcnow() + dt.timedelta(seconds=delay_s),
+                last_error=error[:MAX_ERROR_CHARS])
         session.commit()
 
 
 def mark_failed(db_url: str, message_id: int, error: str) -> None:
     with session_factory(db_url)() as session:
-        session.execute(update(WeChatOutgoing).where(WeChatOutgoing.id == message_id)
-                        .values(failed_at=utcnow(), last_error=error[:MAX_ERROR_CHARS]))
+        mark_in(session, message_id, failed_at=utcnow(), last_error=error[:MAX_ERROR_CHARS])
         session.commit()
+
+
+def mark_in(session, message_id: int, **values) -> None:
+    """Record what became of a sent (or refused) message, in the caller's transaction."""
+    session.execute(update(WeChatOutgoing).where(WeChatOutgoing.id == message_id).values(**values))
 
 
 def outgoing_counts(db_url: str) -> Dict[str, int]:
