@@ -183,7 +183,7 @@ class PostgresInstance:
         logger.info("instances.postgres.started port=%d", self.port)
         return self.url
 
-    def _launch(self, attempts: int = 20) -> None:
+    def _launch(self, attempts: int = 60) -> None:
         """Start the postmaster; after a crash its old children may hold the port or
         the shared memory for a moment: try again."""
         for attempt in range(attempts):

@@ -246,15 +246,16 @@ def test_a_postgres_restart_fails_fast_then_recovers_without_restarting(cluster,
     try:
         started = time.monotonic()
         down = httpx.post(f"{cluster.url}/api/v1/chat", json={"sender_id": sender, "text": "社保卡怎么办"}, timeout=30)
-        assert time.monotonic() - started < 10
-        assert down.status_code == 503 and down.json()["detail"] == "系统正在恢复，请稍等几秒再试。"
+        took = time.monotonic() - started
+        assert took < 10, took
+        assert down.status_code == 503 and down.json()["detail"] == "系统正在恢复，请稍等几秒再试。", down.text
     finally:
         postgres_server.restart()
     def answered():
         reply = httpx.post(f"{cluster.url}/api/v1/chat", json={"sender_id": sender, "text": "社保卡怎么办"}, timeout=30)
         return reply.status_code == 200 and reply.json()
 
-    body = cluster.wait(answered, 30, "answers after the restart")
+    body = cluster.wait(answered, 60, "answers after the restart")
     assert body["item"]
     pids = {name: c["pid"] for name, c in cluster.status()["children"].items()}
     assert all(pids.values())
