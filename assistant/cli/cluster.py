@@ -72,7 +72,11 @@ class ReplicaCluster:
              "--replicas", str(self.replicas), "--actions", str(self.actions)],
             cwd=PROJECT_ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        self.wait(self.all_ready, timeout, "every gateway ready behind nginx")
+        try:
+            self.wait(self.all_ready, timeout, "every gateway ready behind nginx")
+        except BaseException:
+            self.stop()  # no replicas left behind when they never became ready
+            raise
         return self
 
     def stop(self) -> None:
