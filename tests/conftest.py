@@ -103,33 +103,31 @@ def isolated_settings(settings, data_dir, **updates):
     return settings.copy(update=update)
 
 
-@pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
-    """A running PostgreSQL instance (``.url``, ``.restart()``): the suite's own in the
-    PostgreSQL pass, a throw-away one otherwise."""
-    if "postgres" in _SERVERS:
-        yield _SERVERS["postgres"]
+def _server(kind: str, factory, tmp_path_factory):
+    """The suite's own server of this kind (PostgreSQL pass), else a throw-away one."""
+    if kind in _SERVERS:
+        yield _SERVERS[kind]
         return
-    from assistant.cli.instances import PostgresInstance
-
-    server = PostgresInstance(tmp_path_factory.mktemp("postgres"))
+    server = factory(tmp_path_factory.mktemp(kind))
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A running PostgreSQL instance (``.url``, ``.kill()``, ``.restart()``, ``.create_database()``)."""
+    from assistant.cli.instances import PostgresInstance
+
+    yield from _server("postgres", PostgresInstance, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    """A running Redis instance (``.url``): the suite's own or a throw-away one."""
-    if "redis" in _SERVERS:
-        yield _SERVERS["redis"]
-        return
+    """A running Redis instance (``.url``)."""
     from assistant.cli.instances import RedisInstance
 
-    server = RedisInstance(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
+    yield from _server("redis", RedisInstance, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -168,17 +168,22 @@ def test_slow_speech_is_remembered_and_sent(kiosk):
     assert page.evaluate("() => localStorage.getItem('banshi_kiosk_slow')") == "0"
 
 
+def ask_by_text_until_spoken(page, question: str, expect: str) -> None:
+    """Type a question (a long answer), wait until its spoken reply plays."""
+    before = answered_mark(page)
+    page.fill("#text-input", question)
+    page.press("#text-input", "Enter")
+    wait_answer(page, before, expect)
+    page.wait_for_function("() => Number(document.querySelector('#player').dataset.played || 0) >= 1",
+                           timeout=30000)
+
+
 def test_speaking_over_the_reply_stops_it_and_is_heard(browser, live_server):
     """Barge-in: the microphone opens while the reply plays (the fake one then plays
     the 低保 question); the reply stops and the question is answered, hands-free."""
     context, page = open_kiosk(browser, live_server, barge_in=True)
     try:
-        before = answered_mark(page)
-        page.fill("#text-input", "护照要带什么材料")
-        page.press("#text-input", "Enter")
-        wait_answer(page, before, "护照")
-        page.wait_for_function("() => Number(document.querySelector('#player').dataset.played || 0) >= 1",
-                               timeout=30000)
+        ask_by_text_until_spoken(page, "护照要带什么材料", "护照")
         after = answered_mark(page)
         page.wait_for_function("() => Number(document.body.getAttribute('data-barged') || 0) >= 1",
                                timeout=30000)
@@ -196,12 +201,7 @@ def test_speaking_over_the_reply_stops_it_and_is_heard(browser, live_server):
 def test_barge_in_is_off_when_the_server_says_so(browser, live_server):
     context, page = open_kiosk(browser, live_server)
     try:
-        before = answered_mark(page)
-        page.fill("#text-input", "护照要带什么材料")
-        page.press("#text-input", "Enter")
-        wait_answer(page, before, "护照")
-        page.wait_for_function("() => Number(document.querySelector('#player').dataset.played || 0) >= 1",
-                               timeout=30000)
+        ask_by_text_until_spoken(page, "护照要带什么材料", "护照")
         page.wait_for_timeout(3000)  # the fake question would have been heard by now
         assert page.evaluate("() => document.body.getAttribute('data-barged')") is None
         assert not page.evaluate("() => document.querySelector('#player').paused")
