@@ -30,6 +30,7 @@ import contextlib
 import datetime as dt
 import logging
 import re
+import sqlite3
 import threading
 import time
 import uuid
@@ -107,7 +108,7 @@ def apply_write(url: str, kind: str, key: str, payload: Dict[str, Any], replayin
     spec = _KINDS[kind]
     with session_factory(url)() as session:
         if spec.keyed:
-            if session.get(AppliedWrite, key) is not None:
+            if replaying and session.get(AppliedWrite, key) is not None:
                 return DUPLICATE
             session.add(AppliedWrite(key=key, kind=kind, applied_at=utcnow()))
             try:
@@ -236,13 +237,21 @@ def _spool(spool: SpoolFile, target: str, kind: str, key: str, payload: Dict[str
 
 
 def depth() -> int:
-    """Writes waiting in this data directory's spool for a database (for /healthz)."""
-    return default_spool().waiting()
+    """Writes waiting in this data directory's spool for a database, any database
+    (for /healthz; one small SQLite query, no database call; -1 if the file is unreadable)."""
+    waiting = snapshot()["waiting"]
+    return -1 if waiting is None else waiting
 
 
 def snapshot() -> Dict[str, Any]:
-    """``{"waiting", "dead", "oldest_seconds"}`` of this data directory's spool."""
-    return default_spool().snapshot()
+    """``{"waiting", "dead", "oldest_seconds"}`` of this data directory's spool (writes
+    waiting, writes set aside, age of the oldest waiting one); never raises: an
+    unreadable file gives ``None`` counts and ``"error"``."""
+    try:
+        return default_spool().snapshot()
+    except (OSError, sqlite3.Error) as exc:
+        logger.error("storage.spool.unreadable error=%s", type(exc).__name__)
+        return {"waiting": None, "dead": None, "oldest_seconds": None, "error": type(exc).__name__}
 
 
 def waiting_for(db_url: str, kinds: List[str]) -> int:
