@@ -14,6 +14,8 @@ import datetime as dt
 import os
 import secrets
 import stat
+import subprocess
+import sys
 import time
 import uuid
 from types import SimpleNamespace
@@ -53,7 +55,7 @@ from assistant.storage.tables import (
 )
 from knowledge import db
 from tests.actions.conftest import make_tracker
-from tests.conftest import serve_in_thread
+from tests.conftest import ROOT, serve_in_thread
 
 # One event loop for the tests and the WeChat channel's HTTP client.
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -239,6 +241,18 @@ async def test_a_replay_cut_short_after_a_commit_does_not_write_twice(pg, postgr
     assert spool.replay_file(private, pg, wait=True) == 2  # one applied before, one now
     stored = rows(pg, select(db.Feedback.text).where(db.Feedback.conversation_id == sender).order_by(db.Feedback.id))
     assert stored == ["第0条", "第1条", "第2条"]
+
+
+async def test_writes_kept_by_a_process_that_ended_are_delivered_by_another(pg, postgres_server):
+    """E.g. an action server stopped while its writes waited: the gateway delivers them."""
+    sender = conversation()
+    code = f"from knowledge import db; print(db.keep_feedback({pg!r}, {sender!r}, 'feedback', '好评', 'good'))"
+    with database_down(postgres_server):
+        ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert ran.returncode == 0 and ran.stdout.strip().splitlines()[-1] == "None", ran.stderr[-2000:]
+    settle(pg)
+    stored = rows(pg, select(db.Feedback.rating).where(db.Feedback.conversation_id == sender))
+    assert stored == ["good"]
 
 
 async def test_integrity_errors_are_raised_not_kept(pg):
