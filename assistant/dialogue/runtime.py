@@ -81,6 +81,34 @@ def build_lock_store(settings: Settings) -> LockStore:
     return InMemoryLockStore()
 
 
+class StrictAgent(Agent):
+    """Rasa's agent without ``FailSafeTrackerStore``: that wrapper answers a turn whose
+    tracker cannot be read with an empty tracker (the conversation's context lost) and
+    keeps it in memory only when it cannot be written (measured: 136 answered turns
+    never stored while PostgreSQL restarted under load). Here the error reaches the
+    gateway, which answers 503 in Chinese; the citizen sends the message again."""
+
+    @staticmethod
+    def _create_tracker_store(store: Optional[TrackerStore], domain: Any) -> TrackerStore:
+        if store is None:
+            store = InMemoryTrackerStore(domain)
+        store.domain = domain
+        return store
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls,
+        model_path: Any,
+        tracker_store: Optional[TrackerStore] = None,
+        lock_store: Optional[LockStore] = None,
+        action_endpoint: Any = None,
+    ) -> "StrictAgent":
+        # Agent.load builds an Agent, not cls: the same steps with this class.
+        agent = cls(tracker_store=tracker_store, lock_store=lock_store, action_endpoint=action_endpoint)
+        agent.load_model(model_path=model_path)
+        return agent
+
+
 @dataclass
 class ChatResult:
     messages: List[Dict[str, Any]]
@@ -112,7 +140,7 @@ class AssistantRuntime:
         tuning.install()
         quiet_rasa_errors()
         self.model_path = newest_model(self.settings)
-        self.agent = Agent.load(
+        self.agent = StrictAgent.load(
             str(self.model_path),
             tracker_store=build_tracker_store(self.settings),
             lock_store=build_lock_store(self.settings),

@@ -2,6 +2,7 @@
 suite's own in the PostgreSQL pass of `make test`, a throw-away one otherwise), and
 recovery when that server restarts."""
 
+import asyncio
 import time
 import uuid
 
@@ -90,3 +91,34 @@ def test_a_restart_fails_fast_then_recovers(postgres_server, pg_url):
     with database.session_factory(pg_url)() as session:
         rows = session.execute(select(db.Feedback).where(db.Feedback.conversation_id == conversation)).scalars().all()
     assert sorted(r.rating for r in rows) == ["bad", "good"]
+
+
+@pytest.mark.model
+def test_a_turn_without_its_tracker_store_is_refused_not_answered_blind(postgres_server, settings, trained_model,
+                                                                        action_server, tmp_path):
+    """Rasa's FailSafeTrackerStore would answer with an empty tracker and keep the turn
+    in memory only; the gateway refuses the turn instead (503), and nothing is lost."""
+    from fastapi.testclient import TestClient
+
+    from assistant.api.app import create_app
+
+    trackers = postgres_server.create_database(f"trackers_{uuid.uuid4().hex[:8]}")
+    app_settings = settings.copy(update={
+        "data_dir": tmp_path, "database_url": None, "tracker_db_url": trackers, "redis_url": None,
+    })
+    sender = f"pg-{uuid.uuid4().hex[:8]}"
+    with TestClient(create_app(app_settings)) as client:
+        first = client.post("/api/v1/chat", json={"sender_id": sender, "text": "办护照要带什么材料"})
+        assert first.status_code == 200 and first.json()["item"] == "passport"
+        postgres_server.kill()
+        try:
+            down = client.post("/api/v1/chat", json={"sender_id": sender, "text": "那要交多少钱"})
+            assert down.status_code == 503 and down.json()["detail"] == "系统正在恢复，请稍等几秒再试。", down.text
+        finally:
+            postgres_server.restart()
+        again = client.post("/api/v1/chat", json={"sender_id": sender, "text": "那要交多少钱"})
+        assert again.status_code == 200 and again.json()["item"] == "passport"  # the context survived
+    store = _tracker_store(trackers)
+    tracker = asyncio.run(store.retrieve_full_tracker(sender))
+    said = [e.text for e in tracker.events if isinstance(e, UserUttered)]
+    assert said == ["办护照要带什么材料", "那要交多少钱"]
