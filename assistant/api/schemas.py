@@ -142,6 +142,9 @@ class HealthResponse(BaseModel):
     # The gateway's view of its action server: breaker state and the turns answered
     # without it (``fallback_answers`` from the catalog, ``unavailable_answers``).
     actions: Optional[Dict[str, Any]] = None
+    # Writes kept on this machine while the database was unreachable (``waiting``,
+    # ``dead``: set aside, ``oldest_seconds``), delivered when it answers again.
+    spool: Optional[Dict[str, Any]] = None
 
 
 class LivenessResponse(BaseModel):

@@ -70,6 +70,7 @@ def test_healthz_reports_model_and_actions(client):
     assert body["catalog_items"] == 55
     assert body["database_reachable"] is True
     assert body["actions"]["reachable"] is True and body["actions"]["fallback_answers"] >= 0
+    assert body["spool"]["waiting"] == 0
     assert client.get("/healthz/live").json() == {"status": "ok"}
     ready = client.get("/healthz/ready")
     assert ready.status_code == 200 and ready.json()["model_loaded"] is True

@@ -14,6 +14,7 @@ from sqlalchemy import text as sql_text
 
 from assistant.api.schemas import HealthResponse, LivenessResponse, ReadinessResponse
 from assistant.config.processes import read_status
+from assistant.storage import spool
 from assistant.storage.database import get_engine
 
 router = APIRouter(tags=["health"])
@@ -75,6 +76,7 @@ async def healthz(request: Request, response: Response) -> HealthResponse:
         action_server_reachable(runtime.settings.action_endpoint), database_reachable(settings.db_url)
     )
     supervised = await asyncio.to_thread(read_status, settings.data_dir)
+    kept = await asyncio.to_thread(spool.snapshot)
     processes = supervised.get("children") if supervised else None
     ok = runtime.ready and reachable and database
     if not ok:
@@ -88,4 +90,5 @@ async def healthz(request: Request, response: Response) -> HealthResponse:
         catalog_items=len(request.app.state.catalog.records),
         processes=processes,
         actions=runtime.action_link.snapshot(),
+        spool=kept,
     )
