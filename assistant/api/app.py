@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Dict, List, Optional
 
@@ -125,6 +126,12 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         install_log_masking()
+        # Database, Redis and speech work runs in worker threads (asyncio.to_thread);
+        # Python's default of cpu_count + 4 threads let a few slow database calls
+        # queue every other request behind them under load.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="banshi-io")
+        )
         app.state.catalog = await asyncio.to_thread(
             db.load_files_into, settings.db_url, settings.catalog_dir, settings.region_override
         )

@@ -53,9 +53,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     action_port: int = Field(5055, ge=1, le=65535)
-    # Load balancers whose X-Forwarded-For names the client (comma-separated addresses,
-    # as uvicorn's forwarded_allow_ips); the client address of anyone else is the peer.
-    trusted_proxies: str = "127.0.0.1"
+    # Worker threads of a gateway process for blocking work (database, Redis, speech).
+    worker_threads: int = Field(32, ge=4, le=256)
 
     # Input bounds.
     max_text_chars: int = Field(500, ge=1, le=10000)

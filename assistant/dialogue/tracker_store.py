@@ -6,14 +6,22 @@ the conversation. Our dialogue needs only the slots and the last few turns; once
 session holds ``roll_after_events`` events (and no form or fallback loop is active),
 a new session is started exactly as Rasa's ``action_session_start`` does — with the
 slots carried over. Every event stays in the database (full history for operators).
+
+Rasa's SQL store does its blocking database work inside ``async`` methods, on the
+event loop: one slow or hanging connection (a PostgreSQL restart) stalled every
+conversation of the gateway for a minute under load. Here that work runs in a worker
+thread, and the PostgreSQL engine fails fast (connect timeout, pool timeout,
+pre-ping) like the rest of banshi's database access.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
+import threading
 from collections import OrderedDict
-from typing import Any, Iterator, List, Optional, Text, Tuple
+from typing import Any, Coroutine, Iterator, List, Optional, Text, Tuple, TypeVar
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
@@ -24,12 +32,26 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import QueuePool
 
-from assistant.storage.database import sqlite_pragmas
+from assistant.storage.database import PG_CONNECT_TIMEOUT_S, PG_POOL_TIMEOUT_S, sqlite_pragmas
 
 logger = logging.getLogger(__name__)
 
 SESSION_METADATA_SLOT = "session_started_metadata"
 MAX_REMEMBERED = 10_000
+PG_POOL_SIZE = 10
+PG_MAX_OVERFLOW = 20
+T = TypeVar("T")
+
+
+def drive(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (Rasa's SQL store methods: synchronous work
+    behind ``async def``) to its end, in whatever thread calls this."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("the tracker store awaited something: it cannot run in a worker thread")
 
 
 def session_events(tracker: DialogueStateTracker) -> int:
@@ -71,8 +93,22 @@ class RollingSQLTrackerStore(SQLTrackerStore):
             )
             sa_event.listen(self.engine, "connect", sqlite_pragmas)
             self.sessionmaker = sessionmaker(bind=self.engine)
-        # sender id → (id of the tracker object, events stored); a bounded LRU.
+        elif self.engine.dialect.name == "postgresql":
+            url = self.engine.url
+            self.engine.dispose()
+            self.engine = sa.create_engine(
+                url,
+                pool_size=PG_POOL_SIZE,
+                max_overflow=PG_MAX_OVERFLOW,
+                pool_timeout=PG_POOL_TIMEOUT_S,
+                pool_pre_ping=True,
+                connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
+            )
+            self.sessionmaker = sessionmaker(bind=self.engine)
+        # sender id → (id of the tracker object, events stored); a bounded LRU,
+        # read and written from worker threads.
         self._stored_counts: "OrderedDict[Text, Tuple[int, int]]" = OrderedDict()
+        self._counts_lock = threading.Lock()
 
     def should_roll(self, tracker: DialogueStateTracker) -> bool:
         return (
@@ -83,7 +119,7 @@ class RollingSQLTrackerStore(SQLTrackerStore):
         )
 
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
-        tracker = await super().retrieve(sender_id)
+        tracker = await asyncio.to_thread(drive, super().retrieve(sender_id))
         if tracker is not None:
             self._remember(tracker)
             if self.should_roll(tracker):
@@ -96,17 +132,22 @@ class RollingSQLTrackerStore(SQLTrackerStore):
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator:
         """New events of a tracker this store loaded; Rasa's lock store guarantees that
         nobody else wrote to the conversation in between, so no COUNT query is needed."""
-        known = self._stored_counts.pop(tracker.sender_id, None)
+        with self._counts_lock:
+            known = self._stored_counts.pop(tracker.sender_id, None)
         if known is None or known[0] != id(tracker) or known[1] > len(tracker.events):
             return super()._additional_events(session, tracker)
         return itertools.islice(tracker.events, known[1], len(tracker.events))
 
+    async def retrieve_full_tracker(self, conversation_id: Text) -> Optional[DialogueStateTracker]:
+        return await asyncio.to_thread(drive, super().retrieve_full_tracker(conversation_id))
+
     async def save(self, tracker: DialogueStateTracker) -> None:
-        await super().save(tracker)
+        await asyncio.to_thread(drive, super().save(tracker))
         self._remember(tracker)
 
     def _remember(self, tracker: DialogueStateTracker) -> None:
-        self._stored_counts[tracker.sender_id] = (id(tracker), len(tracker.events))
-        self._stored_counts.move_to_end(tracker.sender_id)
-        while len(self._stored_counts) > MAX_REMEMBERED:
-            self._stored_counts.popitem(last=False)
+        with self._counts_lock:
+            self._stored_counts[tracker.sender_id] = (id(tracker), len(tracker.events))
+            self._stored_counts.move_to_end(tracker.sender_id)
+            while len(self._stored_counts) > MAX_REMEMBERED:
+                self._stored_counts.popitem(last=False)
