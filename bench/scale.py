@@ -61,6 +61,7 @@ class Record:
     unavailable: int = 0
     sent: Dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))  # sender → texts answered
     events: List[Tuple[float, str, bool]] = field(default_factory=list)  # (time, kind, ok)
+    answered_at: Dict[Tuple[str, str], List[float]] = field(default_factory=lambda: defaultdict(list))
 
     def ok(self, kind: str, started: float, t0: float) -> None:
         now = time.monotonic()
@@ -86,6 +87,7 @@ async def chat_user(base: str, client: httpx.AsyncClient, until: float, record: 
             if reply.status_code == 200:
                 record.ok(CHAT, started, t0)
                 record.sent[sender][text] += 1
+                record.answered_at[(sender, text)].append(time.monotonic() - t0)
                 if reply.json().get("answer") == "unavailable":
                     record.unavailable += 1
             else:
@@ -104,6 +106,7 @@ async def wechat_user(base: str, until: float, record: Record, t0: float) -> Non
             if reply.status == 200:
                 record.ok(WECHAT, started, t0)
                 record.sent[f"wx-{openid}"][text] += 1
+                record.answered_at[(f"wx-{openid}", text)].append(time.monotonic() - t0)
             else:
                 record.fail(WECHAT, str(reply.status), t0)
             await asyncio.sleep(rng.uniform(1.0, 3.0))
@@ -164,11 +167,17 @@ def stored_user_texts(database_url: str, senders: List[str]) -> Dict[str, Counte
 def lost_and_duplicated(record: Record, database_url: str) -> Tuple[int, int]:
     stored = stored_user_texts(database_url, list(record.sent))
     lost = duplicated = 0
+    examples = []
     for sender, texts in record.sent.items():
         for text, count in texts.items():
             have = stored[sender][text]
             lost += max(0, count - have)
             duplicated += max(0, have - count)
+            if have != count and len(examples) < 8:
+                times = ", ".join(f"{t:.0f}" for t in record.answered_at[(sender, text)])
+                examples.append(f"{sender[:16]} {text}: answered {count} (at s {times}), stored {have}")
+    if examples:
+        print("differences:\n  " + "\n  ".join(examples), flush=True)
     return lost, duplicated
 
 
