@@ -13,7 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from rasa.core.lock_store import LockError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -210,6 +211,17 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     async def on_conversation_busy(request: Request, exc: LockError) -> JSONResponse:
         # Another turn of this conversation held it for longer than a turn may wait.
         return JSONResponse({"detail": CONVERSATION_BUSY}, status_code=503, headers={"Retry-After": "2"})
+
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    @app.exception_handler(RedisConnectionError)
+    @app.exception_handler(RedisTimeoutError)
+    async def on_store_unreachable(request: Request, exc: Exception) -> JSONResponse:
+        # No pooled database connection in time, or Redis (the conversation lock, the
+        # limits) unreachable: like a database outage, a clear 503 at once.
+        logger.warning("gateway.store.unavailable path=%s error=%s", request.url.path, type(exc).__name__)
+        return JSONResponse(
+            {"detail": DATABASE_DOWN}, status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+        )
 
     @app.exception_handler(DBAPIError)
     async def on_database_down(request: Request, exc: DBAPIError) -> JSONResponse:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 import time
@@ -69,7 +70,8 @@ http {{
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
             proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            # The client as nginx saw it; whatever the client wrote there is dropped.
+            proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Forwarded-Proto $scheme;
             # Live streams (SSE, WebSocket) stay open; a replica that is down or still
             # loading is skipped (a request is passed on only if it was not sent).
@@ -189,6 +191,13 @@ def cmd_run_replicas(args: argparse.Namespace, settings: Settings) -> int:
     args.started = []
     stop = threading.Event()
     supervisor: Optional[Supervisor] = None
+    watcher: Optional[threading.Thread] = None
+
+    def on_signal(signum: int, _frame: object) -> None:  # kill, systemd stop, closed terminal
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     try:
         env = shared_servers(args, settings)
         ensure_model(settings)
@@ -219,6 +228,8 @@ def cmd_run_replicas(args: argparse.Namespace, settings: Settings) -> int:
         pass
     finally:
         stop.set()
+        if watcher is not None:
+            watcher.join(timeout=5)  # no restart after the children are stopped
         if supervisor is not None:
             supervisor.stop_all()
         for server in reversed(args.started):

@@ -39,8 +39,15 @@ HEALTH_PATH = "/health"
 WEBHOOK_PATH = "/webhook"
 POOL_SIZE = 32
 KEEPALIVE_S = 60
-# Network-level failures: the server is unreachable (an HTTP error status is not).
+# Connection-level failures: the server is unreachable (an HTTP error status is not).
 UNREACHABLE_ERRORS: Tuple[Type[BaseException], ...] = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ServerDisconnectedError,
+)
+# Failures after the request was sent (slow, cut off): this call alone is answered
+# without the server; the others, and the pooled connections, are left alone (a slow
+# progress lookup must not cut other conversations' calls in flight).
+CALL_FAILED_ERRORS: Tuple[Type[BaseException], ...] = (
     aiohttp.ClientConnectionError,
     aiohttp.ClientPayloadError,
     asyncio.TimeoutError,
@@ -158,8 +165,13 @@ class ActionServerLink:
         try:
             async with session.get(self.health_url) as reply:
                 return reply.status == 200
-        except UNREACHABLE_ERRORS + (aiohttp.ClientError,):
+        except (aiohttp.ClientError, asyncio.TimeoutError):
             return False
+
+    async def answers_health(self) -> bool:
+        """One quick /health (a call just failed after it was sent: slow, or gone?)."""
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)) as session:
+            return await self.probe(session)
 
     async def _probe_until_up(self) -> None:
         timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
@@ -261,7 +273,11 @@ class ActionEndpoint(EndpointConfig):
                 return await super().request(method, subpath, content_type, compress, **kwargs)
             except UNREACHABLE_ERRORS as error:
                 self.link.trip(error)
-                await self.close()  # its pooled connections lead to the server that went away
+            except CALL_FAILED_ERRORS as error:
+                if await self.link.answers_health():
+                    logger.warning("gateway.actions.call_failed error=%s", type(error).__name__)
+                else:  # hung or gone: the other calls need not wait for their timeouts
+                    self.link.trip(error)
             except ClientResponseError as error:
                 if error.status not in PROXY_UNREACHABLE_STATUSES:
                     raise

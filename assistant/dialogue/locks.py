@@ -6,13 +6,15 @@ ticket 0 and run the same conversation's turns together (measured here: four
 messages of one conversation sent at once to two replicas stored three user
 messages). :class:`RedisMutexLockStore` takes an atomic Redis lock instead
 (``SET key token NX PX lifetime`` through redis-py's ``Lock``): a turn waits until the
-conversation is free; a crashed holder's lock expires after its lifetime.
+conversation is free; a crashed holder's lock expires after its lifetime. A waiting
+turn polls without holding a worker thread (threads are shared by every request).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Optional, Text
 
@@ -23,16 +25,18 @@ from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "banshi:turn-lock:"
-# How long a turn may wait for the conversation (a turn takes well under a second;
-# the holder's lock expires after LOCK_LIFETIME if its process died).
+# How long a turn may wait for the conversation (a turn takes well under a second).
 WAIT_S = 90.0
-POLL_S = 0.02
+POLL_S = 0.05
+# Longer than the slowest turn (an action call may take 10 s plus the case-management
+# system's retries); a crashed holder's lock expires after this.
+LIFETIME_S = 120.0
 
 
 class RedisMutexLockStore(LockStore):
     """A conversation lock in Redis that is atomic across processes."""
 
-    def __init__(self, url: str, lifetime_s: float = LOCK_LIFETIME, wait_s: float = WAIT_S):
+    def __init__(self, url: str, lifetime_s: float = LIFETIME_S, wait_s: float = WAIT_S):
         self.red = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
         self.lifetime_s = lifetime_s
         self.wait_s = wait_s
@@ -54,11 +58,13 @@ class RedisMutexLockStore(LockStore):
         mutex = self.red.lock(
             KEY_PREFIX + conversation_id,
             timeout=self.lifetime_s,
-            sleep=POLL_S,
-            blocking_timeout=self.wait_s,
             thread_local=False,  # acquired and released in different worker threads
         )
-        acquired = await asyncio.to_thread(mutex.acquire)
+        deadline = time.monotonic() + self.wait_s
+        acquired = await asyncio.to_thread(mutex.acquire, blocking=False)
+        while not acquired and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
+            acquired = await asyncio.to_thread(mutex.acquire, blocking=False)
         if not acquired:
             logger.warning("dialogue.lock.timeout wait_s=%.0f", self.wait_s)
             raise LockError(f"conversation busy for more than {self.wait_s:.0f} s")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import threading
 import time
@@ -36,6 +37,7 @@ from knowledge.schema import short_name
 
 
 CONFIG_FILE = Path(__file__).with_name("kiosk_voice.yml")
+logger = logging.getLogger(__name__)
 REPEAT, SLOWER, LOUDER, YES, NO = "repeat", "slower", "louder", "yes", "no"
 _FILLERS = re.compile(r"嗯|啊|吧|呢|呀|那个|请|您|你|麻烦")
 _NOT_HAN = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff]")
@@ -161,9 +163,14 @@ class SharedSpokenStates(SpokenStates):
 
         super().__init__(ttl=ttl)
         self.red = redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=5)
+        self.redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
     def get(self, sender_id: str) -> SpokenState:
-        raw = self.red.get(self.KEY + sender_id)
+        try:
+            raw = self.red.get(self.KEY + sender_id)
+        except self.redis_errors as exc:  # Redis away: this process's own memory meanwhile
+            logger.warning("kiosk.spoken_state.redis_unavailable error=%s", type(exc).__name__)
+            return super().get(sender_id)
         if not raw:
             return SpokenState()
         data = json.loads(raw)
@@ -171,10 +178,16 @@ class SharedSpokenStates(SpokenStates):
 
     def put(self, sender_id: str, state: SpokenState) -> None:
         body = json.dumps(asdict(state), ensure_ascii=False)
-        self.red.set(self.KEY + sender_id, body, ex=max(1, int(self.ttl)))
+        try:
+            self.red.set(self.KEY + sender_id, body, ex=max(1, int(self.ttl)))
+        except self.redis_errors as exc:
+            logger.warning("kiosk.spoken_state.redis_unavailable error=%s", type(exc).__name__)
 
     def drop(self, sender_id: str) -> None:
-        self.red.delete(self.KEY + sender_id)
+        try:
+            self.red.delete(self.KEY + sender_id)
+        except self.redis_errors:
+            super().drop(sender_id)
 
 
 @dataclass

@@ -1,10 +1,10 @@
-"""Without a model or an action server the gateway says so clearly (no 500s)."""
+"""Without a model, an action server or Redis the gateway says so clearly (no 500s)."""
 
+import pytest
 from fastapi.testclient import TestClient
 
 from assistant.api.app import create_app
-from tests.conftest import free_port
-from tests.conftest import isolated_settings
+from tests.conftest import free_port, isolated_settings
 
 
 def test_not_ready_gateway(settings, tmp_path):
@@ -46,3 +46,17 @@ def test_relay_works_while_the_model_loads(settings, tmp_path):
         # The notice came in the reply; it is not stored for the event stream as well.
         assert relay.messages_for_citizen(degraded.db_url, "held-1") == []
         assert client.post("/api/v1/chat", json={"sender_id": "held-1", "text": "你好"}).status_code == 503
+
+
+@pytest.mark.model
+def test_without_redis_a_turn_fails_fast_in_chinese(settings, tmp_path, trained_model, action_server):
+    """Redis holds the conversation lock with several replicas: while it is away a turn
+    is refused at once with the outage message (not a 500, not a 'busy' answer)."""
+    import time
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    with TestClient(create_app(isolated_settings(settings, tmp_path, redis_url=dead))) as client:
+        started = time.monotonic()
+        reply = client.post("/api/v1/chat", json={"sender_id": "no-redis-1", "text": "护照要带什么材料"})
+        assert reply.status_code == 503 and reply.json()["detail"] == "系统正在恢复，请稍等几秒再试。", reply.text
+        assert time.monotonic() - started < 15
