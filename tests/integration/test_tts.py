@@ -15,8 +15,8 @@ from assistant.api.app import create_app
 from knowledge.answers import QUESTION_LABELS, answer
 from voice import tts as tts_module
 from voice.speech_text import speech_text, split_sentences
-from voice.tts import (
 from tests.conftest import isolated_settings
+from voice.tts import (
     NO_VOICE,
     Tts,
     TtsUnavailable,
