@@ -92,6 +92,14 @@ def read_catalog(url: str, spec=None) -> Catalog:
     return Catalog(records=records, fingerprint=meta.value if meta else "", spec=spec or {})
 
 
+def _feedback_payload(
+    conversation_id: str, kind: str, text: str, rating: Optional[str], item_id: Optional[str],
+    channel: Optional[str],
+) -> Dict[str, Any]:
+    return {"conversation_id": conversation_id, "kind": kind, "rating": rating, "text": text,
+            "item_id": item_id, "channel": channel}
+
+
 def add_feedback(
     url: str,
     conversation_id: str,
@@ -102,17 +110,11 @@ def add_feedback(
     channel: Optional[str] = None,
 ) -> int:
     with session_factory(url)() as session:
-        row = Feedback(
-            conversation_id=conversation_id,
-            kind=kind,
-            rating=rating,
-            text=text,
-            item_id=item_id,
-            channel=channel,
+        row_id = _insert_feedback(
+            session, _feedback_payload(conversation_id, kind, text, rating, item_id, channel), replaying=False
         )
-        session.add(row)
         session.commit()
-        return row.id
+        return row_id
 
 
 KIND_FEEDBACK = "feedback"
@@ -147,8 +149,5 @@ def keep_feedback(
 ) -> Optional[int]:
     """:func:`add_feedback`, kept while the database is unreachable: the row's id, or
     None when it waits in the spool (written once the database is back)."""
-    payload = {
-        "conversation_id": conversation_id, "kind": kind, "rating": rating, "text": text,
-        "item_id": item_id, "channel": channel, "at": spool.now_iso(),
-    }
+    payload = {**_feedback_payload(conversation_id, kind, text, rating, item_id, channel), "at": spool.now_iso()}
     return spool.keep(url, KIND_FEEDBACK, payload).result
