@@ -171,7 +171,24 @@ class WeChatChannel:
             return self._passive(parts)
         if how == WX_QUEUED:
             self.delivery.wake()
+        else:  # a retry of this message may have claimed the passive reply first
+            given = await self._passive_given(key)
+            if given is not None:
+                return given
         logger.info("wechat.message.async user=%s key=%s", hash_id(sender), hash_id(key))
+        return None
+
+    async def _passive_given(self, key: str) -> Optional[str]:
+        """The passive reply another delivery of this message claimed, or None. Every
+        delivery answers it: WeChat reads the response of the one it still waits on."""
+        try:
+            current = await asyncio.to_thread(store.state, self.settings.db_url, key)
+        except Exception as exc:
+            if is_outage(exc):
+                return None
+            raise
+        if current is not None and current.delivery == WX_PASSIVE and current.reply:
+            return current.reply[0]
         return None
 
     def _passive(self, parts: List[str]) -> Optional[str]:
@@ -208,10 +225,7 @@ class WeChatChannel:
             parts = await asyncio.to_thread(kept.claim_passive, db_url, key, sender, None)
             if parts is not None:
                 return self._passive(parts)
-            current = await asyncio.to_thread(store.state, db_url, key)
-        if current is not None and current.delivery == WX_PASSIVE and current.reply:
-            return current.reply[0]
-        return None
+        return await self._passive_given(key)
 
     async def _turn(self, conn: Request, inbound: Inbound, key: str, sender: str) -> List[str]:
         """Produce and store the reply (kept while the database is unreachable); queue

@@ -232,6 +232,36 @@ async def test_three_retries_of_one_msg_id_make_one_turn(sim, wechat_api, settin
     assert wechat_api.messages_to(openid) == []
 
 
+async def test_a_retry_that_claims_the_reply_first_leaves_the_first_delivery_the_same_reply(
+        sim, wechat_api, settings, monkeypatch):
+    """The race behind an intermittent failure: the turn stores its reply, a retry
+    claims it for its own HTTP response, and only then does the first delivery try
+    to claim it. The first delivery must answer the same reply, not "success"."""
+    from assistant.channels import wechat as channel_module
+    from assistant.channels import wechat_store
+
+    original = channel_module.kept.claim_passive
+    raced = []
+
+    def claim_after_a_retry(db_url, key, sender_id, ready):
+        if ready is not None and not raced:  # the first delivery, its turn done
+            raced.append(wechat_store.claim_passive(db_url, key, sender_id))  # the retry wins
+        return original(db_url, key, sender_id, ready)
+
+    monkeypatch.setattr(channel_module.kept, "claim_passive", claim_after_a_retry)
+    openid = new_openid()
+    xml = message_xml(sim.fields(openid, "text", Content="护照要带什么材料"))
+    params, body = sim.signed(xml)
+    first = sim.read_reply(await sim.post(params, body))
+    assert raced and raced[0] and "普通护照签发" in raced[0][0]
+    assert first == raced[0][0]
+    params, body = sim.signed(xml)
+    assert sim.read_reply(await sim.post(params, body)) == first
+    assert user_turns(settings, openid) == 1
+    await asyncio.sleep(0.5)
+    assert wechat_api.messages_to(openid) == []
+
+
 async def test_a_restart_between_retries_still_makes_one_turn(sim, settings):
     """The second gateway has no dialogue model loaded: any turn it started would
     fail, so the same reply proves it came from the database."""
