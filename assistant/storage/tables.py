@@ -76,6 +76,8 @@ class ApplicationEvent(Base):
     note = Column(Text, nullable=False, default="")
     # 需补正: JSON list of the missing materials' names (as in the catalog when possible).
     missing_materials = Column(Text)
+    # The case-management system's id of a pushed event (POST …/events): once only.
+    event_id = Column(String(64), unique=True)
     __table_args__ = (Index("ix_application_events_number_at", "number", "at"),)
 
 
