@@ -78,3 +78,18 @@ def test_without_a_secret_the_endpoint_is_off(settings, tmp_path):
     with TestClient(create_app(isolated_settings(settings, tmp_path), load_model=False)) as client:
         reply = push(client, NUMBER, {"event_id": "x", "status": "completed", "at": "2026-12-05T10:00:00"})
         assert reply.status_code == 404 and reply.json()["detail"] == "未配置办件状态推送"
+
+
+async def test_a_pushed_event_is_what_a_progress_lookup_answers(served):
+    from assistant.services.progress.providers import LocalProvider
+
+    client, app_settings = served
+    number = "ZW20251102001"  # 已受理 in the demo data
+    event = {"event_id": "cms-3001", "status": "需补正", "at": "2026-12-05T11:00:00+08:00",
+             "missing_materials": ["户口簿原件"]}
+    assert push(client, number, event).status_code == 201
+    provider = LocalProvider(app_settings.db_url)
+    view = await provider.lookup(number)
+    await provider.aclose()
+    assert view.status == "supplement" and view.label == "需补正材料"
+    assert view.missing_materials == ["户口簿原件"]
