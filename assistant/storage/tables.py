@@ -81,6 +81,24 @@ class ApplicationEvent(Base):
     __table_args__ = (Index("ix_application_events_number_at", "number", "at"),)
 
 
+class ProgressSubscription(Base):
+    """A citizen's wish to hear when an application's status changes ("状态有变化时提醒我").
+
+    The recipient (a conversation id, a WeChat openid, a phone number) is sealed at rest
+    (``assistant/security/sealed.py``) and found by its keyed hash.
+    """
+
+    __tablename__ = "progress_subscriptions"
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    number = Column(String(32), nullable=False, index=True)
+    channel = Column(String(16), nullable=False)
+    recipient_sealed = Column(Text, nullable=False)
+    recipient_hash = Column(String(64), nullable=False, index=True)
+    last_status = Column(String(16))  # the status the subscriber last knew
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    cancelled_at = Column(DateTime)
+
+
 class VerificationGuard(Base):
     """Failed phone verifications of an application number, and its lock."""
 
