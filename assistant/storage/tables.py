@@ -99,6 +99,23 @@ class ProgressSubscription(Base):
     cancelled_at = Column(DateTime)
 
 
+class ProgressNotice(Base):
+    """A status notice waiting to be sent to a subscriber (or sent, capped, failed)."""
+
+    __tablename__ = "progress_notices"
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    subscription_id = Column(Integer, ForeignKey("progress_subscriptions.id", ondelete="CASCADE"), nullable=False)
+    number = Column(String(32), nullable=False)
+    channel = Column(String(16), nullable=False)
+    status = Column(String(16), nullable=False)  # the application's new status
+    text = Column(Text, nullable=False)  # masked number and status only
+    due_at = Column(DateTime, nullable=False, index=True)
+    state = Column(String(16), nullable=False, default="pending")  # pending, sent, capped, failed
+    attempts = Column(Integer, nullable=False, default=0)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    sent_at = Column(DateTime)
+
+
 class VerificationGuard(Base):
     """Failed phone verifications of an application number, and its lock."""
 

@@ -49,7 +49,7 @@ def test_an_event_is_stored_once_and_moves_the_status(served):
     event = {"event_id": "cms-1001", "status": "需补正", "at": "2026-12-05T09:30:00+08:00",
              "note": "请补交户口簿", "missing_materials": ["居民户口簿"]}
     first = push(client, NUMBER, event)
-    assert first.status_code == 201 and first.json() == {"result": "stored", "event_id": "cms-1001"}
+    assert first.status_code == 201 and first.json() == {"result": "stored", "event_id": "cms-1001", "notices": 0}
     again = push(client, NUMBER, event)  # a retry of the same event
     assert again.status_code == 200 and again.json()["result"] == "duplicate"
     steps, status = timeline(app_settings, NUMBER)
@@ -93,3 +93,24 @@ async def test_a_pushed_event_is_what_a_progress_lookup_answers(served):
     await provider.aclose()
     assert view.status == "supplement" and view.label == "需补正材料"
     assert view.missing_materials == ["户口簿原件"]
+
+
+
+def test_a_status_change_queues_one_notice_per_subscriber(served):
+    import datetime as dt
+
+    from assistant.services.progress import subscriptions as subs
+    from assistant.storage.tables import ProgressNotice
+
+    client, app_settings = served
+    number = "ZW20251102005"
+    subs.subscribe(app_settings.db_url, app_settings.secret(), number, "wechat", "oSubscriber1", "rejected")
+    event = {"event_id": "cms-4001", "status": "completed", "at": "2026-12-05T12:00:00+08:00"}
+    reply = push(client, number, event)
+    assert reply.status_code == 201 and reply.json()["notices"] == 1
+    assert push(client, number, {**event, "event_id": "cms-4002"}).json()["notices"] == 0  # told once
+    with session_factory(app_settings.db_url)() as session:
+        queued = session.execute(select(ProgressNotice).where(ProgressNotice.number == number)).scalars().all()
+    assert len(queued) == 1 and queued[0].channel == "wechat" and queued[0].state == "pending"
+    assert queued[0].text == "您的办件ZW2025****005有新进展：已办结。可在“办事助手”里输入办件编号查看详情。"
+    assert "oSubscriber1" not in queued[0].text and queued[0].due_at <= dt.datetime.utcnow() + dt.timedelta(hours=12)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from assistant.security.sealed import seal, unseal
 from assistant.services.progress import subscriptions as subs
 from assistant.storage.database import session_factory
-from assistant.storage.tables import AuditRecord, ProgressSubscription
+from assistant.storage.tables import AuditRecord, ProgressNotice, ProgressSubscription
 from tests.conftest import isolated_settings
 
 NUMBER = "ZW20251102002"
@@ -40,15 +40,24 @@ def test_subscribe_once_list_cancel_and_audit(db):
 
 
 def test_one_notice_per_status_change(db):
+    import datetime as dt
+
+    from assistant.services.progress import notices
+
     url, secret = db
+    noon = dt.datetime(2026, 12, 5, 4, 0, tzinfo=dt.timezone.utc)  # 12:00 in Beijing
     subs.subscribe(url, secret, NUMBER, "web", "web-conversation-1", "reviewing")
     subs.subscribe(url, secret, NUMBER, "sms", "13800138000", "reviewing")
-    assert subs.to_notify(url, secret, NUMBER, "reviewing") == []  # nothing new
-    due = subs.to_notify(url, secret, NUMBER, "supplement")
-    assert sorted(due) == [("sms", "13800138000"), ("web", "web-conversation-1")]
-    assert subs.to_notify(url, secret, NUMBER, "supplement") == []  # told once
+    assert notices.enqueue(url, NUMBER, "reviewing", "Asia/Shanghai", noon) == 0  # nothing new
+    assert notices.enqueue(url, NUMBER, "supplement", "Asia/Shanghai", noon) == 2
+    assert notices.enqueue(url, NUMBER, "supplement", "Asia/Shanghai", noon) == 0  # told once
     subs.cancel(url, secret, "sms", "13800138000")
-    assert subs.to_notify(url, secret, NUMBER, "completed") == [("web", "web-conversation-1")]
+    assert notices.enqueue(url, NUMBER, "completed", "Asia/Shanghai", noon) == 1
+    with session_factory(url)() as session:
+        queued = session.execute(select(ProgressNotice).order_by(ProgressNotice.id)).scalars().all()
+    assert [(n.channel, n.status, n.state) for n in queued] == [
+        ("web", "supplement", "pending"), ("sms", "supplement", "pending"), ("web", "completed", "pending")]
+    assert all("13800138000" not in n.text for n in queued)
 
 
 def test_limits_and_sealing(db):

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, ValidationError, validator
 from assistant.api.deps import SettingsDep
 from assistant.api.schemas import ErrorResponse
 from assistant.security.pii import is_application_number
-from assistant.services.progress import events
+from assistant.services.progress import events, notices
 from assistant.services.progress.records import parse_status
 
 router = APIRouter(prefix="/api/v1/applications", tags=["applications"])
@@ -97,5 +97,9 @@ async def post_event(
         )
     except events.UnknownApplication:
         raise HTTPException(404, UNKNOWN_NUMBER)
-    code = 201 if outcome == events.STORED else 200
-    return JSONResponse({"result": outcome, "event_id": event.event_id}, status_code=code)
+    if outcome != events.STORED:
+        return JSONResponse({"result": outcome, "event_id": event.event_id}, status_code=200)
+    # Subscribers hear of the application's current status (the newest event's).
+    current = await asyncio.to_thread(events.current_status, settings.db_url, number)
+    queued = await asyncio.to_thread(notices.enqueue, settings.db_url, number, current, settings.timezone)
+    return JSONResponse({"result": outcome, "event_id": event.event_id, "notices": queued}, status_code=201)

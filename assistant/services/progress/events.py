@@ -85,3 +85,11 @@ def record_event(
             return DUPLICATE
     logger.info("progress.event.stored status=%s", status)
     return STORED
+
+
+def current_status(db_url: str, number: str) -> str:
+    with session_factory(db_url)() as session:
+        application = session.get(Application, number)
+        if application is None:
+            raise UnknownApplication(number)
+        return application.status

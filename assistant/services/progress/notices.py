@@ -10,11 +10,17 @@ from dataclasses import dataclass
 from typing import Optional
 from zoneinfo import ZoneInfo
 
-from assistant.storage.tables import STATUS_LABELS
+from sqlalchemy import func, select
+
+from assistant.security.audit import record_audit
+from assistant.storage.database import session_factory
+from assistant.storage.tables import STATUS_LABELS, ProgressNotice, ProgressSubscription
 
 QUIET_FROM = dt.time(21, 0)
 QUIET_UNTIL = dt.time(8, 0)
 MAX_PER_DAY = 3
+URGENT_STATUSES = frozenset()  # none yet: a deadline reminder will be
+AUDIT_QUEUED = "progress.notice.queued"
 SEND = "send"
 DEFERRED = "deferred"
 CAPPED = "capped"
@@ -58,3 +64,43 @@ def decide(moment: dt.datetime, timezone: str, sent_today: int, urgent: bool = F
     if in_quiet_hours(moment, timezone) and not urgent:
         return Decision(DEFERRED, quiet_hours_end(moment, timezone))
     return Decision(SEND, moment)
+
+
+def enqueue(db_url: str, number: str, status: str, timezone: str, now: Optional[dt.datetime] = None) -> int:
+    """Queue a notice for every active subscriber of ``number`` who has not been told of
+    ``status`` yet (one per change), due now or after the quiet hours; capped past the
+    daily limit. Returns how many were queued (capped ones included, as ``capped``)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    naive_now = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    queued = []
+    with session_factory(db_url)() as session:
+        rows = session.execute(
+            select(ProgressSubscription).where(
+                ProgressSubscription.number == number, ProgressSubscription.cancelled_at.is_(None)
+            ).with_for_update()
+        ).scalars().all()
+        for row in rows:
+            if row.last_status == status:
+                continue
+            row.last_status = status
+            sent_today = session.execute(
+                select(func.count(ProgressNotice.id))
+                .join(ProgressSubscription, ProgressSubscription.id == ProgressNotice.subscription_id)
+                .where(ProgressSubscription.recipient_hash == row.recipient_hash,
+                       ProgressNotice.created_at >= naive_now - dt.timedelta(days=1),
+                       ProgressNotice.state != CAPPED)
+            ).scalar_one()
+            decision = decide(now, timezone, sent_today, urgent=status in URGENT_STATUSES)
+            due = (decision.at or now).astimezone(dt.timezone.utc).replace(tzinfo=None)
+            notice = ProgressNotice(
+                subscription_id=row.id, number=number, channel=row.channel, status=status,
+                text=notice_text(number, status), due_at=due, created_at=naive_now,
+                state=CAPPED if decision.action == CAPPED else "pending", attempts=0,
+            )
+            session.add(notice)
+            queued.append((row.channel, decision.action))
+        session.commit()
+    for channel, action in queued:
+        record_audit(db_url, actor="system:progress", action=AUDIT_QUEUED, subject=number, channel=channel,
+                     result=action)
+    return len(queued)

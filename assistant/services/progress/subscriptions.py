@@ -1,17 +1,18 @@
 """Progress subscriptions ("状态有变化时提醒我"): subscribe after a verified lookup, list
-and cancel ("退订提醒"), and, when a status event arrives, who is to be told. Every
-change is audited; recipients are sealed at rest and never logged."""
+and cancel ("退订提醒"); who is told of a status change is decided by
+``notices.enqueue``. Every change is audited; recipients are sealed at rest and never
+logged."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from sqlalchemy import select
 
 from assistant.security.audit import record_audit
 from assistant.security.pii import hash_id
-from assistant.security.sealed import keyed_hash, seal, unseal
+from assistant.security.sealed import keyed_hash, seal
 from assistant.storage.database import session_factory, utcnow
 from assistant.storage.tables import ProgressSubscription
 
@@ -82,21 +83,3 @@ def cancel(db_url: str, secret: bytes, channel: str, recipient: str, number: Opt
         record_audit(db_url, actor=_actor(channel, recipient), action=AUDIT_CANCEL, subject=row.number,
                      channel=channel, result="ok")
     return len(rows)
-
-
-def to_notify(db_url: str, secret: bytes, number: str, status: str) -> List[Tuple[str, str]]:
-    """(channel, recipient) of every active subscriber who has not heard of ``status``
-    yet; they are marked as knowing it (one notice per change)."""
-    with session_factory(db_url)() as session:
-        rows = session.execute(
-            select(ProgressSubscription).where(
-                ProgressSubscription.number == number, ProgressSubscription.cancelled_at.is_(None)
-            ).with_for_update()
-        ).scalars().all()
-        due = []
-        for row in rows:
-            if row.last_status != status:
-                row.last_status = status
-                due.append((row.channel, unseal(secret, PURPOSE, row.recipient_sealed)))
-        session.commit()
-    return due
