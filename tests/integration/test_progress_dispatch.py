@@ -73,3 +73,21 @@ async def test_a_channel_without_a_sender_here_stays_pending(settings, tmp_path)
     assert await dispatch.dispatch_due(url, secret, {}, NOON.replace(tzinfo=None)) == {"sent": 0, "retry": 0, "failed": 0}
     with session_factory(url)() as session:
         assert session.execute(select(ProgressNotice.state)).scalar_one() == "pending"
+
+
+async def test_wechat_subscribers_get_a_customer_service_message(settings, tmp_path, wechat_api):
+    from assistant.channels.wechat_api import WeChatApi
+    from assistant.channels.wechat_notices import WeChatNoticeSender
+
+    isolated = isolated_settings(settings, tmp_path)
+    url, secret = isolated.db_url, isolated.secret()
+    openid = "oNoticeUser0001"
+    subs.subscribe(url, secret, NUMBER, "wechat", f"wx-{openid}", "reviewing")
+    notices.enqueue(url, NUMBER, "completed", "Asia/Shanghai", NOON)
+    api = WeChatApi(settings.wechat_api_base, settings.wechat_app_id, settings.wechat_app_secret)
+    try:
+        sent = await dispatch.dispatch_due(url, secret, {"wechat": WeChatNoticeSender(api)}, NOON.replace(tzinfo=None))
+    finally:
+        await api.close()
+    assert sent["sent"] == 1
+    assert wechat_api.messages_to(openid) == ["您的办件ZW2025****002有新进展：已办结。可在“办事助手”里输入办件编号查看详情。"]
