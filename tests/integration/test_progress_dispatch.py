@@ -91,3 +91,18 @@ async def test_wechat_subscribers_get_a_customer_service_message(settings, tmp_p
         await api.close()
     assert sent["sent"] == 1
     assert wechat_api.messages_to(openid) == ["您的办件ZW2025****002有新进展：已办结。可在“办事助手”里输入办件编号查看详情。"]
+
+
+async def test_two_dispatchers_at_once_send_each_notice_once(settings, tmp_path, sms):
+    import asyncio
+
+    isolated = isolated_settings(settings, tmp_path)
+    url, secret = isolated.db_url, isolated.secret()
+    for i in range(5):
+        subs.subscribe(url, secret, NUMBER, "sms", f"1380013800{i}", "reviewing")
+    assert notices.enqueue(url, NUMBER, "completed", "Asia/Shanghai", NOON) == 5
+    senders = {"sms": dispatch.HttpSmsSender(sms.url)}
+    now = NOON.replace(tzinfo=None)
+    results = await asyncio.gather(*(dispatch.dispatch_due(url, secret, senders, now) for _ in range(3)))
+    assert sum(r["sent"] for r in results) == 5
+    assert sorted(body["phone"] for _, body in sms.received) == [f"1380013800{i}" for i in range(5)]

@@ -15,7 +15,7 @@ import logging
 from typing import Dict, Optional, Protocol
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from assistant.security.audit import record_audit
 from assistant.security.sealed import unseal
@@ -59,21 +59,36 @@ class HttpSmsSender:
 
 
 def _due(db_url: str, secret: bytes, channels, now: dt.datetime):
+    """Claim the due notices: each is pushed a minute ahead by a compare-and-set update,
+    so that of several dispatchers (replicas, processes) exactly one takes it."""
     with session_factory(db_url)() as session:
         query = (
-            select(ProgressNotice, ProgressSubscription.recipient_sealed)
-            .join(ProgressSubscription, ProgressSubscription.id == ProgressNotice.subscription_id)
+            select(ProgressNotice.id, ProgressNotice.due_at)
             .where(ProgressNotice.state == PENDING, ProgressNotice.due_at <= now,
                    ProgressNotice.channel.in_(list(channels)))
             .order_by(ProgressNotice.due_at).limit(BATCH)
         )
         if session.bind.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=ProgressNotice)
-        rows = session.execute(query).all()
-        # Claimed: pushed a minute ahead so that another dispatcher does not take them.
-        for notice, _ in rows:
-            notice.due_at = now + dt.timedelta(minutes=1)
+            query = query.with_for_update(skip_locked=True)
+        candidates = session.execute(query).all()
+        claimed = []
+        for notice_id, due_at in candidates:
+            taken = session.execute(
+                update(ProgressNotice)
+                .where(ProgressNotice.id == notice_id, ProgressNotice.due_at == due_at,
+                       ProgressNotice.state == PENDING)
+                .values(due_at=now + dt.timedelta(minutes=1))
+            ).rowcount
+            if taken == 1:
+                claimed.append(notice_id)
         session.commit()
+        if not claimed:
+            return []
+        rows = session.execute(
+            select(ProgressNotice, ProgressSubscription.recipient_sealed)
+            .join(ProgressSubscription, ProgressSubscription.id == ProgressNotice.subscription_id)
+            .where(ProgressNotice.id.in_(claimed))
+        ).all()
         return [(n.id, n.number, n.channel, n.text, unseal(secret, PURPOSE, sealed), n.attempts) for n, sealed in rows]
 
 
