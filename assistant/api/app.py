@@ -22,6 +22,7 @@ from assistant.api import openapi
 from assistant.api.paths import STATIC_DIR
 from assistant.api.routers import (
     admin as admin_router,
+    applications,
     assist,
     conversation,
     desk,
@@ -252,6 +253,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.include_router(voice_router.router)
     app.include_router(voice_router.page_router)
     app.include_router(inbox.router)
+    app.include_router(applications.router)
     app.include_router(wechat_channel.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     # Progress lookups and phone verifications per client IP, across every conversation
     # (Redis when redis_url is set, else the database; shared by replicas and action servers).
     progress_ip_rate_limit: str = "30/15minutes"
+    # Status events pushed by the case-management system (POST /api/v1/applications/
+    # {number}/events), signed with HMAC-SHA256 under this shared secret; off when unset.
+    cms_webhook_secret: Optional[str] = Field(None, min_length=16)
+    cms_webhook_window_seconds: int = Field(300, ge=10, le=3600)
 
     # Voice (voice/): the Vosk model directory (default: data_dir/vosk/vosk-model-small-cn-0.22),
     # audio bounds, espeak-ng speaking rates (words per minute) and the TTS cache.

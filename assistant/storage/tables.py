@@ -76,7 +76,44 @@ class ApplicationEvent(Base):
     note = Column(Text, nullable=False, default="")
     # 需补正: JSON list of the missing materials' names (as in the catalog when possible).
     missing_materials = Column(Text)
+    # The case-management system's id of a pushed event (POST …/events): once only.
+    event_id = Column(String(64), unique=True)
     __table_args__ = (Index("ix_application_events_number_at", "number", "at"),)
+
+
+class ProgressSubscription(Base):
+    """A citizen's wish to hear when an application's status changes ("状态有变化时提醒我").
+
+    The recipient (a conversation id, a WeChat openid, a phone number) is sealed at rest
+    (``assistant/security/sealed.py``) and found by its keyed hash.
+    """
+
+    __tablename__ = "progress_subscriptions"
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    number = Column(String(32), nullable=False, index=True)
+    channel = Column(String(16), nullable=False)
+    recipient_sealed = Column(Text, nullable=False)
+    recipient_hash = Column(String(64), nullable=False, index=True)
+    last_status = Column(String(16))  # the status the subscriber last knew
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    cancelled_at = Column(DateTime)
+
+
+class ProgressNotice(Base):
+    """A status notice waiting to be sent to a subscriber (or sent, capped, failed)."""
+
+    __tablename__ = "progress_notices"
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    subscription_id = Column(Integer, ForeignKey("progress_subscriptions.id", ondelete="CASCADE"), nullable=False)
+    number = Column(String(32), nullable=False)
+    channel = Column(String(16), nullable=False)
+    status = Column(String(16), nullable=False)  # the application's new status
+    text = Column(Text, nullable=False)  # masked number and status only
+    due_at = Column(DateTime, nullable=False, index=True)
+    state = Column(String(16), nullable=False, default="pending")  # pending, sent, capped, failed
+    attempts = Column(Integer, nullable=False, default=0)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    sent_at = Column(DateTime)
 
 
 class VerificationGuard(Base):
