@@ -24,6 +24,7 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import func, select
 
 from actions.common import CATALOG, SLOT_ITEM, channel_of, intent_of, reply_info
+from actions.followup import offer_events
 from assistant.config.settings import get_settings
 from assistant.security.audit import citizen_actor, record_audit
 from assistant.security.client_limits import hit_progress_limit, progress_retry_after
@@ -56,6 +57,7 @@ ANSWER_PROGRESS = "progress"
 SLOT_NUMBER = "application_number"
 SLOT_PHONE = "phone_tail"
 SLOT_OUTCOME = "progress_outcome"
+SLOT_STATUS = "progress_status"
 REQUESTED_SLOT = "requested_slot"
 
 OUTCOME_VERIFIED = "verified"
@@ -392,8 +394,9 @@ class ActionProgressAnswer(Action):
         buttons.append(HUMAN_BUTTON)
         dispatcher.utter_message(text=progress_answer(catalog, view), buttons=buttons)
         logger.info("actions.progress.answered status=%s", view.status)
-        # The verified number stays for a handoff summary; the phone tail goes.
-        return reset + [SlotSet(SLOT_ITEM, view.item_id)]
+        # The verified number stays for a handoff summary and the reminder offer; the phone tail goes.
+        offer = await asyncio.to_thread(offer_events, dispatcher, tracker, number)
+        return reset + [SlotSet(SLOT_ITEM, view.item_id), SlotSet(SLOT_STATUS, view.status)] + offer
 
 
 class ActionInform(Action):

@@ -18,6 +18,7 @@ from assistant.dialogue.runtime import AssistantRuntime
 from assistant.security.pii import hash_id
 from assistant.services import degraded
 from assistant.services.handoff import relay, tickets
+from assistant.services.progress import commands
 from assistant.storage import tables
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ NO_REPLY = "抱歉，系统暂时有点忙，请稍后再试，或拨打12345政
 HANDOFF_KEY = "handoff"
 REPLY_KEY = "reply"
 ANSWER_HANDOFF = "handoff"
+ANSWER_FOLLOWUP = "followup"  # a reminder was set, listed or cancelled
 NOT_READY = "助手正在启动，请稍后再试"
 
 
@@ -118,6 +120,18 @@ async def relay_to_operator(
     }
 
 
+async def reminder_command(settings: Settings, sender_id: str, channel: str, command: str) -> Dict[str, Any]:
+    """"退订提醒" / "我的提醒": answered from the conversation's subscriptions."""
+    text = await asyncio.to_thread(
+        commands.run_command, settings.db_url, settings.secret(), command, channel, sender_id
+    )
+    logger.info("gateway.chat.reminder_command sender=%s channel=%s command=%s", hash_id(sender_id), channel, command)
+    return {
+        "messages": [BotMessage(text=text).dict(exclude_none=True)], "intent": None, "items": [], "item": None,
+        "answer": ANSWER_FOLLOWUP,
+    }
+
+
 async def conversation_turn(
     conn: HTTPConnection, settings: Settings, sender_id: str, text: str, channel: str
 ) -> Dict[str, Any]:
@@ -128,6 +142,9 @@ async def conversation_turn(
         relayed = await relay_to_operator(conn, settings, sender_id, text, ticket)
         if relayed is not None:
             return relayed
+    command = commands.command_of(text)
+    if command is not None:
+        return await reminder_command(settings, sender_id, channel, command)
     # Relaying needs no model; answering does (503 while it loads).
     runtime = ready_runtime(conn.app)
     app = conn.app

@@ -115,6 +115,33 @@ class LocalAskAffirmation(Action):
         return []
 
 
+class LocalYesNo(Action):
+    """``action_affirm`` / ``action_deny`` run in the gateway: with nothing offered they
+    only ask what else (as the action does); an offer cannot be taken up now."""
+
+    SLOT_OFFER = "pending_offer"
+    OFFER_UNAVAILABLE_TEXT = "抱歉，提醒暂时设置不了。请您稍后再查一次进度，再设置提醒。"
+
+    def __init__(self, action_name: str) -> None:
+        self.action_name = action_name
+
+    def name(self) -> Text:
+        return self.action_name
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        if not tracker.get_slot(self.SLOT_OFFER):
+            dispatcher.utter_message(response="utter_anything_else")
+            return []
+        if self.action_name == "action_affirm":
+            dispatcher.utter_message(text=self.OFFER_UNAVAILABLE_TEXT)
+        else:
+            dispatcher.utter_message(response="utter_anything_else")
+        logger.info("gateway.fallback.answered action=%s item=None kind=offer", self.name())
+        return [SlotSet(self.SLOT_OFFER, None)]
+
+
 def install(link: ActionServerLink, catalog: CatalogSource) -> None:
     """Let the gateway answer item questions itself while the action server is down
     (``runtime.action_link``; once per link; ``catalog`` is read at each answer)."""
@@ -125,6 +152,7 @@ def install(link: ActionServerLink, catalog: CatalogSource) -> None:
     async def run(body: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         return await executor.run(body)
 
-    for action in (LocalAnswer(catalog), LocalOutOfScope(catalog), LocalAskAffirmation()):
+    for action in (LocalAnswer(catalog), LocalOutOfScope(catalog), LocalAskAffirmation(),
+                   LocalYesNo("action_affirm"), LocalYesNo("action_deny")):
         executor.register_action(action)
         link.local_actions[action.name()] = run
