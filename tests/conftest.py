@@ -108,7 +108,9 @@ def _server(kind: str, factory, tmp_path_factory):
     if kind in _SERVERS:
         yield _SERVERS[kind]
         return
-    server = factory(tmp_path_factory.mktemp(kind))
+    # Not under pytest's own temporary folder: every pytest session run as root makes
+    # /tmp/pytest-of-root private again, and the postgres user must reach its data.
+    server = factory(Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=_DATA_DIR)))
     server.start()
     yield server
     server.stop()
