@@ -114,3 +114,13 @@ def test_a_status_change_queues_one_notice_per_subscriber(served):
     assert len(queued) == 1 and queued[0].channel == "wechat" and queued[0].state == "pending"
     assert queued[0].text == "您的办件ZW2025****005有新进展：已办结。可在“办事助手”里输入办件编号查看详情。"
     assert "oSubscriber1" not in queued[0].text and queued[0].due_at <= dt.datetime.utcnow() + dt.timedelta(hours=12)
+
+
+def test_event_times_are_kept_in_china_time_like_the_rest_of_the_timeline(served):
+    client, app_settings = served
+    number = "ZW20251102001"
+    event = {"event_id": "cms-tz-1", "status": "审核中", "at": "2026-12-05T01:30:00Z"}
+    assert push(client, number, event).status_code == 201
+    with session_factory(app_settings.db_url)() as session:
+        row = session.execute(select(ApplicationEvent).where(ApplicationEvent.event_id == "cms-tz-1")).scalar_one()
+    assert row.at.isoformat(timespec="minutes") == "2026-12-05T09:30"

@@ -22,7 +22,7 @@ from assistant.api.deps import SettingsDep
 from assistant.api.schemas import ErrorResponse
 from assistant.security.pii import is_application_number
 from assistant.services.progress import events, notices
-from assistant.services.progress.records import parse_status
+from assistant.services.progress.records import CST, parse_status
 
 router = APIRouter(prefix="/api/v1/applications", tags=["applications"])
 
@@ -56,9 +56,11 @@ class StatusEvent(BaseModel):
         return value
 
     @validator("at")
-    def _naive_utc(cls, value: dt.datetime) -> dt.datetime:
+    def _naive_china_time(cls, value: dt.datetime) -> dt.datetime:
+        """Timelines hold China time without a zone (as the importer and the HTTP
+        provider store them); a time without a zone is taken as China time."""
         if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(CST).replace(tzinfo=None)
         return value
 
 
