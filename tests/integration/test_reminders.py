@@ -236,3 +236,23 @@ async def test_a_wechat_reminder_outside_the_window_is_a_template_message(settin
                          "time4": "2026年12月5日 10:00"}
     with session_factory(url)() as session:
         assert session.execute(select(ChatNotice)).first() is None
+
+
+def test_old_reminders_and_web_notices_are_deleted_after_their_retention(db):
+    url, secret = db
+    done = remind(url, secret, kind="id_card_expiry", channel="web", recipient="web-old", expiry_month="2027-03",
+                  now=MORNING)
+    remind(url, secret, kind="passport_expiry", channel="web", recipient="web-old", expiry_month="2027-04",
+           now=MORNING)
+    reminders.cancel_reminder(url, secret, "web", "web-old", done.id)
+    shown, _ = webchat.store(url, secret, "web-old", "已读的通知")
+    kept, key = webchat.store(url, secret, "web-old", "还没看的通知")
+    webchat.take_pending(url, key)  # both shown now
+    waiting, _ = webchat.store(url, secret, "web-away", "没人回来看的通知")
+    later = dt.datetime.utcnow() + dt.timedelta(days=8)
+    assert webchat.purge(url, later) == 2  # shown more than 7 days ago; the unseen one waits 30 days
+    assert webchat.purge(url, later + dt.timedelta(days=23)) == 1
+    assert reminders.purge(url, dt.datetime.utcnow() + dt.timedelta(days=89)) == 0
+    assert reminders.purge(url, dt.datetime.utcnow() + dt.timedelta(days=91)) == 1  # the cancelled one
+    with session_factory(url)() as session:
+        assert session.execute(select(Reminder.status)).scalars().all() == ["pending"]

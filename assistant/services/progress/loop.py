@@ -20,9 +20,10 @@ import logging
 import os
 import secrets
 import socket
+import time
 from typing import Dict, Optional
 
-from assistant.services.progress import dispatch, reminders
+from assistant.services.progress import dispatch, reminders, webchat
 from assistant.services.progress.dispatch import Sender
 from assistant.storage import leases
 
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 LEASE_NAME = "progress-notices"
 DEFAULT_INTERVAL_S = 10.0
+HOUSEKEEPING_S = 3600.0  # the leader deletes old web-chat notices and finished reminders
 
 
 def holder_id() -> str:
@@ -51,6 +53,7 @@ class NoticeLoop:
         self.holder = holder or holder_id()
         self.leader = False
         self.rounds = 0
+        self._last_housekeeping = 0.0
         self._wake: Optional[asyncio.Event] = None
         self._task: Optional[asyncio.Task] = None
 
@@ -88,7 +91,12 @@ class NoticeLoop:
             return {}
         sent = await self.send_notices()
         reminded = await reminders.send_due_reminders(self.db_url, self.secret, self.senders, self.timezone)
-        return {"notices": sent, "reminders": reminded}
+        counts = {"notices": sent, "reminders": reminded}
+        if time.monotonic() - self._last_housekeeping >= HOUSEKEEPING_S:
+            self._last_housekeeping = time.monotonic()
+            counts["purged"] = {"chat_notices": await asyncio.to_thread(webchat.purge, self.db_url),
+                                "reminders": await asyncio.to_thread(reminders.purge, self.db_url)}
+        return counts
 
     async def _run(self) -> None:
         assert self._wake is not None

@@ -77,6 +77,7 @@ class ReminderConfig:
     max_expiry_years: int
     max_attempts: int
     pickup_wait_days: int
+    retention_days: int
     kinds: Dict[str, KindConfig]
 
     @classmethod
@@ -100,7 +101,8 @@ class ReminderConfig:
             send_time=dt.time(hour, minute), max_per_recipient=int(data.get("max_per_recipient", 10)),
             max_days_ahead=int(data.get("max_days_ahead", 400)),
             max_expiry_years=int(data.get("max_expiry_years", 20)), max_attempts=int(data.get("max_attempts", 5)),
-            pickup_wait_days=int(data.get("pickup_wait_days", 60)), kinds=kinds,
+            pickup_wait_days=int(data.get("pickup_wait_days", 60)),
+            retention_days=int(data.get("retention_days", 90)), kinds=kinds,
         )
 
 

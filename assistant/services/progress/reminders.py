@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Union
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from assistant.security.audit import record_audit
 from assistant.security.pii import is_application_number
@@ -407,6 +407,19 @@ async def send_due_reminders(db_url: str, secret: bytes, senders: Dict[str, Send
     if claimed:
         logger.info("progress.reminders.step %s", " ".join(f"{k}={v}" for k, v in counts.items() if v))
     return counts
+
+
+def purge(db_url: str, now: Optional[dt.datetime] = None) -> int:
+    """Delete reminders finished (sent, failed, cancelled, obsolete) more than
+    ``retention_days`` ago — their sealed recipients with them; how many."""
+    before = _naive(_aware(now)) - dt.timedelta(days=config().retention_days)
+    finished = Reminder.status.in_([SENT, FAILED, CANCELLED, OBSOLETE])
+    with session_factory(db_url)() as session:
+        gone = session.execute(delete(Reminder).where(
+            finished, func.coalesce(Reminder.sent_at, Reminder.cancelled_at, Reminder.send_at) < before,
+        ).execution_options(synchronize_session=False)).rowcount
+        session.commit()
+        return int(gone or 0)
 
 
 def status(db_url: str, now: Optional[dt.datetime] = None) -> Dict:

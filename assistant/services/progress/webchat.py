@@ -16,7 +16,7 @@ import asyncio
 import datetime as dt
 from typing import Awaitable, Callable, Dict, List, Optional, Tuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from assistant.security.sealed import keyed_hash
 from assistant.storage.database import session_factory, utcnow
@@ -28,6 +28,9 @@ KIND_REMINDER = "reminder"
 MAX_TEXT_CHARS = 500
 # Undelivered notices of a conversation shown at most, newest last; older ones wait.
 MAX_PER_READ = 20
+# Kept this long: shown ones (for support questions), and ones nobody came back for.
+KEEP_DELIVERED = dt.timedelta(days=7)
+KEEP_UNDELIVERED = dt.timedelta(days=30)
 
 
 def conversation_key(secret: bytes, conversation_id: str) -> str:
@@ -83,6 +86,19 @@ def keys_after(db_url: str, after_id: int, limit: int = 1000) -> Tuple[int, List
     if not rows:
         return after_id, []
     return rows[-1][0], sorted({key for _, key in rows})
+
+
+def purge(db_url: str, now: Optional[dt.datetime] = None) -> int:
+    """Delete notices shown more than ``KEEP_DELIVERED`` ago, and those nobody came
+    back for within ``KEEP_UNDELIVERED``; how many."""
+    now = now or utcnow()
+    with session_factory(db_url)() as session:
+        gone = session.execute(delete(ChatNotice).where(
+            (ChatNotice.delivered_at < now - KEEP_DELIVERED)
+            | (ChatNotice.delivered_at.is_(None) & (ChatNotice.created_at < now - KEEP_UNDELIVERED))
+        ).execution_options(synchronize_session=False)).rowcount
+        session.commit()
+        return int(gone or 0)
 
 
 class WebChatSender:
