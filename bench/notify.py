@@ -132,26 +132,33 @@ class Deployment:
         get_engine(self.db_url)  # migrated before the gateways start
         self.procs: List[subprocess.Popen] = []
         self.urls: List[str] = []
-        for _ in range(gateways):
-            port = free_port()
-            log = open(work / f"gateway-{port}.log", "w")
-            proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], env=self.env, cwd=ROOT,
-                                    stdout=log, stderr=subprocess.STDOUT)
-            self.procs.append(proc)
-            self.urls.append(f"http://127.0.0.1:{port}")
-        for url, proc in zip(self.urls, self.procs):
-            deadline = time.monotonic() + 120
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"gateway exited: see {work}")
-                try:
-                    if httpx.get(f"{url}/healthz/live", timeout=1).status_code < 500:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("gateway did not start")
-                time.sleep(0.2)
+        try:
+            for _ in range(gateways):  # one after the other: each loads the catalog at start
+                self._start_gateway()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_gateway(self) -> None:
+        port = free_port()
+        log_path = self.work / f"gateway-{port}.log"
+        proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], env=self.env, cwd=ROOT,
+                                stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"gateway exited:\n{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/healthz/live", timeout=1).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("gateway did not start")
+            time.sleep(0.2)
+        self.urls.append(url)
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -402,14 +409,19 @@ def main() -> int:
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     wechat = FakeWeChatApi(APP_ID, APP_SECRET)
     sms = FakeSms()
-    latency_rows, burst_rows = [], []
+    latency_rows, burst_rows, failed = [], [], []
     with serve_in_thread(wechat.app) as wechat_url, serve_in_thread(sms.app) as sms_base:
         for index, backend in enumerate(backends):
             setups = [(1, True)] + ([(2, False)] if backend == "postgresql" else [])
             for gateways, measure_latency in setups:
                 tag = f"{index + 1}{gateways}"  # digits: part of application numbers and phone numbers
                 with tempfile.TemporaryDirectory(prefix="banshi-notify-") as tmp:
-                    deployment = Deployment(backend, gateways, Path(tmp), wechat_url, f"{sms_base}/sms")
+                    try:
+                        deployment = Deployment(backend, gateways, Path(tmp), wechat_url, f"{sms_base}/sms")
+                    except SystemExit as exc:  # report what was measured so far
+                        print(f"{backend} x{gateways}: {exc}", file=sys.stderr)
+                        failed.append(f"{backend} x{gateways}")
+                        continue
                     try:
                         if measure_latency:
                             times = latency(deployment, wechat, sms, args.runs, tag)
@@ -417,6 +429,7 @@ def main() -> int:
                         burst_rows.append((backend, gateways, burst(deployment, wechat, sms, args.events, tag)))
                     finally:
                         deployment.stop()
+                print(f"done: {backend} x{gateways}", file=sys.stderr, flush=True)
 
     names = {"web": ("event → open web chat (SSE)", "≤ 2000"),
              "wechat": ("event → WeChat API, customer-service message", "≤ 5000"),
@@ -440,7 +453,9 @@ def main() -> int:
         print(f"| {backend} | {gateways} | {r['events']} ({r['stored']}){other} | {r['expected']} | {r['delivered']} "
               f"| {r['duplicates']} | {r['missing']} | {r['post_p50'] * 1000:.0f} / {r['post_p95'] * 1000:.0f} "
               f"| {r['posted_s']:.1f} | {done} |")
-    return 0
+    if failed:
+        print(f"\nnot measured (the gateways did not start): {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
