@@ -368,12 +368,17 @@ async def chat(url: str, settings: Any, api: FakeWeChatApi, openid: str, safe: b
                           settings.wechat_encoding_aes_key, safe=safe)
 
     async def show_customer_service_messages() -> None:
-        seen = 0
+        seen = templates = 0
         while True:
             got = await api.await_for(openid, seen + 1, timeout_s=0.5)
             for text in got[seen:]:
                 print(f"\n助手（客服消息）> {text}\n你> ", end="", flush=True)
             seen = len(got)
+            sent = api.templates_to(openid)
+            for template in sent[templates:]:  # status notices outside the 48-hour window
+                fields = "，".join(template.data.values())
+                print(f"\n助手（模板消息 {template.template_id}）> {fields}\n你> ", end="", flush=True)
+            templates = len(sent)
 
     printer = asyncio.create_task(show_customer_service_messages())
     print("输入消息后回车发送；/subscribe 关注，/menu KEY 点菜单，/quit 退出。")
