@@ -327,6 +327,8 @@ def progress_answer(catalog: Catalog, view: ApplicationView) -> str:
     latest = view.latest
     if latest is not None and latest.note:
         parts.append(f"最新进展（{_when(latest.at)}）：{latest.note}")
+    elif latest is not None:  # when the status last changed (at a kiosk nothing else tells them)
+        parts.append(f"状态已更新：{_when(latest.at)} 变为“{latest.label}”。")
     if view.status == STATUS_SUPPLEMENT:
         missing = view.missing_materials
         if missing:

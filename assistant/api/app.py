@@ -30,16 +30,19 @@ from assistant.api.routers import (
     health,
     inbox,
     items,
+    reminders as reminders_router,
     tts as tts_router,
     voice as voice_router,
 )
 from assistant.channels import wechat as wechat_channel
+from assistant.channels.notify import build_senders
 from assistant.config.settings import Settings, get_settings
 from assistant.dialogue.runtime import AssistantRuntime
 from assistant.security.headers import SecurityHeaders
 from assistant.security.pii import install_log_masking
 from assistant.services import speech
 from assistant.services.live import ChangeFeed
+from assistant.services.progress.loop import NoticeLoop
 from assistant.storage import spool
 from knowledge import db
 
@@ -153,9 +156,21 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         if settings.wechat_enabled:
             app.state.wechat = wechat_channel.WeChatChannel(app, settings)
             await app.state.wechat.start()
+        # Status notices and reminders: sent when the events endpoint wakes the
+        # scheduler, and by one replica every notice_interval_seconds.
+        notice_senders = None
+        if settings.notice_scheduler:
+            wechat = getattr(app.state, "wechat", None)
+            notice_senders = build_senders(settings, wechat.api if wechat is not None else None, app.state.live.notify)
+            app.state.notices = NoticeLoop(settings.db_url, settings.secret(), notice_senders.senders,
+                                           settings.timezone, settings.notice_interval_seconds)
+            app.state.notices.start()
         if load_model:
             app.state.runtime.load()
         yield
+        if app.state.notices is not None:
+            await app.state.notices.stop()
+            await notice_senders.aclose()
         if getattr(app.state, "wechat", None) is not None:
             await app.state.wechat.stop()
         if outbox_worker is not None:
@@ -173,6 +188,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     openapi.install(app)  # errors as they are answered, nullable optional fields
     app.state.runtime = AssistantRuntime(settings)
     app.state.live = ChangeFeed(settings.db_url)
+    app.state.notices = None  # the notice scheduler (NoticeLoop), started with the app
     # Channel name → async push(conversation_id, text) for operator replies (see api/routers/desk.py).
     app.state.pushers = {}
 
@@ -254,6 +270,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.include_router(voice_router.page_router)
     app.include_router(inbox.router)
     app.include_router(applications.router)
+    app.include_router(reminders_router.router)
     app.include_router(wechat_channel.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -1,5 +1,6 @@
 """The WeChat server API used by the channel: access token, customer-service
-messages (``message/custom/send``) and media download (``media/get``).
+messages (``message/custom/send``), template messages (``message/template/send``,
+for notices outside the 48-hour window) and media download (``media/get``).
 
 The access token comes from ``/cgi-bin/stable_token`` (the stable token: every
 caller with the same app id gets the same token until it expires, so gateway
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import httpx
 
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 TOKEN_PATH = "/cgi-bin/stable_token"
 SEND_PATH = "/cgi-bin/message/custom/send"
+TEMPLATE_PATH = "/cgi-bin/message/template/send"
 MEDIA_PATH = "/cgi-bin/media/get"
 REFRESH_MARGIN_S = 300
 # errcodes
@@ -127,6 +129,24 @@ class WeChatApi:
         async def call(token: str) -> None:
             try:
                 response = await self._client.post(SEND_PATH, params={"access_token": token}, json=body)
+            except httpx.HTTPError as exc:
+                raise WeChatApiError(None, type(exc).__name__) from None
+            await self._json(response)
+
+        await self._with_token(call)
+
+    async def send_template(self, openid: str, template_id: str, data: Dict[str, str], url: str = "") -> None:
+        """A template message (``message/template/send``): allowed outside the 48-hour
+        window, with the fields of a template chosen in the account's settings.
+        ``data`` maps the template's field names to their values. Raises WeChatApiError."""
+        body: Dict[str, Any] = {"touser": openid, "template_id": template_id,
+                                "data": {name: {"value": value} for name, value in data.items()}}
+        if url:
+            body["url"] = url
+
+        async def call(token: str) -> None:
+            try:
+                response = await self._client.post(TEMPLATE_PATH, params={"access_token": token}, json=body)
             except httpx.HTTPError as exc:
                 raise WeChatApiError(None, type(exc).__name__) from None
             await self._json(response)

@@ -7,7 +7,9 @@
   passive replies.
 * :class:`FakeWeChatApi` is a local stand-in for ``api.weixin.qq.com``: the stable
   access token, ``message/custom/send`` (recorded per user, with injectable
-  errors) and ``media/get`` (voice files, with an optional delay).
+  errors, and 45015 for users whose 48-hour window is closed: ``close_window``),
+  ``message/template/send`` (template messages, checked like WeChat checks them,
+  recorded per user) and ``media/get`` (voice files, with an optional delay).
 
 ``banshi wechat-sim`` chats through a running gateway with both; the tests and
 ``bench/wechat.py`` use the classes directly.
@@ -187,6 +189,21 @@ class Sent:
 
 
 @dataclass
+class SentTemplate:
+    touser: str
+    template_id: str
+    data: Dict[str, str]  # field name → value
+    url: str
+    at: float
+
+
+# WeChat's limits of a template message's values by field type (name without digits).
+TEMPLATE_VALUE_LIMITS = {"thing": 20, "character_string": 32, "phrase": 5, "number": 32, "letter": 32,
+                         "name": 10, "time": 40, "date": 40, "amount": 32, "phone_number": 17, "car_number": 8,
+                         "const": 20}
+
+
+@dataclass
 class FakeWeChatApi:
     """A local ``api.weixin.qq.com`` (thread-safe: served in a thread, read by tests)."""
 
@@ -198,6 +215,12 @@ class FakeWeChatApi:
     # errcodes to answer the next send calls with, in order (e.g. [-1] or [40001]).
     fail_sends: List[int] = field(default_factory=list)
     media: Dict[str, Tuple[bytes, str, float]] = field(default_factory=dict)
+    templates: List[SentTemplate] = field(default_factory=list)
+    fail_templates: List[int] = field(default_factory=list)  # like fail_sends, for template/send
+    # Template ids the account has (empty: any id is accepted).
+    template_ids: List[str] = field(default_factory=list)
+    # Users whose customer-service window is closed: message/custom/send answers 45015.
+    closed_windows: set = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
@@ -206,6 +229,7 @@ class FakeWeChatApi:
             Route("/cgi-bin/stable_token", self._stable_token, methods=["POST"]),
             Route("/cgi-bin/token", self._token_get, methods=["GET"]),
             Route("/cgi-bin/message/custom/send", self._send, methods=["POST"]),
+            Route("/cgi-bin/message/template/send", self._send_template, methods=["POST"]),
             Route("/cgi-bin/media/get", self._media, methods=["GET"]),
         ])
 
@@ -239,12 +263,45 @@ class FakeWeChatApi:
                 return JSONResponse({"errcode": code, "errmsg": "injected"})
             if body.get("msgtype") != "text" or not body.get("touser"):
                 return JSONResponse({"errcode": 40008, "errmsg": "invalid message type"})
+            if body["touser"] in self.closed_windows:
+                return JSONResponse({"errcode": 45015, "errmsg": "response out of time limit"})
             content = (body.get("text") or {}).get("content", "")
             if len(content.encode("utf-8")) > 2048:
                 return JSONResponse({"errcode": 45002, "errmsg": "content size out of limit"})
             self.sent.append(Sent(body["touser"], content, time.monotonic()))
             self._cond.notify_all()
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+    async def _send_template(self, request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"errcode": 47001, "errmsg": "data format error"})
+        with self._cond:
+            if request.query_params.get("access_token") != self._token:
+                return JSONResponse({"errcode": 40001, "errmsg": "invalid credential"})
+            if self.fail_templates:
+                return JSONResponse({"errcode": self.fail_templates.pop(0), "errmsg": "injected"})
+            touser, template_id, data = body.get("touser"), body.get("template_id"), body.get("data")
+            if not isinstance(touser, str) or not touser:
+                return JSONResponse({"errcode": 40003, "errmsg": "invalid openid"})
+            if not isinstance(template_id, str) or not template_id or (
+                    self.template_ids and template_id not in self.template_ids):
+                return JSONResponse({"errcode": 40037, "errmsg": "invalid template_id"})
+            if not isinstance(data, dict) or not data:
+                return JSONResponse({"errcode": 47003, "errmsg": "argument invalid! data is empty"})
+            values = {}
+            for name, entry in data.items():
+                value = entry.get("value") if isinstance(entry, dict) else None
+                limit = TEMPLATE_VALUE_LIMITS.get(str(name).rstrip("0123456789"))
+                if not isinstance(value, str) or not value or limit is None or len(value) > limit:
+                    return JSONResponse({"errcode": 47003, "errmsg": f"argument invalid! data.{name}.value invalid"})
+                values[name] = value
+            msgid = len(self.templates) + 1
+            self.templates.append(SentTemplate(touser, template_id, values, str(body.get("url") or ""),
+                                               time.monotonic()))
+            self._cond.notify_all()
+        return JSONResponse({"errcode": 0, "errmsg": "ok", "msgid": msgid})
 
     async def _media(self, request: Request) -> Response:
         with self._cond:
@@ -283,6 +340,25 @@ class FakeWeChatApi:
     async def await_for(self, openid: str, count: int = 1, timeout_s: float = 15.0) -> List[str]:
         return await asyncio.to_thread(self.wait_for, openid, count, timeout_s)
 
+    def close_window(self, openid: str) -> None:
+        """From now on the user is outside the 48-hour window (custom/send answers 45015)."""
+        with self._cond:
+            self.closed_windows.add(openid)
+
+    def templates_to(self, openid: str) -> List[SentTemplate]:
+        with self._cond:
+            return [t for t in self.templates if t.touser == openid]
+
+    def wait_for_template(self, openid: str, count: int = 1, timeout_s: float = 15.0) -> List[SentTemplate]:
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                got = [t for t in self.templates if t.touser == openid]
+                left = deadline - time.monotonic()
+                if len(got) >= count or left <= 0:
+                    return got
+                self._cond.wait(left)
+
 
 # ------------------------------------------------------------------ CLI
 async def chat(url: str, settings: Any, api: FakeWeChatApi, openid: str, safe: bool) -> None:
@@ -292,12 +368,17 @@ async def chat(url: str, settings: Any, api: FakeWeChatApi, openid: str, safe: b
                           settings.wechat_encoding_aes_key, safe=safe)
 
     async def show_customer_service_messages() -> None:
-        seen = 0
+        seen = templates = 0
         while True:
             got = await api.await_for(openid, seen + 1, timeout_s=0.5)
             for text in got[seen:]:
                 print(f"\n助手（客服消息）> {text}\n你> ", end="", flush=True)
             seen = len(got)
+            sent = api.templates_to(openid)
+            for template in sent[templates:]:  # status notices outside the 48-hour window
+                fields = "，".join(template.data.values())
+                print(f"\n助手（模板消息 {template.template_id}）> {fields}\n你> ", end="", flush=True)
+            templates = len(sent)
 
     printer = asyncio.create_task(show_customer_service_messages())
     print("输入消息后回车发送；/subscribe 关注，/menu KEY 点菜单，/quit 退出。")

@@ -21,6 +21,8 @@
     banshi voice check         is the speech model found, does it load [--wav FILE: transcribe it]
     banshi outbox status       kiosk outbox: pending, delivered and given-up messages
     banshi outbox flush        deliver the pending messages now [--retry-failed]
+    banshi notices status      status notices and reminders: queued, sent, given up [--json]
+    banshi notices dispatch    send the due notices and reminders now
 """
 
 
@@ -31,12 +33,12 @@ import os
 import sys
 from typing import List, Optional
 
-from assistant.cli import desk, dialogue, kb, outbox, progress, run, voice, wechat
+from assistant.cli import desk, dialogue, kb, notices, outbox, progress, run, voice, wechat
 from assistant.cli.common import setup_logging
 from assistant.config.settings import PROJECT_ROOT, get_settings
 
 # The order of ``banshi --help``.
-GROUPS = (run, dialogue, kb, progress, desk, voice, outbox, wechat)
+GROUPS = (run, dialogue, kb, progress, desk, voice, outbox, notices, wechat)
 
 
 def build_parser() -> argparse.ArgumentParser:

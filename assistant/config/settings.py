@@ -97,6 +97,17 @@ class Settings(BaseSettings):
     # {number}/events), signed with HMAC-SHA256 under this shared secret; off when unset.
     cms_webhook_secret: Optional[str] = Field(None, min_length=16)
     cms_webhook_window_seconds: int = Field(300, ge=10, le=3600)
+    # Status notices and reminders (services/progress/loop.py): the gateway's scheduler
+    # sends at once when woken and every notice_interval_seconds otherwise (that round
+    # in one replica of the deployment at a time, by a lease in the database).
+    notice_scheduler: bool = True
+    notice_interval_seconds: float = Field(10.0, ge=0.5, le=600)
+    # WeChat template message for notices outside the 48-hour customer-service window
+    # (公众号后台 → 模板消息); its field names are in channels/wechat_notices.yml.
+    wechat_notice_template_id: Optional[str] = Field(None, max_length=64, regex=r"^[A-Za-z0-9_-]+$")
+    # SMS gateway for notices: POST {"phone", "text"} with this bearer token; off when unset.
+    sms_url: Optional[str] = None
+    sms_token: Optional[str] = Field(None, max_length=256)
 
     # Voice (voice/): the Vosk model directory (default: data_dir/vosk/vosk-model-small-cn-0.22),
     # audio bounds, espeak-ng speaking rates (words per minute) and the TTS cache.
@@ -257,6 +268,12 @@ class Settings(BaseSettings):
         value = value.upper()
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @validator("sms_url")
+    def _check_sms_url(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {value!r}")
         return value
 
     @validator("action_endpoint", "redis_url", "database_url", "tracker_db_url", "central_url")

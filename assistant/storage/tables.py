@@ -116,6 +116,67 @@ class ProgressNotice(Base):
     sent_at = Column(DateTime)
 
 
+# Kinds of reminder ("服务找人"); what each needs and says: services/progress/reminders.yml.
+REMINDER_KINDS = (
+    "supplement_deadline",  # 需补正: the deadline to hand in the missing materials
+    "ready_for_pickup",  # 已办结: ready to pick up
+    "pension_certification",  # 养老金领取资格认证, yearly
+    "id_card_expiry",  # 居民身份证到期 (the citizen tells the month only)
+    "passport_expiry",  # 护照到期 (the month only)
+)
+
+
+class Reminder(Base):
+    """A reminder tied to a date, sent once through the citizen's channel.
+
+    Only what the reminder needs is stored: the kind, the application number for
+    the application's reminders, the due date (for ID card and passport: the first
+    day of the expiry month the citizen told, nothing else), and the recipient,
+    sealed at rest and found by its keyed hash (as for progress subscriptions).
+    """
+
+    __tablename__ = "reminders"
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    kind = Column(String(32), nullable=False)
+    number = Column(String(32))  # application number (supplement_deadline, ready_for_pickup)
+    due_on = Column(Date, nullable=False)  # deadline, pickup day, yearly check, expiry month (its 1st)
+    channel = Column(String(16), nullable=False)
+    recipient_sealed = Column(Text, nullable=False)
+    recipient_hash = Column(String(64), nullable=False, index=True)
+    send_at = Column(DateTime, nullable=False)  # UTC; pushed ahead while claimed, deferred by quiet hours
+    status = Column(String(16), nullable=False, default="pending")  # pending, sent, failed, cancelled
+    attempts = Column(Integer, nullable=False, default=0)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    sent_at = Column(DateTime)
+    cancelled_at = Column(DateTime)
+    __table_args__ = (Index("ix_reminders_status_send_at", "status", "send_at"),)
+
+
+class ChatNotice(Base):
+    """A notice (status change, reminder) for a web-chat conversation: shown live in
+    an open chat, else when the citizen comes back; delivered once (``delivered_at``).
+    The conversation is found by a keyed hash; the text holds a masked number only."""
+
+    __tablename__ = "chat_notices"
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    conversation_hash = Column(String(64), nullable=False)
+    kind = Column(String(16), nullable=False)  # progress | reminder
+    text = Column(Text, nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    delivered_at = Column(DateTime)
+    __table_args__ = (Index("ix_chat_notices_conversation", "conversation_hash", "delivered_at"),)
+
+
+class SchedulerLease(Base):
+    """Which process runs a deployment-wide periodic job (e.g. the notice scheduler)
+    until when: taken or renewed by a compare-and-set update (``storage/leases.py``)."""
+
+    __tablename__ = "scheduler_leases"
+    name = Column(String(64), primary_key=True)
+    holder = Column(String(64), nullable=False)
+    expires_at = Column(DateTime, nullable=False)
+
+
 class VerificationGuard(Base):
     """Failed phone verifications of an application number, and its lock."""
 

@@ -179,3 +179,22 @@ async def test_a_number_given_outside_the_form_starts_the_lookup(dispatcher):
     dispatcher.messages.clear()
     assert await ActionInform().run(dispatcher, make_tracker("1234", "inform"), DOMAIN) == []
     assert dispatcher.messages[0]["response"] == "utter_inform_ack"
+
+
+def test_a_status_change_without_a_note_is_still_shown_with_its_time(catalog):
+    """At a kiosk nothing is pushed: the lookup itself says when the status last changed."""
+    import datetime as dt
+
+    from actions.progress import progress_answer
+    from assistant.services.progress.records import ApplicationView, ProgressStep
+
+    view = ApplicationView(
+        number=COMPLETED, item_id="passport", applicant_masked="刘*", phone_last4="4004", status="completed",
+        steps=[ProgressStep("reviewing", dt.datetime(2026, 11, 4, 9, 0), "审批中。"),
+               ProgressStep("completed", dt.datetime(2026, 12, 5, 10, 30))],
+    )
+    text = progress_answer(catalog, view)
+    assert "状态已更新：12月5日 10:30 变为“已办结”。" in text and "最新进展" not in text
+    view.steps[-1].note = "护照已寄出。"
+    noted = progress_answer(catalog, view)
+    assert "最新进展（12月5日 10:30）：护照已寄出。" in noted and "状态已更新" not in noted

@@ -52,11 +52,12 @@ async def test_due_notices_go_out_once_and_failures_are_retried(settings, tmp_pa
     now = NOON.replace(tzinfo=None)
 
     sms.down = True
-    assert await dispatch.dispatch_due(url, secret, {"sms": sender}, now) == {"sent": 0, "retry": 1, "failed": 0}
-    assert await dispatch.dispatch_due(url, secret, {"sms": sender}, now) == {"sent": 0, "retry": 0, "failed": 0}
+    nothing = {"sent": 0, "retry": 0, "failed": 0, "held": 0}
+    assert await dispatch.dispatch_due(url, secret, {"sms": sender}, now) == {**nothing, "retry": 1}
+    assert await dispatch.dispatch_due(url, secret, {"sms": sender}, now) == nothing
     sms.down = False
     later = now + dt.timedelta(minutes=2)
-    assert await dispatch.dispatch_due(url, secret, {"sms": sender}, later) == {"sent": 1, "retry": 0, "failed": 0}
+    assert await dispatch.dispatch_due(url, secret, {"sms": sender}, later) == {**nothing, "sent": 1}
     assert (await dispatch.dispatch_due(url, secret, {"sms": sender}, later + dt.timedelta(hours=1)))["sent"] == 0
     assert sms.received == [("Bearer sms-token", {
         "phone": "13800138000", "text": "您的办件ZW2025****002有新进展：需补正材料。可在“办事助手”里输入办件编号查看详情。"})]
@@ -65,14 +66,18 @@ async def test_due_notices_go_out_once_and_failures_are_retried(settings, tmp_pa
     assert notice.state == "sent" and notice.attempts == 2
 
 
-async def test_a_channel_without_a_sender_here_stays_pending(settings, tmp_path):
+async def test_a_channel_without_a_sender_here_stays_pending_and_kiosk_notices_are_held(settings, tmp_path):
     isolated = isolated_settings(settings, tmp_path)
     url, secret = isolated.db_url, isolated.secret()
     subs.subscribe(url, secret, NUMBER, "kiosk", "kiosk-conversation-1", "reviewing")
+    subs.subscribe(url, secret, NUMBER, "sms", "13800138000", "reviewing")
     notices.enqueue(url, NUMBER, "completed", "Asia/Shanghai", NOON)
-    assert await dispatch.dispatch_due(url, secret, {}, NOON.replace(tzinfo=None)) == {"sent": 0, "retry": 0, "failed": 0}
+    # No SMS sender in this process: that notice waits for one; nothing is pushed to a kiosk.
+    assert await dispatch.dispatch_due(url, secret, {}, NOON.replace(tzinfo=None)) == {
+        "sent": 0, "retry": 0, "failed": 0, "held": 1}
     with session_factory(url)() as session:
-        assert session.execute(select(ProgressNotice.state)).scalar_one() == "pending"
+        states = dict(session.execute(select(ProgressNotice.channel, ProgressNotice.state)).all())
+    assert states == {"kiosk": "held", "sms": "pending"}
 
 
 async def test_wechat_subscribers_get_a_customer_service_message(settings, tmp_path, wechat_api):

@@ -104,4 +104,7 @@ async def post_event(
     # Subscribers hear of the application's current status (the newest event's).
     current = await asyncio.to_thread(events.current_status, settings.db_url, number)
     queued = await asyncio.to_thread(notices.enqueue, settings.db_url, number, current, settings.timezone)
+    scheduler = getattr(request.app.state, "notices", None)
+    if queued and scheduler is not None:
+        scheduler.wake()  # sent now by this process (other replicas' rounds find the rest)
     return JSONResponse({"result": outcome, "event_id": event.event_id, "notices": queued}, status_code=201)

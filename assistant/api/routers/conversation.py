@@ -3,7 +3,9 @@
 While a handoff ticket holds a conversation, the citizen's messages go to the
 operator (the bot stays quiet; ``assistant.services.conversation``) and the
 operator's replies arrive on ``GET /api/v1/chat/events`` (server-sent events), for
-any channel.
+any channel. The same stream brings the conversation's notices (a subscribed
+application's status changed, a reminder is due: event ``notice``), each once:
+live while the chat is open, or when the page opens the stream again on return.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from assistant.api.schemas import (
 from assistant.security import chat_session
 from assistant.services.conversation import conversation_turn, items_of
 from assistant.services.handoff import relay
+from assistant.services.progress import webchat
 from assistant.services.live import HEARTBEAT_SECONDS, RETRY_MS, SSE_HEADERS, STREAM_SECONDS, sse
 
 router = APIRouter(prefix="/api/v1", tags=["conversation"])
@@ -91,7 +94,8 @@ async def chat_events(
     after: int = Query(0, ge=0, le=MAX_ROW_ID),
     last_event_id: Optional[str] = Header(None, max_length=20),
 ) -> StreamingResponse:
-    """Server-sent events: the helper's messages (``message``) and ticket notices, in order.
+    """Server-sent events: the helper's messages (``message``) and ticket notices, in
+    order, and the conversation's status notices and reminders (``notice``, once each).
 
     ``after``/``Last-Event-ID``: the id of the last message already shown.
     """
@@ -100,10 +104,12 @@ async def chat_events(
     start = max(after, min(int(last_event_id), MAX_ROW_ID) if (last_event_id or "").isdigit() else 0)
     feed = request.app.state.live
     db_url = settings.db_url
+    key = webchat.conversation_key(settings.secret(), sender_id)
 
     async def stream() -> AsyncIterator[str]:
         last = start
         seen = None  # read once at the start, then only when something changed
+        seen_notice = None
         began = time.monotonic()
         yield f"retry: {RETRY_MS}\n\n"
         while time.monotonic() - began < STREAM_SECONDS:
@@ -115,7 +121,11 @@ async def chat_events(
                     yield sse("message", row, event_id=row["id"])
             if await request.is_disconnected():
                 return
-            if await feed.wait(seen, timeout=HEARTBEAT_SECONDS) == seen:
+            if seen_notice != feed.notice_version(key):
+                seen_notice = feed.notice_version(key)
+                for notice in await asyncio.to_thread(webchat.take_pending, db_url, key):
+                    yield sse("notice", notice)
+            if not await feed.wait_any(seen, key, seen_notice, timeout=HEARTBEAT_SECONDS):
                 yield ": keep-alive\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -14,12 +14,12 @@ from sqlalchemy import func, select
 
 from assistant.security.audit import record_audit
 from assistant.storage.database import session_factory
-from assistant.storage.tables import STATUS_LABELS, ProgressNotice, ProgressSubscription
+from assistant.storage.tables import STATUS_LABELS, ProgressNotice, ProgressSubscription, Reminder
 
 QUIET_FROM = dt.time(21, 0)
 QUIET_UNTIL = dt.time(8, 0)
 MAX_PER_DAY = 3
-URGENT_STATUSES = frozenset()  # none yet: a deadline reminder will be
+URGENT_STATUSES = frozenset()  # none: reminders may be marked urgent in reminders.yml
 AUDIT_QUEUED = "progress.notice.queued"
 SEND = "send"
 DEFERRED = "deferred"
@@ -89,6 +89,10 @@ def enqueue(db_url: str, number: str, status: str, timezone: str, now: Optional[
                 .where(ProgressSubscription.recipient_hash == row.recipient_hash,
                        ProgressNotice.created_at >= naive_now - dt.timedelta(days=1),
                        ProgressNotice.state != CAPPED)
+            ).scalar_one() + session.execute(  # reminders count against the same cap
+                select(func.count(Reminder.id))
+                .where(Reminder.recipient_hash == row.recipient_hash, Reminder.status == "sent",
+                       Reminder.sent_at >= naive_now - dt.timedelta(days=1))
             ).scalar_one()
             decision = decide(now, timezone, sent_today, urgent=status in URGENT_STATUSES)
             due = (decision.at or now).astimezone(dt.timezone.utc).replace(tzinfo=None)

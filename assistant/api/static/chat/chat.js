@@ -224,6 +224,18 @@
     return appendRow(row);
   }
 
+  // A status notice or reminder (live, or kept while the chat was closed).
+  function addNotice(text) {
+    var row = document.createElement("div");
+    row.className = "row system notice";
+    var bubble = document.createElement("div");
+    bubble.className = "msg notice";
+    bubble.setAttribute("role", "status");
+    bubble.textContent = text;
+    row.appendChild(bubble);
+    return appendRow(row);
+  }
+
   function addOperatorMessage(text) {
     var row = document.createElement("div");
     row.className = "row operator";
@@ -455,8 +467,9 @@
     barEl.hidden = false;
   }
 
-  /* ---------- live stream (operator replies and notices) ----------
-   * Opened once a handoff ticket exists for this conversation, then kept open.
+  /* ---------- live stream (operator replies, ticket notices, status notices) ----------
+   * Opened once the conversation exists (a returning citizen at once: notices kept
+   * while the chat was closed arrive first), then kept open.
    */
   var stream = null;
   var streamRetry = null;
@@ -482,6 +495,14 @@
       var data = null;
       try { data = JSON.parse(e.data); } catch (err) { return; }
       if (data && typeof data === "object") onLiveMessage(data);
+    });
+    es.addEventListener("notice", function (e) {
+      var data = null;
+      try { data = JSON.parse(e.data); } catch (err) { return; }
+      if (data && typeof data.text === "string" && data.text) {
+        addNotice(data.text);
+        scrollToBottom();
+      }
     });
     es.addEventListener("error", function () {
       // EventSource reconnects by itself after a dropped stream; a refused one
@@ -546,6 +567,7 @@
       setSending(false);
       if (result.kind === "ok") {
         renderReply(result.body);
+        openStream(); // status notices of this conversation from now on
       } else {
         addSystemMessage(result.kind === "client" ? result.message : NETWORK_ERROR);
         // Nothing is lost: put typed text back and re-enable the chips that were usable.
@@ -595,7 +617,7 @@
   session = loadSession();
   if (session) {
     renderHandoff();
-    if (session.handoff) openStream();
+    openStream(); // operator replies, and notices kept while the chat was closed
   } else {
     newSession().catch(function () { /* retried on the first message */ });
   }
