@@ -19,8 +19,9 @@ MAX_SEQ = 9999
 MAX_CHARS = 32
 # In free text: lower case, full-width characters, blanks or hyphens (or nothing)
 # between the parts; the code is as short as possible, so that 12 digits remain.
+_SEP = r"[\s\-_]*"
 _IN_TEXT_RE = re.compile(
-    r"(?<![A-Z0-9])KS[\s\-_]*([A-Z0-9]{1,8}?)[\s\-_]*(\d{8})[\s\-_]*(\d{4})(?![0-9])"
+    rf"(?<![A-Z0-9])KS{_SEP}([A-Z0-9]{{1,8}}?){_SEP}(\d{{4}}){_SEP}(\d{{2}}){_SEP}(\d{{2}}){_SEP}(\d{{4}})(?![0-9])"
 )
 
 
@@ -56,7 +57,8 @@ def normalize_receipt(text: Optional[str]) -> Optional[str]:
         return None
     plain = unicodedata.normalize("NFKC", text).upper()
     for match in _IN_TEXT_RE.finditer(plain):
-        code, day, seq = match.groups()
+        code, year, month, date, seq = match.groups()
+        day = year + month + date
         if _real_day(day) and int(seq) >= 1:
             return format_receipt(code, day, int(seq))
     return None
