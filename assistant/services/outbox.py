@@ -46,7 +46,15 @@ from sqlalchemy.orm import Session
 
 from assistant.config.settings import Settings, get_settings
 from assistant.security.pii import mask_pii
-from assistant.services.outbox_kinds import AFTER_DELIVERY, BUILDERS, Outbound, Unsendable, load_kinds, register_kind
+from assistant.services.outbox_kinds import (
+    AFTER_DELIVERY,
+    BUILDERS,
+    NotYet,
+    Outbound,
+    Unsendable,
+    load_kinds,
+    register_kind,
+)
 from assistant.storage.database import session_factory, utcnow
 from assistant.storage.tables import OUTBOX_KINDS, OutboxMessage
 
@@ -296,6 +304,8 @@ async def send(
         outbound = await asyncio.to_thread(request_of, settings or get_settings(), message, kiosk_id)
     except Unsendable as exc:
         return Outcome(STATE_FAILED, f"unsendable: {exc}")
+    except NotYet as exc:
+        return Outcome("retry", f"waiting: {exc}")
     extra: Dict[str, Any] = {}
     if outbound.timeout_s is not None:
         extra["timeout"] = outbound.timeout_s
@@ -401,4 +411,4 @@ def central_client(settings: Settings, timeout_s: float = 10.0) -> httpx.AsyncCl
     return httpx.AsyncClient(base_url=settings.central_url, headers=headers, timeout=timeout_s)
 
 
-__all__ = ["Outbound", "Unsendable", "register_kind"]  # re-exported: the kinds' own requests
+__all__ = ["NotYet", "Outbound", "Unsendable", "register_kind"]  # re-exported: the kinds' own requests

@@ -32,6 +32,11 @@ class Unsendable(Exception):
     opened): it is given up, with this message as its error (no personal data)."""
 
 
+class NotYet(Exception):
+    """The message must wait for another one to be delivered first (a photo for its
+    pre-application): tried again later, like after a network error."""
+
+
 # kind → build(settings, message, kiosk_id) -> Outbound; kind → after(settings, message).
 # ``message`` is an ``outbox.Pending``.
 BUILDERS: Dict[str, Callable[[Settings, Any, str], Outbound]] = {}

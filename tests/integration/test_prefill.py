@@ -20,7 +20,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from assistant.api.app import create_app
 from assistant.security import accounts
@@ -98,6 +98,12 @@ def plaintexts(photo_bytes: List[bytes]) -> Dict[str, bytes]:
     for index, data in enumerate(photo_bytes):
         out[f"photo{index}"] = data[len(data) // 2: len(data) // 2 + 48]  # a piece of the compressed image
     return out
+
+
+def set_delivered(db_url, message_id, when) -> None:
+    with session_factory(db_url)() as session:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(delivered_at=when))
+        session.commit()
 
 
 async def deliver(config) -> tuple:
@@ -264,10 +270,17 @@ async def test_delivered_exactly_once_and_forgotten_at_the_kiosk(settings, tmp_p
     assert await deliver(down) == (0, 3)
     assert outbox.status(down.db_url)["counts"] == {"pending": 3, "delivered": 0, "failed": 0}
     config = down.copy(update={"central_url": central_url})
-    # Each request sent by hand first (as if the answers had been lost) …
+    messages = outbox.due_messages(config.db_url, utcnow() + dt.timedelta(hours=1))
+    assert [m.kind for m in messages] == ["preapplication", "material", "material"]  # the form first
+    # A photo waits while its pre-application is on its way.
+    with pytest.raises(outbox.NotYet):
+        outbox.request_of(config, messages[1], KIOSK_ID)
+    # Each request sent by hand first (as if every answer had been lost) …
+    set_delivered(config.db_url, messages[0].id, utcnow())
+    requests = [outbox.request_of(config, message, KIOSK_ID) for message in messages]
+    set_delivered(config.db_url, messages[0].id, None)
     async with outbox.central_client(config) as client:
-        for message in outbox.due_messages(config.db_url, utcnow() + dt.timedelta(hours=1)):
-            request = outbox.request_of(config, message, KIOSK_ID)
+        for request in requests:
             sent = await client.post(request.path, json=request.json, content=request.content,
                                      params=request.params, headers=request.headers)
             assert sent.status_code == 201, sent.text
@@ -304,14 +317,18 @@ async def test_a_receipt_number_another_kiosk_used_is_refused_and_given_up(setti
     first = kiosk_config(settings, tmp_path / "one", central_url, kiosk_code="SAME")
     second = kiosk_config(settings, tmp_path / "two", central_url, kiosk_code="SAME", kiosk_id="hall-4")
     a = kiosk.submit(first, form, FIELDS, [])
-    b = kiosk.submit(second, form, FIELDS, [])
+    b = kiosk.submit(second, form, FIELDS, [kiosk.PhotoUpload("居民身份证", photo())])
     assert a.receipt == b.receipt  # two kiosks misconfigured with the same code
     assert await deliver(first) == (1, 0)
-    assert await deliver(second) == (0, 1)
-    [message] = outbox.status(second.db_url)["messages"]
-    assert message["state"] == "failed" and "HTTP 409" in message["last_error"] and "回执号已被其他自助终端使用" in message["last_error"]
+    assert await deliver(second) == (0, 2)
+    refused, photo_message = outbox.status(second.db_url)["messages"]
+    assert refused["state"] == "failed" and "HTTP 409" in refused["last_error"]
+    assert "回执号已被其他自助终端使用" in refused["last_error"]
+    # Its photo is not sent at all: it never joins the other kiosk's receipt.
+    assert photo_message["state"] == "failed" and "pre-application was given up" in photo_message["last_error"]
     [kept] = rows(central_cfg.db_url, Preapplication)
     assert kept.kiosk_id == KIOSK_ID
+    assert rows(central_cfg.db_url, PreapplicationMaterial) == []
 
 
 async def test_the_central_refuses_bad_photo_uploads(central_server):
@@ -319,6 +336,9 @@ async def test_the_central_refuses_bad_photo_uploads(central_server):
     jpeg = photo()
     import hashlib
     import uuid
+
+    form_message = {"id": str(uuid.uuid4()), "kiosk_id": KIOSK_ID, "kind": "preapplication", "payload": {
+        "receipt": "KSHALL3-20261205-0001", "item_id": ITEM, "fields": FIELDS, "materials": 1}}
 
     def params(**changes):
         out = {"id": str(uuid.uuid4()), "kiosk_id": KIOSK_ID, "receipt": "KSHALL3-20261205-0001", "material": "居民身份证",
@@ -346,6 +366,13 @@ async def test_the_central_refuses_bad_photo_uploads(central_server):
         refused = await http.post("/api/v1/kiosk/inbox", headers={"Authorization": f"Bearer {KEY}"}, json={
             "id": str(uuid.uuid4()), "kiosk_id": KIOSK_ID, "kind": "material", "payload": {"receipt": "x"}})
         assert refused.status_code == 422 and "/api/v1/kiosk/inbox/material" in refused.json()["detail"]
+        # A photo before its pre-application, or for another kiosk's receipt, is refused.
+        early = await http.post(path, params=params(), content=jpeg, headers=headers)
+        assert early.status_code == 409 and "还没有送达" in early.json()["detail"]
+        sent = await http.post("/api/v1/kiosk/inbox", headers={"Authorization": f"Bearer {KEY}"}, json=form_message)
+        assert sent.status_code == 201, sent.text
+        other = await http.post(path, params=params(kiosk_id="hall-99"), content=jpeg, headers=headers)
+        assert other.status_code == 409 and "其他自助终端" in other.json()["detail"]
         # One that fits: 201, then 200 duplicate, stored once.
         good = params()
         first = await http.post(path, params=good, content=jpeg, headers=headers)
@@ -419,5 +446,7 @@ async def test_an_undecryptable_message_is_given_up_not_retried(settings, tmp_pa
     assert await deliver(other_key) == (0, 2)
     report = outbox.status(config.db_url)
     assert report["counts"] == {"pending": 0, "delivered": 0, "failed": 2}
-    assert all("cannot be opened" in m["last_error"] for m in report["messages"])
+    form_message, photo_message = report["messages"]
+    assert "the pre-application cannot be opened with this secret key" in form_message["last_error"]
+    assert "its pre-application was given up" in photo_message["last_error"]
     assert central.find_receipt(config.db_url, done.receipt).state == "pending"

@@ -320,7 +320,8 @@ async def receive_material(
 ) -> JSONResponse:
     """A photo of a material for a pre-application: the body is the photo (``image/jpeg``
     or ``image/png``, at most ``BANSHI_PREFILL_MAX_PHOTO_BYTES``; type by content, pixels
-    bounded). 201 ``accepted`` the first time, 200 ``duplicate`` for the same id after."""
+    bounded). 201 ``accepted`` the first time, 200 ``duplicate`` for the same id after;
+    409 unless the receipt's pre-application came first, from the same kiosk."""
     if not is_receipt_number(receipt):
         raise HTTPException(status_code=422, detail=BAD_RECEIPT)
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
@@ -337,7 +338,13 @@ async def receive_material(
         raise HTTPException(status_code=exc.status, detail=exc.message) from None
     except ValueError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
-    created, ref = await asyncio.to_thread(prefill.store_material, settings, upload, size)
+    try:
+        created, ref = await asyncio.to_thread(prefill.store_material, settings, upload, size)
+    except prefill.ReceiptConflict:
+        logger.warning("kiosk.inbox.receipt_conflict id=%s kiosk=%s kind=material", id, kiosk_id)
+        raise HTTPException(status_code=409, detail=prefill.CONFLICT) from None
+    except prefill.NoPreapplication:
+        raise HTTPException(status_code=409, detail=prefill.NO_PREAPPLICATION) from None
     status = STATUS_ACCEPTED if created else STATUS_DUPLICATE
     logger.info("kiosk.inbox.%s id=%s kiosk=%s kind=material bytes=%d", status, id, kiosk_id, len(data))
     return JSONResponse(

@@ -47,10 +47,15 @@ STATE_RECEIVED = "received"  # the central server has it
 
 CONFLICT = "回执号已被其他自助终端使用"
 BAD_PHOTO_HASH = "照片在传输中损坏"
+NO_PREAPPLICATION = "该回执号的预申请还没有送达，请先提交预申请"
 
 
 class ReceiptConflict(Exception):
     """The receipt number belongs to another kiosk's or message's pre-application."""
+
+
+class NoPreapplication(Exception):
+    """A photo for a receipt number whose pre-application has not arrived."""
 
 
 # -------------------------------------------------------------- validation
@@ -159,7 +164,9 @@ def store_material(settings: Settings, upload: MaterialUpload, size: Tuple[int, 
 
     The sealed file is written first (under a name from the id, atomically); the inbox
     row and the material row are then committed together. A repeated id whose first
-    attempt committed is answered from the rows without writing anything.
+    attempt committed is answered from the rows without writing anything. A photo is
+    taken only for a pre-application of the same kiosk that arrived before it
+    (``NoPreapplication``, ``ReceiptConflict``): photos never join another's receipt.
     """
     if upload.content_type not in CONTENT_TYPES or not _SHA256_RE.match(upload.sha256):
         raise ValueError("照片格式不正确")
@@ -168,6 +175,11 @@ def store_material(settings: Settings, upload: MaterialUpload, size: Tuple[int, 
         existing = session.get(InboxMessage, upload.id)
         if existing is not None:
             return False, existing.result_ref
+        form = session.get(Preapplication, upload.receipt)
+        if form is None or form.received_at is None:
+            raise NoPreapplication(upload.receipt)
+        if form.kiosk_id != upload.kiosk_id:
+            raise ReceiptConflict(upload.receipt)
     relative = sealing.write_photo(settings, upload.id, upload.data)
     now = utcnow()
     with session_factory(settings.db_url)() as session:

@@ -9,7 +9,9 @@ rows are stored as received at once and nothing is queued.
 
 The outbox builds the requests only when it sends them (``register_kind``): the
 pre-application's fields are opened then and posted as JSON to the inbox; a photo is
-opened and posted as its bytes to ``POST /api/v1/kiosk/inbox/material``. Once the central
+opened and posted as its bytes to ``POST /api/v1/kiosk/inbox/material``, never before its
+pre-application was confirmed (the photos are queued just after it, and a photo whose
+pre-application is still on its way waits: ``outbox.NotYet``). Once the central
 server confirmed a message, the kiosk deletes that personal data (the sealed fields,
 the photo file); the row stays, so that the receipt can be looked up here too.
 """
@@ -230,9 +232,11 @@ def _store(
         if queued:
             payload = {"receipt": receipt, "item_id": form.item_id}
             message_ids.append(outbox.enqueue_in(session, KIND_PREAPPLICATION, payload, now, message_id))
-            for photo_id, photo in zip(photo_ids, photos):
+            for index, (photo_id, photo) in enumerate(zip(photo_ids, photos), start=1):
+                # Queued just after the pre-application (the outbox sends oldest first).
+                later = now + dt.timedelta(microseconds=index)
                 message_ids.append(
-                    outbox.enqueue_in(session, KIND_MATERIAL, {"receipt": receipt, "material_id": photo_id}, now, photo_id)
+                    outbox.enqueue_in(session, KIND_MATERIAL, {"receipt": receipt, "material_id": photo_id}, later, photo_id)
                 )
         session.commit()
     return receipt, message_ids
@@ -270,6 +274,12 @@ def build_material(settings: Settings, message: outbox.Pending, kiosk_id: str) -
         row = session.get(PreapplicationMaterial, message.id)
         if row is None or row.path is None:
             raise outbox.Unsendable("the photo is gone")
+        form = session.get(Preapplication, row.receipt)
+        sent = session.get(OutboxMessage, form.message_id) if form is not None and form.message_id else None
+        if sent is not None and sent.delivered_at is None:
+            if sent.failed_at is not None:
+                raise outbox.Unsendable("its pre-application was given up (see that message)")
+            raise outbox.NotYet("its pre-application is not delivered yet")
         try:
             data = sealing.read_photo(settings, row.id, row.path)
         except FileNotFoundError:

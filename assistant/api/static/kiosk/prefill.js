@@ -215,7 +215,7 @@
         input.type = "text";
         input.maxLength = field.max_length || 100;
         if (INPUT_MODES[field.kind]) input.setAttribute("inputmode", INPUT_MODES[field.kind]);
-        if (field.kind === "date") input.placeholder = "例如 2025-03-01";
+        if (field.kind === "date" && !field.hint) input.placeholder = "例如 2025-03-01";
         input.autocomplete = "off";
         input.spellcheck = false;
       }
