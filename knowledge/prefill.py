@@ -321,6 +321,8 @@ def check_fields(form: ItemForm, values: Any) -> Tuple[Dict[str, str], Dict[str,
     ids are problems too (under their own id)."""
     if not isinstance(values, dict):
         return {}, {"_": "填写的内容格式不正确。"}
+    if len(values) > MAX_FIELDS:
+        return {}, {"_": f"填写的项目太多了，最多{MAX_FIELDS}项。"}
     clean: Dict[str, str] = {}
     problems: Dict[str, str] = {}
     for key in values:

@@ -176,7 +176,10 @@ def test_offline_entry_reaches_the_central_exactly_once(browser, settings, tmp_p
                    30, "two failed attempts each")
     queued = kiosk_rows(kiosk.db_url)
     assert sorted(r.kind for r in queued) == ["material", "preapplication"]
-    assert all(r.delivered_at is None and r.last_error.startswith("network error") for r in queued)
+    assert all(r.delivered_at is None and r.failed_at is None for r in queued)
+    errors = {r.kind: r.last_error for r in queued}
+    assert errors["preapplication"].startswith("network error")
+    assert errors["material"].startswith("waiting: its pre-application")  # the photo goes after the form
     assert outbox.status(kiosk.db_url)["counts"] == {"pending": 2, "delivered": 0, "failed": 0}
 
     # The central comes up on its address (the deployment the web chat answers from);

@@ -213,6 +213,10 @@ def test_the_forms_and_a_submission_over_http(kiosk_app):
     got = answer.json()
     assert got["receipt"].startswith("KSHALL3-") and got["state"] == "pending" and got["materials"] == 1
     assert got["item_name"] == "居住证申领" and "网络恢复后会自动提交" in got["message"] and got["print"] is False
+    with session_factory(config.db_url)() as db:
+        audit = db.execute(select(AuditRecord).where(AuditRecord.action == "prefill.submit")).scalars().all()
+    assert [(a.subject, a.channel, a.result) for a in audit] == [(got["receipt"], "kiosk", "queued")]
+    assert audit[0].actor.startswith("citizen:") and session["sender_id"] not in audit[0].actor
 
 
 @pytest.mark.parametrize(

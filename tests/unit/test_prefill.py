@@ -149,6 +149,7 @@ def test_check_fields_reports_each_field_and_unknown_ones(forms):
     assert clean == {"name": "王五", "reason": "丢失", "pickup": "窗口领取"}
     assert set(problems) == {"id_number", "phone", "shoe_size"}
     assert check_fields(forms["id_card_reissue"], ["not", "a", "dict"])[1] == {"_": "填写的内容格式不正确。"}
+    assert check_fields(forms["id_card_reissue"], {f"f{n}": "x" for n in range(500)})[1] == {"_": "填写的项目太多了，最多20项。"}
 
 
 def test_id_number_check_character():

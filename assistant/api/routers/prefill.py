@@ -37,7 +37,7 @@ from assistant.api.deps import SettingsDep, admit_conversation
 from assistant.api.schemas import SENDER_ID_RE, ErrorResponse
 from assistant.config.settings import Settings
 from assistant.security.access import OperatorDep
-from assistant.security.audit import record_audit
+from assistant.security.audit import citizen_actor, record_audit
 from assistant.security.pii import hash_id, is_receipt_number
 from assistant.services.prefill import central
 from assistant.services.prefill.kiosk import PhotoUpload, PrefillRefused, submit
@@ -61,10 +61,12 @@ STORED_QUEUED = "已保存在本机。网络恢复后会自动提交到政务服
 STORED_RECEIVED = "已提交到政务服务中心。"
 KEEP_RECEIPT = "请记下回执号，以后可以在微信、网页或自助机上用它查询进度。"
 
+AUDIT_SUBMIT = "prefill.submit"
 AUDIT_LIST = "prefill.list"
 AUDIT_VIEW = "prefill.view"
 AUDIT_PHOTO = "prefill.photo.view"
 DESK_CHANNEL = "desk"
+KIOSK_CHANNEL = "kiosk"
 
 
 class PhotoIn(BaseModel):
@@ -226,6 +228,10 @@ async def submit_preapplication(request: Request, settings: SettingsDep) -> JSON
         state=central.STATE_PENDING if done.queued else central.STATE_RECEIVED,
         message=(STORED_QUEUED if done.queued else STORED_RECEIVED) + KEEP_RECEIPT,
         print=settings.kiosk_printer,
+    )
+    await asyncio.to_thread(
+        record_audit, settings.db_url, actor=citizen_actor(body.sender_id), action=AUDIT_SUBMIT,
+        subject=done.receipt, channel=KIOSK_CHANNEL, result="queued" if done.queued else "stored",
     )
     outbox = getattr(request.app.state, "outbox", None)
     if outbox is not None and done.queued:
