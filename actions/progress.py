@@ -1,5 +1,11 @@
 """办件进度: the progress form (application number + phone verification) and its answer.
 
+A kiosk receipt number (``KS…``, a pre-application entered at a kiosk,
+``assistant/services/prefill/``) given instead of an application number is answered at
+once with the pre-application's state (at the kiosk, or received by the center): it
+shows no personal data, so no phone verification is asked; it is audited and counted
+like any lookup.
+
 Every lookup of an application writes an audit record (no raw personal data).
 Three wrong phone verifications lock the number for 15 minutes; too many unknown
 numbers from one conversation throttle it (against guessing numbers), and every
@@ -28,6 +34,9 @@ from actions.followup import offer_events
 from assistant.config.settings import get_settings
 from assistant.security.audit import citizen_actor, record_audit
 from assistant.security.client_limits import hit_progress_limit, progress_retry_after
+from assistant.security.pii import is_receipt_number
+from assistant.services.prefill.central import STATE_RECEIVED, ReceiptView, find_receipt
+from assistant.services.prefill.receipts import normalize_receipt
 from assistant.services.progress.guard import (
     LOCK_MINUTES,
     MAX_FAILURES,
@@ -65,7 +74,10 @@ OUTCOME_LOCKED = "locked"
 OUTCOME_THROTTLED = "throttled"
 OUTCOME_UNAVAILABLE = "unavailable"
 OUTCOME_IP_THROTTLED = "ip_throttled"
-TERMINAL_OUTCOMES = {OUTCOME_VERIFIED, OUTCOME_LOCKED, OUTCOME_THROTTLED, OUTCOME_UNAVAILABLE, OUTCOME_IP_THROTTLED}
+OUTCOME_RECEIPT = "kiosk_receipt"  # a kiosk receipt number was found: answered without verification
+TERMINAL_OUTCOMES = {
+    OUTCOME_VERIFIED, OUTCOME_LOCKED, OUTCOME_THROTTLED, OUTCOME_UNAVAILABLE, OUTCOME_IP_THROTTLED, OUTCOME_RECEIPT
+}
 
 # Unknown numbers one conversation may try within LOCK_MINUTES.
 MAX_UNKNOWN_NUMBERS = 5
@@ -116,6 +128,20 @@ STATUS_TEXT = {
     STATUS_REJECTED: "没有通过受理。",
 }
 HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
+
+# Kiosk pre-applications (receipt numbers KS…).
+KS_LIKE_RE = re.compile(r"(?<![A-Za-z])[Kk][Ss][\s-]*[A-Za-z0-9]")
+BAD_RECEIPT_TEXT = "自助机预申请的回执号像这样：KSHALL3-20261205-0001（KS、本机代码、日期、序号）。请核对后再输入一次。"
+RECEIPT_HEAD_TEXT = "已收到您在自助机提交的预申请（回执号 {receipt}，事项：{item}，{when}提交）。"
+RECEIPT_PENDING_TEXT = "目前保存在自助机上，网络恢复后会自动提交到政务服务中心，您不需要重新填写。"
+RECEIPT_RECEIVED_TEXT = "政务服务中心已经收到{photos}，工作人员审核后会与您联系。"
+RECEIPT_PHOTOS_TEXT = "，连同 {n} 张材料照片"
+RECEIPT_UPLOADING_TEXT = "还有 {n} 张材料照片在网络恢复后上传。"
+RECEIPT_PURGED_TEXT = "按规定，预申请里的个人信息已在保存期满后删除；如需继续办理，请带上回执到窗口。"
+RECEIPT_NOT_FOUND_TEXT = (
+    "没有找到回执号为 {receipt} 的预申请。如果您刚在自助机上提交，可能还在等网络恢复后上传，"
+    "请稍后再查，或带上回执到窗口咨询。"
+)
 
 _provider: Optional[ProgressProvider] = None
 
@@ -205,7 +231,7 @@ class ValidateProgressForm(FormValidationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         text = _text(tracker)
-        number = normalize_number(text)
+        number = normalize_number(text) or normalize_receipt(text)
         requested = tracker.get_slot(REQUESTED_SLOT)
         if requested is None:
             # The form starts (it always requests a slot once running): forget an
@@ -219,7 +245,7 @@ class ValidateProgressForm(FormValidationAction):
             dispatcher.utter_message(text=WHERE_NUMBER_TEXT)
             return {SLOT_NUMBER: None}
         if intent_of(tracker) in CAPTURE_INTENTS:
-            dispatcher.utter_message(text=BAD_NUMBER_TEXT)
+            dispatcher.utter_message(text=BAD_RECEIPT_TEXT if KS_LIKE_RE.search(text) else BAD_NUMBER_TEXT)
             return {SLOT_NUMBER: None}
         return {}
 
@@ -241,7 +267,8 @@ class ValidateProgressForm(FormValidationAction):
     async def validate_application_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        number = normalize_number(str(value)) if value else None
+        receipt = str(value) if value and is_receipt_number(str(value)) else None
+        number = receipt or (normalize_number(str(value)) if value else None)
         if not number:
             return {SLOT_NUMBER: None}
         db_url = get_settings().db_url
@@ -250,6 +277,8 @@ class ValidateProgressForm(FormValidationAction):
         if await asyncio.to_thread(_unknown_lookups, db_url, actor, since) >= MAX_UNKNOWN_NUMBERS:
             await _audit(tracker, ACTION_LOOKUP, number, "throttled")
             return {SLOT_NUMBER: None, SLOT_OUTCOME: OUTCOME_THROTTLED}
+        if receipt:
+            return await self._validate_receipt(receipt, dispatcher, tracker)
         if await asyncio.to_thread(locked_until, db_url, number):
             await _audit(tracker, ACTION_LOOKUP, number, "locked")
             return {SLOT_NUMBER: number, SLOT_OUTCOME: OUTCOME_LOCKED}
@@ -266,6 +295,21 @@ class ValidateProgressForm(FormValidationAction):
             return {SLOT_NUMBER: None}
         await _audit(tracker, ACTION_LOOKUP, number, "found")
         return {SLOT_NUMBER: number, SLOT_ITEM: view.item_id}
+
+    async def _validate_receipt(
+        self, receipt: str, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> Dict[Text, Any]:
+        """A kiosk receipt number: found here (the kiosk's or the center's database), the
+        form ends and the answer shows its state; else asked again, like an unknown number."""
+        if await _over_ip_limit(tracker, ACTION_LOOKUP, receipt):
+            return {SLOT_NUMBER: None, SLOT_OUTCOME: OUTCOME_IP_THROTTLED}
+        view = await asyncio.to_thread(find_receipt, get_settings().db_url, receipt)
+        if view is None:
+            await _audit(tracker, ACTION_LOOKUP, receipt, "not_found")
+            dispatcher.utter_message(text=RECEIPT_NOT_FOUND_TEXT.format(receipt=receipt))
+            return {SLOT_NUMBER: None}
+        await _audit(tracker, ACTION_LOOKUP, receipt, "found")
+        return {SLOT_NUMBER: receipt, SLOT_OUTCOME: OUTCOME_RECEIPT, SLOT_ITEM: view.item_id}
 
     async def validate_phone_tail(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -317,6 +361,25 @@ def _missing_lines(catalog: Catalog, item_id: str, names: List[str]) -> List[str
         )
         lines.append(material_line(index, match) if match else f"{index}. {name}")
     return lines
+
+
+def receipt_answer(catalog: Catalog, view: ReceiptView, timezone: str) -> str:
+    """A kiosk pre-application's state in plain words (no personal data)."""
+    from zoneinfo import ZoneInfo
+
+    record = catalog.records.get(view.item_id)
+    when = view.created_at.replace(tzinfo=dt.timezone.utc).astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+    parts = [RECEIPT_HEAD_TEXT.format(receipt=view.receipt, item=record.name if record else view.item_id, when=_when(when))]
+    if view.state != STATE_RECEIVED:
+        parts.append(RECEIPT_PENDING_TEXT)
+        return "\n".join(parts)
+    photos = RECEIPT_PHOTOS_TEXT.format(n=view.materials_received) if view.materials_received else ""
+    parts.append(RECEIPT_RECEIVED_TEXT.format(photos=photos))
+    if view.materials > view.materials_received:
+        parts.append(RECEIPT_UPLOADING_TEXT.format(n=view.materials - view.materials_received))
+    if view.purged:
+        parts.append(RECEIPT_PURGED_TEXT)
+    return "\n".join(parts)
 
 
 def progress_answer(catalog: Catalog, view: ApplicationView) -> str:
@@ -379,6 +442,8 @@ class ActionProgressAnswer(Action):
             minutes = max(1, math.ceil((wait or 60) / 60))
             dispatcher.utter_message(text=IP_THROTTLED_TEXT.format(minutes=minutes), buttons=[HUMAN_BUTTON])
             return reset + [SlotSet(SLOT_NUMBER, None), SlotSet(SLOT_OUTCOME, None)]
+        if outcome == OUTCOME_RECEIPT and number:
+            return await self._receipt(dispatcher, number, reset)
         if outcome != OUTCOME_VERIFIED or not number:
             dispatcher.utter_message(text=UNAVAILABLE_TEXT, buttons=[HUMAN_BUTTON])
             return reset + [SlotSet(SLOT_OUTCOME, None)]
@@ -401,6 +466,23 @@ class ActionProgressAnswer(Action):
         return reset + [SlotSet(SLOT_ITEM, view.item_id), SlotSet(SLOT_STATUS, view.status)] + offer
 
 
+    async def _receipt(self, dispatcher: CollectingDispatcher, receipt: str, reset: List[EventType]) -> List[EventType]:
+        settings = get_settings()
+        view = await asyncio.to_thread(find_receipt, settings.db_url, receipt)
+        done = reset + [SlotSet(SLOT_NUMBER, None), SlotSet(SLOT_OUTCOME, None)]
+        if view is None:  # gone since the form found it
+            dispatcher.utter_message(text=RECEIPT_NOT_FOUND_TEXT.format(receipt=receipt))
+            return done
+        catalog = await CATALOG.get()
+        buttons = []
+        if view.item_id in catalog.records:
+            buttons.append({"title": "办理要带的全部材料", "payload": button_payload("ask_materials", view.item_id)})
+        buttons.append(HUMAN_BUTTON)
+        dispatcher.utter_message(text=receipt_answer(catalog, view, settings.timezone), buttons=buttons)
+        logger.info("actions.progress.receipt_answered state=%s", view.state)
+        return done + [SlotSet(SLOT_ITEM, view.item_id)]
+
+
 class ActionInform(Action):
     """A value given outside a form: an application number starts the progress lookup
     (the number is already taken), anything else asks what the person wants."""
@@ -411,7 +493,7 @@ class ActionInform(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
-        if next(tracker.get_latest_entity_values(SLOT_NUMBER), None):
+        if next(tracker.get_latest_entity_values(SLOT_NUMBER), None) or normalize_receipt(_text(tracker)):
             dispatcher.utter_message(text=LOOKUP_TEXT)
             return [FollowupAction(FORM)]
         dispatcher.utter_message(response="utter_inform_ack")

@@ -31,6 +31,7 @@ from assistant.api.routers import (
     inbox,
     items,
     reminders as reminders_router,
+    prefill as prefill_router,
     tts as tts_router,
     voice as voice_router,
 )
@@ -52,6 +53,9 @@ logger = logging.getLogger(__name__)
 # settings.max_audio_bytes plus this).
 MAX_BODY_BYTES = 64 * 1024
 VOICE_PATH_PREFIX = "/api/v1/voice/"
+# Pre-applications with their photos (base64 in JSON), and a kiosk's photo upload.
+PREFILL_SUBMIT_PATH = "/api/v1/kiosk/preapplications"
+PREFILL_MATERIAL_PATH = "/api/v1/kiosk/inbox/material"
 WECHAT_PATH = "/channels/wechat"
 
 BAD_JSON = "请求体不是有效的 JSON"
@@ -145,11 +149,15 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         # Kiosk: deliver the outbox (handoffs, ratings) to the central server.
         outbox_worker = None
         if settings.kiosk_mode and settings.central_url:
-            from assistant.services.outbox import OutboxWorker
+            from assistant.services.outbox_worker import OutboxWorker
 
             outbox_worker = OutboxWorker(settings)
             outbox_worker.start()
         app.state.outbox = outbox_worker
+        # Pre-applications: personal data deleted after delivery (kiosk) or retention (central).
+        from assistant.services.prefill.central import purge_periodically
+
+        purger = asyncio.get_running_loop().create_task(purge_periodically(settings), name="banshi-prefill-purge")
         if settings.kiosk_mode:  # a kiosk: speech model and voice ready before the first visitor
             app.state.voice_warm_up = speech.start_warm_up(app)
         # WeChat official account: deliveries by the customer-service API, desk relay.
@@ -173,6 +181,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
             await notice_senders.aclose()
         if getattr(app.state, "wechat", None) is not None:
             await app.state.wechat.stop()
+        purger.cancel()
         if outbox_worker is not None:
             await outbox_worker.stop()
         await app.state.live.stop()
@@ -198,6 +207,9 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         max_bytes=MAX_BODY_BYTES,
         path_limits={
             VOICE_PATH_PREFIX: settings.max_audio_bytes + MAX_BODY_BYTES,
+            PREFILL_SUBMIT_PATH: (settings.prefill_max_photos * settings.prefill_max_photo_bytes * 4) // 3
+            + MAX_BODY_BYTES,
+            PREFILL_MATERIAL_PATH: settings.prefill_max_photo_bytes + MAX_BODY_BYTES,
             # The channel refuses bodies over wechat_max_xml_bytes itself (400, as WeChat expects).
             WECHAT_PATH: settings.wechat_max_xml_bytes * 4,
         },
@@ -269,6 +281,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.include_router(voice_router.router)
     app.include_router(voice_router.page_router)
     app.include_router(inbox.router)
+    app.include_router(prefill_router.router)
     app.include_router(applications.router)
     app.include_router(reminders_router.router)
     app.include_router(wechat_channel.router)

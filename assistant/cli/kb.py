@@ -46,6 +46,12 @@ def cmd_kb(args: argparse.Namespace, settings: Settings) -> int:
             for problem in problems:
                 print(f"  {problem}", file=sys.stderr)
             return 1
+        problems = _check_prefill(catalog_dir, settings, catalog)
+        if problems:
+            print(f"pre-application forms invalid: {len(problems)} problem(s)", file=sys.stderr)
+            for problem in problems:
+                print(f"  {problem}", file=sys.stderr)
+            return 1
     if args.kb_command == "dict":
         from knowledge import nlu_examples
 
@@ -61,6 +67,19 @@ def cmd_kb(args: argparse.Namespace, settings: Settings) -> int:
     bundles = len(catalog.records) - items
     print(f"catalog ok: {items} items, {bundles} bundles, fingerprint {catalog.fingerprint}")
     return 0
+
+
+def _check_prefill(catalog_dir: Path, settings: Settings, catalog) -> List[str]:
+    """The kiosk's pre-application forms (knowledge/prefill.yml) against the catalog."""
+    from knowledge.prefill import PrefillError, load_forms
+
+    if catalog_dir.resolve() != settings.catalog_dir.resolve():
+        return []  # a catalog elsewhere (a copy under test): the forms file is not its own
+    try:
+        load_forms(catalog)
+    except PrefillError as exc:
+        return exc.problems
+    return []
 
 
 def _check_facts(catalog_dir: Path, settings: Settings, facts_path: Optional[Path]) -> List[str]:

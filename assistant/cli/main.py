@@ -23,6 +23,8 @@
     banshi outbox flush        deliver the pending messages now [--retry-failed]
     banshi notices status      status notices and reminders: queued, sent, given up [--json]
     banshi notices dispatch    send the due notices and reminders now
+    banshi prefill purge       delete pre-applications' personal data past retention / once delivered
+    banshi prefill show RECEIPT  the state of a kiosk receipt number (KS…)
 """
 
 
@@ -33,12 +35,12 @@ import os
 import sys
 from typing import List, Optional
 
-from assistant.cli import desk, dialogue, kb, notices, outbox, progress, run, voice, wechat
+from assistant.cli import desk, dialogue, kb, notices, outbox, prefill, progress, run, voice, wechat
 from assistant.cli.common import setup_logging
 from assistant.config.settings import PROJECT_ROOT, get_settings
 
 # The order of ``banshi --help``.
-GROUPS = (run, dialogue, kb, progress, desk, voice, outbox, notices, wechat)
+GROUPS = (run, dialogue, kb, progress, desk, voice, outbox, notices, prefill, wechat)
 
 
 def build_parser() -> argparse.ArgumentParser:

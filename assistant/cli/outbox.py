@@ -37,7 +37,9 @@ def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
         delivered = failed = 0
         async with outbox.central_client(settings) as client:
             while True:  # failed attempts are rescheduled, so every pass takes new messages
-                d, f = await outbox.deliver_due(settings.db_url, client, kiosk_id=settings.kiosk_id)
+                d, f = await outbox.deliver_due(
+                    settings.db_url, client, kiosk_id=settings.kiosk_id, settings=settings
+                )
                 delivered, failed = delivered + d, failed + f
                 if d + f < outbox.BATCH:
                     return delivered, failed

@@ -140,6 +140,19 @@ class Settings(BaseSettings):
     kiosk_barge_in: bool = True
     kiosk_barge_in_level: float = Field(0.02, gt=0.0, lt=1.0)
     kiosk_end_silence_seconds: float = Field(1.2, ge=0.5, le=5.0)
+    # Pre-applications (预填) at the kiosk (assistant/services/prefill/): the kiosk's code in
+    # its receipt numbers (KS<code>-<date>-<seq>; default: the letters and digits of
+    # kiosk_id; give each kiosk a distinct one), whether a receipt printer is attached (the
+    # page prints the receipt at once), bounds of the photos of materials, how many
+    # undelivered pre-applications a kiosk keeps at most, and how long the central server
+    # keeps their personal data (fields and photos) after receiving them.
+    kiosk_code: Optional[str] = Field(None, regex=r"^[A-Z0-9]{1,8}$")
+    kiosk_printer: bool = False
+    prefill_max_photos: int = Field(6, ge=0, le=20)
+    prefill_max_photo_bytes: int = Field(6 * 1024 * 1024, ge=64 * 1024, le=32 * 1024 * 1024)
+    prefill_max_photo_pixels: int = Field(30_000_000, ge=100_000, le=100_000_000)
+    prefill_max_pending: int = Field(500, ge=1, le=100_000)
+    prefill_retention_days: int = Field(30, ge=1, le=3650)
 
     # WeChat official account (公众号) channel at /channels/wechat; off without a token.
     # The token, app id and secret come from the account's developer settings
@@ -293,6 +306,13 @@ class Settings(BaseSettings):
     @property
     def vosk_model_dir(self) -> Path:
         return self.vosk_model_path or self.data_dir / "vosk" / "vosk-model-small-cn-0.22"
+
+    @property
+    def receipt_code(self) -> str:
+        """The kiosk's code in receipt numbers: ``kiosk_code``, else derived from ``kiosk_id``."""
+        if self.kiosk_code:
+            return self.kiosk_code
+        return ("".join(ch for ch in self.kiosk_id.upper() if ch.isascii() and ch.isalnum()) or "K")[-8:]
 
     @property
     def hours(self) -> ServiceHours:

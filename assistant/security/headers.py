@@ -1,7 +1,7 @@
 """Security headers on every HTTP response: a Content-Security-Policy without inline
 script, no framing (``frame-ancestors 'none'`` and ``X-Frame-Options: DENY``), no
 MIME sniffing, a strict Referrer-Policy and a Permissions-Policy that allows the
-microphone only to the kiosk page, on this origin.
+microphone and the camera only to the kiosk page, on this origin.
 
 The pages (``assistant/api/static``) load their scripts and styles from files only:
 no ``<script>`` bodies, no ``on…=`` attributes, no ``javascript:`` URLs, no
@@ -52,9 +52,10 @@ DOCS_CSP = "; ".join(
 )
 DOCS_PATHS = ("/docs", "/redoc")
 KIOSK_PATH = "/kiosk"
-_FEATURES_OFF = "camera=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), display-capture=()"
-PERMISSIONS = f"microphone=(), {_FEATURES_OFF}"
-KIOSK_PERMISSIONS = f"microphone=(self), {_FEATURES_OFF}"
+_FEATURES_OFF = "geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), display-capture=()"
+PERMISSIONS = f"microphone=(), camera=(), {_FEATURES_OFF}"
+# The kiosk page: the microphone (hold to talk) and the document camera (materials).
+KIOSK_PERMISSIONS = f"microphone=(self), camera=(self), {_FEATURES_OFF}"
 
 COMMON: Dict[str, str] = {
     "X-Content-Type-Options": "nosniff",

@@ -15,6 +15,9 @@ _NAME_RE = re.compile(r"(我叫|我是|名字是|名字叫|姓名[:：]?\s*|叫�
 # Application numbers (ZW + 11 digits) are not personal data, even when their digits
 # happen to look like a mobile number.
 _APPLICATION_NUMBER_RE = re.compile(r"ZW[0-9]{11}")
+# Kiosk receipt numbers of pre-applications (``KS`` + the kiosk's code + date + sequence,
+# e.g. KSHALL3-20261205-0001; assistant/services/prefill/receipts.py) are not either.
+_RECEIPT_NUMBER_RE = re.compile(r"KS[A-Z0-9]{1,8}-[0-9]{8}-[0-9]{4}")
 
 
 def _mask_id(match: re.Match) -> str:
@@ -40,6 +43,11 @@ def mask_pii(text: str) -> str:
 def is_application_number(value: str) -> bool:
     """True for a canonical application number (``ZW`` + 11 digits, nothing else)."""
     return bool(_APPLICATION_NUMBER_RE.fullmatch(value or ""))
+
+
+def is_receipt_number(value: str) -> bool:
+    """True for a canonical kiosk receipt number (``KS`` + code + ``-YYYYMMDD-NNNN``)."""
+    return bool(_RECEIPT_NUMBER_RE.fullmatch(value or ""))
 
 
 def hash_id(value: str, salt: str = "banshi") -> str:

@@ -32,3 +32,26 @@ def unseal(secret: bytes, purpose: str, token: str) -> str:
 
 def keyed_hash(secret: bytes, purpose: str, text: str) -> str:
     return hmac.new(_key(secret, purpose), text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+# ------------------------------------------------------------------- bytes
+# Sealed files (document photos): a format tag, the nonce, the ciphertext with its tag.
+FILE_MAGIC = b"BSK1"
+
+
+def seal_bytes(secret: bytes, purpose: str, data: bytes, context: str = "") -> bytes:
+    """``data`` sealed under the purpose's key; ``context`` (e.g. the row's id) is
+    authenticated too, so a sealed file cannot stand in for another row's."""
+    nonce = os.urandom(NONCE_BYTES)
+    aad = f"{purpose}\x00{context}".encode()
+    return FILE_MAGIC + nonce + AESGCM(_key(secret, purpose)).encrypt(nonce, data, aad)
+
+
+def unseal_bytes(secret: bytes, purpose: str, sealed: bytes, context: str = "") -> bytes:
+    """The bytes; ``ValueError`` for a foreign format, ``InvalidTag`` for a wrong key,
+    purpose or context (or altered bytes)."""
+    if not sealed.startswith(FILE_MAGIC) or len(sealed) < len(FILE_MAGIC) + NONCE_BYTES + 16:
+        raise ValueError("not a sealed file")
+    body = sealed[len(FILE_MAGIC):]
+    aad = f"{purpose}\x00{context}".encode()
+    return AESGCM(_key(secret, purpose)).decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], aad)

@@ -17,6 +17,14 @@ Exactly-once effect = at-least-once transport + an idempotent receiver:
   primary key), so a message whose answer was lost is sent again and answered
   "duplicate" without a second effect.
 
+Most kinds are posted as JSON to the inbox. A kind may register how its request is
+built (``register_kind``): pre-applications (``assistant/services/prefill/kiosk.py``)
+keep their personal data sealed beside the outbox and open it only to send it, and a
+photo of a material goes as its bytes to ``POST /api/v1/kiosk/inbox/material``, also
+applied once by message id. A message whose data cannot be built any more (its sealed
+data cannot be opened) is given up like a final 4xx. A kind may also register what to
+do once the central confirmed a message (the kiosk then deletes the personal data).
+
 All state lives in the database: a restarted kiosk resumes where it stopped.
 The database functions are synchronous (async callers use ``asyncio.to_thread``).
 """
@@ -31,13 +39,22 @@ import random
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from assistant.config.settings import Settings, get_settings
 from assistant.security.pii import mask_pii
+from assistant.services.outbox_kinds import (
+    AFTER_DELIVERY,
+    BUILDERS,
+    NotYet,
+    Outbound,
+    Unsendable,
+    load_kinds,
+    register_kind,
+)
 from assistant.storage.database import session_factory, utcnow
 from assistant.storage.tables import OUTBOX_KINDS, OutboxMessage
 
@@ -68,8 +85,14 @@ def _encode(payload: Dict[str, Any]) -> str:
     return text
 
 
-def enqueue(db_url: str, kind: str, payload: Dict[str, Any], now: Optional[dt.datetime] = None) -> str:
-    """Store a message for the central server; committed when this returns. Returns its id.
+def enqueue_in(
+    session: Session,
+    kind: str,
+    payload: Dict[str, Any],
+    now: Optional[dt.datetime] = None,
+    message_id: Optional[str] = None,
+) -> str:
+    """Add a message to ``session`` (the caller commits it with its own rows). Returns its id.
 
     ``payload`` must hold no raw personal data (summaries are masked by their builders).
     """
@@ -79,18 +102,27 @@ def enqueue(db_url: str, kind: str, payload: Dict[str, Any], now: Optional[dt.da
         raise TypeError("outbox payload must be a dict")
     text = _encode(payload)
     now = now or utcnow()
-    message_id = str(uuid.uuid4())
-    with session_factory(db_url)() as session:
-        session.add(
-            OutboxMessage(
-                id=message_id,
-                kind=kind,
-                payload=text,
-                created_at=now,
-                attempts=0,
-                next_attempt_at=now,
-            )
+    message_id = message_id or str(uuid.uuid4())
+    session.add(
+        OutboxMessage(
+            id=message_id,
+            kind=kind,
+            payload=text,
+            created_at=now,
+            attempts=0,
+            next_attempt_at=now,
         )
+    )
+    return message_id
+
+
+def enqueue(db_url: str, kind: str, payload: Dict[str, Any], now: Optional[dt.datetime] = None) -> str:
+    """Store a message for the central server; committed when this returns. Returns its id.
+
+    ``payload`` must hold no raw personal data (summaries are masked by their builders).
+    """
+    with session_factory(db_url)() as session:
+        message_id = enqueue_in(session, kind, payload, now)
         session.commit()
     logger.info("kiosk.outbox.enqueued id=%s kind=%s", message_id, kind)
     return message_id
@@ -255,10 +287,37 @@ def body_of(message: Pending, kiosk_id: str) -> Dict[str, Any]:
     }
 
 
-async def send(client: httpx.AsyncClient, message: Pending, kiosk_id: str) -> Outcome:
+def request_of(settings: Settings, message: Pending, kiosk_id: str) -> Outbound:
+    """How ``message`` is delivered: its kind's own request, else JSON to the inbox."""
+    load_kinds()
+    build = BUILDERS.get(message.kind)
+    if build is None:
+        return Outbound(INBOX_PATH, json=body_of(message, kiosk_id))
+    return build(settings, message, kiosk_id)
+
+
+async def send(
+    client: httpx.AsyncClient, message: Pending, kiosk_id: str, settings: Optional[Settings] = None
+) -> Outcome:
     """Post one message; what to do with it depends only on the answer."""
     try:
-        response = await client.post(INBOX_PATH, json=body_of(message, kiosk_id))
+        outbound = await asyncio.to_thread(request_of, settings or get_settings(), message, kiosk_id)
+    except Unsendable as exc:
+        return Outcome(STATE_FAILED, f"unsendable: {exc}")
+    except NotYet as exc:
+        return Outcome("retry", f"waiting: {exc}")
+    extra: Dict[str, Any] = {}
+    if outbound.timeout_s is not None:
+        extra["timeout"] = outbound.timeout_s
+    try:
+        response = await client.post(
+            outbound.path,
+            json=outbound.json,
+            content=outbound.content,
+            params=outbound.params,
+            headers=outbound.headers,
+            **extra,
+        )
     except httpx.TimeoutException as exc:
         return Outcome("retry", f"timeout ({type(exc).__name__})")
     except httpx.HTTPError as exc:  # connection refused, reset, response lost, bad URL...
@@ -291,24 +350,33 @@ async def deliver_due(
     kiosk_id: Optional[str] = None,
     limit: int = BATCH,
     rng: Callable[[], float] = random.random,
+    settings: Optional[Settings] = None,
 ) -> Tuple[int, int]:
     """Send the messages due at ``now`` (default: the current time), oldest first.
 
-    ``client`` has the central server as ``base_url`` and the kiosk's token.
+    ``client`` has the central server as ``base_url`` and the kiosk's token;
+    ``settings`` are the kiosk's (its secret key opens sealed data; default: the process's).
     Returns (delivered, failed attempts); a failed attempt is retried later or,
     for a final 4xx, given up.
     """
-    kiosk_id = kiosk_id or get_settings().kiosk_id
+    settings = settings or get_settings()
+    kiosk_id = kiosk_id or settings.kiosk_id
     messages = await asyncio.to_thread(due_messages, db_url, now, limit)
     delivered = failed = 0
     for message in messages:
-        outcome = await send(client, message, kiosk_id)
+        outcome = await send(client, message, kiosk_id, settings)
         at = now or utcnow()
         attempts = message.attempts + 1
         if outcome.result == STATE_DELIVERED:
             await asyncio.to_thread(_record, db_url, message.id, delivered_at=at, last_error=None)
             delivered += 1
             logger.info("kiosk.outbox.delivered id=%s kind=%s attempts=%s", message.id, message.kind, attempts)
+            after = AFTER_DELIVERY.get(message.kind)
+            if after is not None:
+                try:
+                    await asyncio.to_thread(after, settings, message)
+                except Exception:  # the periodic purge catches up
+                    logger.exception("kiosk.outbox.after_delivery_failed id=%s kind=%s", message.id, message.kind)
             continue
         failed += 1
         error = _short(outcome.error or "")
@@ -343,98 +411,4 @@ def central_client(settings: Settings, timeout_s: float = 10.0) -> httpx.AsyncCl
     return httpx.AsyncClient(base_url=settings.central_url, headers=headers, timeout=timeout_s)
 
 
-def _is_insecure(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme == "http" and parts.hostname not in {"127.0.0.1", "localhost", "::1"}
-
-
-class OutboxWorker:
-    """Delivers the outbox in the background (kiosk mode with a central URL).
-
-    Polls the database (the action server enqueues from another process), so
-    ``poll_seconds`` bounds how long a new message waits before its first try.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        poll_seconds: float = 1.0,
-        timeout_s: float = 10.0,
-        rng: Callable[[], float] = random.random,
-    ) -> None:
-        self.settings = settings
-        self.db_url = settings.db_url
-        self.poll_seconds = poll_seconds
-        self.timeout_s = timeout_s
-        self.rng = rng
-        self.delivered = 0
-        self.failed = 0
-        self._task: Optional[asyncio.Task] = None
-        self._stopping: Optional[asyncio.Event] = None
-        self._wake: Optional[asyncio.Event] = None
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    def start(self) -> None:
-        if self.running:
-            return
-        if _is_insecure(self.settings.central_url or ""):
-            logger.warning("kiosk.outbox.insecure_url scheme=http (use https for a remote central server)")
-        self._stopping = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._task = asyncio.create_task(self._run(), name="banshi-outbox")
-        logger.info("kiosk.outbox.started kiosk=%s", self.settings.kiosk_id)
-
-    def wake(self) -> None:
-        """Look for due messages now (e.g. right after enqueueing in this process)."""
-        if self._wake is not None:
-            self._wake.set()
-
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Stop after the current message; a message cut off mid-send is sent again later."""
-        if self._task is None:
-            return
-        assert self._stopping is not None
-        self._stopping.set()
-        self.wake()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout)
-        except asyncio.TimeoutError:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        self._task = None
-        logger.info("kiosk.outbox.stopped delivered=%s failed=%s", self.delivered, self.failed)
-
-    async def _pause(self) -> float:
-        due = await asyncio.to_thread(next_due_at, self.db_url)
-        if due is None:
-            return self.poll_seconds
-        return min(max((due - utcnow()).total_seconds(), 0.0), self.poll_seconds)
-
-    async def _run(self) -> None:
-        assert self._stopping is not None and self._wake is not None
-        async with central_client(self.settings, self.timeout_s) as client:
-            while not self._stopping.is_set():
-                try:
-                    delivered, failed = await deliver_due(
-                        self.db_url, client, kiosk_id=self.settings.kiosk_id, rng=self.rng
-                    )
-                    self.delivered += delivered
-                    self.failed += failed
-                    pause = await self._pause()
-                except Exception:  # the database is busy or broken: try again later
-                    logger.exception("kiosk.outbox.worker_error")
-                    pause = self.poll_seconds
-                if pause <= 0:
-                    continue
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), pause)
-                except asyncio.TimeoutError:
-                    pass
+__all__ = ["NotYet", "Outbound", "Unsendable", "register_kind"]  # re-exported: the kinds' own requests

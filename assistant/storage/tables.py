@@ -304,7 +304,7 @@ class SuggestionMark(Base):
 
 # -------------------------------------------------------- kiosk outbox/inbox
 # What a kiosk sends to the central server (assistant/services/outbox.py, api/routers/inbox.py).
-OUTBOX_KINDS = ("handoff", "rating", "appointment")
+OUTBOX_KINDS = ("handoff", "rating", "appointment", "preapplication", "material")
 
 
 class OutboxMessage(Base):
@@ -317,7 +317,7 @@ class OutboxMessage(Base):
 
     __tablename__ = "outbox_messages"
     id = Column(String(36), primary_key=True)
-    kind = Column(String(16), nullable=False)  # handoff | rating | appointment
+    kind = Column(String(16), nullable=False)  # one of OUTBOX_KINDS
     payload = Column(Text, nullable=False)
     created_at = Column(DateTime, nullable=False, default=utcnow)
     attempts = Column(Integer, nullable=False, default=0)
@@ -340,6 +340,55 @@ class InboxMessage(Base):
     received_at = Column(DateTime, nullable=False, default=utcnow)
     result_ref = Column(String(64))  # what it produced: ticket:<id>, feedback:<id>, stored
     __table_args__ = (Index("ix_inbox_messages_kiosk_received", "kiosk_id", "received_at"),)
+
+
+# ------------------------------------------------- kiosk pre-applications
+class Preapplication(Base):
+    """A pre-application (预填) entered at a kiosk, known by its receipt number
+    (``assistant/services/prefill/``). The same table on both sides: at the kiosk
+    ``received_at`` stays NULL (the outbox message ``message_id`` says whether it was
+    delivered); at the central server it is the time it arrived. The fields are sealed
+    at rest (NULL once purged: at the kiosk after delivery, at the central server after
+    the retention period); the row itself stays, without personal data, so that the
+    receipt can still be looked up and its number is never given out again."""
+
+    __tablename__ = "preapplications"
+    receipt = Column(String(32), primary_key=True)  # KSHALL3-20261205-0001
+    kiosk_id = Column(String(64), nullable=False)
+    day = Column(String(8), nullable=False)  # the kiosk's local date, YYYYMMDD
+    seq = Column(Integer, nullable=False)  # the kiosk's sequence that day
+    item_id = Column(String(64), nullable=False)
+    fields_sealed = Column(Text)  # JSON {field id: value}, sealed; NULL once purged
+    applicant_masked = Column(String(64))  # 张* (no other personal data in clear)
+    materials = Column(Integer, nullable=False, default=0)  # photos handed in with it
+    message_id = Column(String(36))  # the outbox (kiosk) or inbox (central) message
+    created_at = Column(DateTime, nullable=False, default=utcnow)  # submitted at the kiosk
+    received_at = Column(DateTime)  # arrived at the central server
+    purged_at = Column(DateTime)  # personal data deleted
+    __table_args__ = (
+        Index("ix_preapplications_kiosk_day", "kiosk_id", "day"),
+        Index("ix_preapplications_received", "received_at"),
+    )
+
+
+class PreapplicationMaterial(Base):
+    """A photo of a material handed in with a pre-application: a sealed file under the
+    data directory (``path``, relative to it; NULL once purged). ``id`` is the kiosk's
+    outbox message id, on both sides (the central server applies it once)."""
+
+    __tablename__ = "preapplication_materials"
+    id = Column(String(36), primary_key=True)
+    receipt = Column(String(32), nullable=False, index=True)
+    material = Column(String(64), nullable=False)  # the catalog's material name
+    content_type = Column(String(32), nullable=False)
+    size = Column(Integer, nullable=False)
+    width = Column(Integer)
+    height = Column(Integer)
+    sha256 = Column(String(64), nullable=False)  # of the photo, to check the transfer
+    path = Column(String(200))
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    received_at = Column(DateTime)
+    purged_at = Column(DateTime)
 
 
 # ------------------------------------------------------------------ WeChat

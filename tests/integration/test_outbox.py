@@ -335,7 +335,7 @@ async def test_inbox_needs_a_kiosk_key(central):
     "body, detail",
     [
         (message(id="not-a-uuid"), "字段类型不正确：id"),
-        (message(kind="email"), "kind 只能是 handoff, rating, appointment 之一"),
+        (message(kind="email"), "kind 只能是 handoff, rating, appointment, preapplication, material 之一"),
         (message(kiosk_id="大厅/1"), "kiosk_id 只能包含字母、数字和 _.-，长度1到64"),
         (message(payload={"reason": "request_human"}), "payload.conversation_id 缺失或格式不正确"),
         (message(payload={"conversation_id": "c1", "reason": "bored"}), "payload.reason 只能是 request_human, complaint, fallback 之一"),

@@ -6,6 +6,12 @@ message's effect (a handoff ticket, a feedback row, a stored appointment
 request) are written in one transaction, and the row's primary key is the
 sender's UUID: a second delivery of the same id, even concurrent with the
 first, fails on that key and is answered 200 ``duplicate`` with no second effect.
+
+Pre-applications from the kiosk (kind ``preapplication``) are stored sealed by their
+receipt number (``assistant/services/prefill/central.py``; the inbox row keeps no field
+values); a receipt number another kiosk already used is refused with 409. The photo of
+a material comes as its bytes to ``POST /api/v1/kiosk/inbox/material`` (query: message
+id, kiosk, receipt, material, SHA-256), bounded like any photo, applied once by its id.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import re
 import uuid
 from typing import Any, Dict, Optional, Tuple
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictStr, validator
 from sqlalchemy.exc import IntegrityError
@@ -28,8 +34,11 @@ from assistant.api.deps import SettingsDep
 from assistant.api.schemas import SENDER_ID_RE, ErrorResponse
 from assistant.config.settings import Settings
 from assistant.security.pii import hash_id, mask_pii
+from assistant.security.pii import is_receipt_number
 from assistant.services.handoff import tickets
 from assistant.services.outbox import MAX_PAYLOAD_BYTES
+from assistant.services.prefill import central as prefill
+from assistant.services.prefill.photos import CONTENT_TYPES, PhotoRefused
 from assistant.storage import database
 from assistant.storage.tables import OUTBOX_KINDS, InboxMessage
 from knowledge import db
@@ -47,7 +56,14 @@ MAX_RATING_TEXT_CHARS = 1000
 KIOSK_CHANNEL = "kiosk"
 
 BAD_KIOSK_KEY = "自助终端凭证无效"
-ERRORS = {401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+ERRORS = {401: {"model": ErrorResponse}, 409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+MATERIAL_ERRORS = {
+    **ERRORS,
+    413: {"model": ErrorResponse},
+    415: {"model": ErrorResponse},
+}
+BAD_RECEIPT = "回执号格式不正确"
+NOT_A_PHOTO = "只能上传 JPG 或 PNG 格式的照片"
 
 STATUS_ACCEPTED = "accepted"
 STATUS_DUPLICATE = "duplicate"
@@ -98,7 +114,17 @@ def _check_rating(payload: Dict[str, Any]) -> None:
     _optional_str(payload, "item_id", MAX_ITEM_ID_CHARS)
 
 
-CHECKS = {"handoff": _check_handoff, "rating": _check_rating, "appointment": lambda payload: None}
+CHECKS = {
+    "handoff": _check_handoff,
+    "rating": _check_rating,
+    "appointment": lambda payload: None,
+    "preapplication": prefill.check_payload,
+    "material": lambda payload: _refuse_material(),
+}
+
+
+def _refuse_material() -> None:
+    raise ValueError("material 须上传到 /api/v1/kiosk/inbox/material")
 
 
 class InboxRequest(BaseModel):
@@ -194,17 +220,19 @@ def _add_rating(session, body: InboxRequest) -> str:
 
 
 def apply_message(settings: Settings, body: InboxRequest) -> Tuple[bool, Optional[str]]:
-    """Record the message and apply it, in one transaction. (False, ref) when already applied."""
+    """Record the message and apply it, in one transaction. (False, ref) when already applied.
+    ``prefill.ReceiptConflict`` (nothing stored) for a receipt number taken by another message."""
     message_id = str(body.id)
     created_at = body.created_at
     if created_at is not None and created_at.tzinfo is not None:
         created_at = created_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    kept = prefill.stored_payload(body.payload) if body.kind == "preapplication" else masked(body.payload)
     with database.session_factory(settings.db_url)() as session:
         row = InboxMessage(
             id=message_id,
             kiosk_id=body.kiosk_id,
             kind=body.kind,
-            payload=json.dumps(masked(body.payload), ensure_ascii=False),
+            payload=json.dumps(kept, ensure_ascii=False),
             sent_at=created_at,
         )
         session.add(row)
@@ -220,6 +248,17 @@ def apply_message(settings: Settings, body: InboxRequest) -> Tuple[bool, Optiona
             row.result_ref = _open_ticket(session, body, settings)
         elif body.kind == "rating":
             row.result_ref = _add_rating(session, body)
+        elif body.kind == "preapplication":
+            try:
+                row.result_ref = prefill.apply_preapplication_in(
+                    session, settings, body.kiosk_id, message_id, body.payload
+                )
+            except (prefill.ReceiptConflict, IntegrityError):
+                session.rollback()
+                existing = session.get(InboxMessage, message_id)
+                if existing is not None:  # the same message, applied concurrently
+                    return False, existing.result_ref
+                raise prefill.ReceiptConflict(body.payload["receipt"]) from None
         else:
             row.result_ref = "stored"
         try:
@@ -241,9 +280,15 @@ async def receive(body: InboxRequest, request: Request, settings: SettingsDep) -
     """Apply one kiosk message: 201 ``accepted`` the first time, 200 ``duplicate`` after.
 
     ``handoff`` opens (or updates) a ticket on conversation ``kiosk:<kiosk_id>:<conversation_id>``,
-    ``rating`` adds a feedback row, ``appointment`` is stored for the booking desk.
+    ``rating`` adds a feedback row, ``appointment`` is stored for the booking desk,
+    ``preapplication`` is stored sealed by its receipt number (409 when another kiosk's
+    message already used that number).
     """
-    created, ref = await asyncio.to_thread(apply_message, settings, body)
+    try:
+        created, ref = await asyncio.to_thread(apply_message, settings, body)
+    except prefill.ReceiptConflict:
+        logger.warning("kiosk.inbox.receipt_conflict id=%s kiosk=%s", body.id, body.kiosk_id)
+        raise HTTPException(status_code=409, detail=prefill.CONFLICT) from None
     status = STATUS_ACCEPTED if created else STATUS_DUPLICATE
     logger.info(
         "kiosk.inbox.%s id=%s kiosk=%s kind=%s ref=%s", status, body.id, body.kiosk_id, body.kind, ref
@@ -254,4 +299,54 @@ async def receive(body: InboxRequest, request: Request, settings: SettingsDep) -
             await live.bump()  # the desk sees the new ticket now
     return JSONResponse(
         InboxResponse(status=status, id=str(body.id), ref=ref).dict(), status_code=201 if created else 200
+    )
+
+
+@router.post(
+    "/inbox/material",
+    response_model=InboxResponse,
+    responses={**MATERIAL_ERRORS, 201: {"model": InboxResponse}},
+    dependencies=[Depends(require_kiosk)],
+)
+async def receive_material(
+    request: Request,
+    settings: SettingsDep,
+    id: uuid.UUID = Query(..., description="The kiosk's message id (the idempotency key)"),
+    kiosk_id: str = Query(..., min_length=1, max_length=64, regex=KIOSK_ID_RE.pattern),
+    receipt: str = Query(..., min_length=1, max_length=32, description="The pre-application's receipt number"),
+    material: str = Query(..., min_length=1, max_length=prefill.MAX_MATERIAL_CHARS, description="The catalog's material name"),
+    sha256: str = Query(..., min_length=64, max_length=64, regex=r"^[0-9a-f]{64}$"),
+    created_at: Optional[dt.datetime] = Query(None, description="When the citizen handed it in at the kiosk"),
+) -> JSONResponse:
+    """A photo of a material for a pre-application: the body is the photo (``image/jpeg``
+    or ``image/png``, at most ``BANSHI_PREFILL_MAX_PHOTO_BYTES``; type by content, pixels
+    bounded). 201 ``accepted`` the first time, 200 ``duplicate`` for the same id after;
+    409 unless the receipt's pre-application came first, from the same kiosk."""
+    if not is_receipt_number(receipt):
+        raise HTTPException(status_code=422, detail=BAD_RECEIPT)
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type not in CONTENT_TYPES:
+        raise HTTPException(status_code=415, detail=NOT_A_PHOTO)
+    data = await request.body()
+    if created_at is not None and created_at.tzinfo is not None:
+        created_at = created_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    upload = prefill.MaterialUpload(str(id), kiosk_id, receipt, material, sha256, content_type, created_at, data)
+    try:
+        size = await asyncio.to_thread(prefill.check_material, settings, upload)
+    except PhotoRefused as exc:
+        logger.info("kiosk.inbox.material_refused id=%s code=%s bytes=%d", id, exc.code, len(data))
+        raise HTTPException(status_code=exc.status, detail=exc.message) from None
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    try:
+        created, ref = await asyncio.to_thread(prefill.store_material, settings, upload, size)
+    except prefill.ReceiptConflict:
+        logger.warning("kiosk.inbox.receipt_conflict id=%s kiosk=%s kind=material", id, kiosk_id)
+        raise HTTPException(status_code=409, detail=prefill.CONFLICT) from None
+    except prefill.NoPreapplication:
+        raise HTTPException(status_code=409, detail=prefill.NO_PREAPPLICATION) from None
+    status = STATUS_ACCEPTED if created else STATUS_DUPLICATE
+    logger.info("kiosk.inbox.%s id=%s kiosk=%s kind=material bytes=%d", status, id, kiosk_id, len(data))
+    return JSONResponse(
+        InboxResponse(status=status, id=str(id), ref=ref).dict(), status_code=201 if created else 200
     )

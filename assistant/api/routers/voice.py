@@ -17,6 +17,9 @@ chat, speech out.
   message), then close: 1008 (bad token, bad message, too slow), 1009 (too much
   audio), 1013 (no speech-recognition model, or the dialogue model is still
   loading), 1011 (failure).
+  ``mode=dictate`` (filling a field of the kiosk's pre-application form): no turn; the
+  server sends ``{"type": "dictation", "transcript", "text"}`` (``text``: the free
+  transcript fit for ``field``, the field's kind, by ``voice.dictation``) and closes.
 * ``GET /api/v1/voice/status`` — ``{asr, tts, detail?, idle_seconds,
   max_seconds, barge_in: {enabled, level, end_silence_seconds}}``: whether speech
   in and out work, so the kiosk can fall back to touch and text, and how it
@@ -63,6 +66,7 @@ from assistant.services.speech import Voice, heard_text, stream_transcripts, tra
 from assistant.storage import tables
 from voice.asr import AsrUnavailable
 from voice.audio import SAMPLE_RATE, AudioError, check_pcm16, duration_seconds, louder_wav, pcm16_from_wav
+from voice.dictation import dictation_text
 from voice.tts import TtsUnavailable, wav_duration
 
 logger = logging.getLogger(__name__)
@@ -88,18 +92,12 @@ MAX_SPOKEN_CHARS = 600
 SOURCE_LINE = re.compile(r"^\s*来源[：:]")
 # A stream ends at most this long after it opened (audio plus slack).
 STREAM_SLACK_SECONDS = 15.0
+MODE_TURN, MODE_DICTATE = "turn", "dictate"
+FIELD_KINDS_RE = r"^(name|id_number|phone|address|text|date|number|choice)$"
 
 # AudioError.code → HTTP status for /voice/turn.
 AUDIO_STATUS = {"too_large": 413, "too_long": 413, "unsupported_format": 415}
-ERRORS = {
-    400: {"model": ErrorResponse},
-    401: {"model": ErrorResponse},
-    403: {"model": ErrorResponse},
-    413: {"model": ErrorResponse},
-    415: {"model": ErrorResponse},
-    422: {"model": ErrorResponse},
-    503: {"model": ErrorResponse},
-}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 413, 415, 422, 503)}
 
 
 # ------------------------------------------------------------------- replies
@@ -327,8 +325,10 @@ async def voice_stream(
     sender_id: str = Query(..., min_length=1, max_length=128),
     token: Optional[str] = Query(None, max_length=128),
     elderly: bool = Query(False),
+    mode: str = Query(MODE_TURN, regex=f"^({MODE_TURN}|{MODE_DICTATE})$"),
+    field: str = Query("text", regex=FIELD_KINDS_RE),
 ) -> None:
-    """Streaming voice turn (protocol in the module doc)."""
+    """Streaming voice turn, or dictation into a form field (protocol in the module doc)."""
     settings: Settings = websocket.app.state.settings
     await websocket.accept()
     sender = hash_id(sender_id)
@@ -350,7 +350,11 @@ async def voice_stream(
             await websocket.close(code=1000)
             return
         ended_at = time.perf_counter()
-        text, corrected = await heard_text(websocket.app, settings, await stream_transcripts(stream))
+        heard = await stream_transcripts(stream)
+        if mode == MODE_DICTATE:
+            await _dictate(websocket, heard.get("free") or "", field, sender, received)
+            return
+        text, corrected = await heard_text(websocket.app, settings, heard)
         await websocket.send_json({"type": "final", "transcript": text, "corrected": corrected})
         try:
             plan = await spoken_turn(websocket, settings, sender_id, corrected)
@@ -389,6 +393,14 @@ async def voice_stream(
     except Exception:
         logger.exception("voice.stream.failed sender=%s", sender)
         await _send_error(websocket, StreamError("failed", FAILED, 1011))
+
+
+async def _dictate(websocket: WebSocket, transcript: str, field: str, sender: str, received: int) -> None:
+    """The free transcript (never corrected toward catalog terms), fit for the field."""
+    value = dictation_text(transcript.strip(), field)
+    await websocket.send_json({"type": "dictation", "transcript": transcript.strip(), "text": value, "field": field})
+    logger.info("voice.stream.dictation sender=%s audio_s=%.1f field=%s chars=%d", sender, received / BYTES_PER_SECOND, field, len(value))
+    await websocket.close(code=1000)
 
 
 class KioskSessionRequest(BaseModel):

@@ -14,6 +14,10 @@
  * After the idle time (GET /api/v1/voice/status → idle_seconds; `?idle=N` for
  * tests and demos) the screen is cleared and a new kiosk conversation starts
  * (the server restarts the old one).
+ * Pre-applications (prefill.js) use this page's conversation, idle reset and
+ * hold-to-talk through window.banshiKiosk: dictation streams like a turn
+ * (mode=dictate&field=<kind>) and the server answers {"type":"dictation","text"}
+ * instead of a reply; the text goes into the field the citizen chose.
  * Server text is only ever inserted with textContent.
  */
 (function () {
@@ -391,7 +395,8 @@
   }
 
   /* ---------- voice turns ---------- */
-  var capture = null; // {ws, stream, context, node, source, started, frames, ended}
+  var capture = null; // {ws, stream, context, node, source, started, frames, ended, dictation}
+  var lastDictation = null; // the dictation that just ended (told that it is idle again)
   var audioContext = null;
   var workletReady = null;
 
@@ -400,6 +405,8 @@
     talkEl.classList.toggle("thinking", mode === "thinking");
     talkLabelEl.textContent = TEXT[mode] || TEXT.idle;
     talkEl.setAttribute("aria-pressed", mode === "listening" ? "true" : "false");
+    if (capture && capture.dictation && capture.dictation.onState) capture.dictation.onState(mode);
+    else if (!capture && lastDictation && lastDictation.onState) lastDictation.onState("idle");
   }
 
   function getContext() {
@@ -458,12 +465,13 @@
     return node;
   }
 
-  function streamUrl(session) {
+  function streamUrl(session, dictation) {
     var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     return scheme + "//" + window.location.host + STREAM_URL +
       "?sender_id=" + encodeURIComponent(session.sender_id) +
       "&token=" + encodeURIComponent(session.token) +
-      "&elderly=" + (slowEl.getAttribute("aria-pressed") === "true" ? "1" : "0");
+      "&elderly=" + (slowEl.getAttribute("aria-pressed") === "true" ? "1" : "0") +
+      (dictation ? "&mode=dictate&field=" + encodeURIComponent(dictation.field || "text") : "");
   }
 
   // Open the microphone for `owner` ({stream, source, node}); frames of 16 kHz PCM16
@@ -484,19 +492,20 @@
   }
 
   // A new voice turn: the reply audio of the last one stops.
-  function beginTurn(handsFree) {
+  function beginTurn(handsFree, dictation) {
     touched();
     state.dirty = true;
     state.turn++;
     newReplyAudio();
     var current = {
       turn: state.turn, frames: [], started: Date.now(), ended: false, cancelled: false,
-      replied: false, failed: false, handsFree: handsFree, heard: false, quietMs: 0
+      replied: false, failed: false, handsFree: handsFree, heard: false, quietMs: 0,
+      dictation: dictation || null
     };
     current.onFrame = function (buffer) { turnFrame(current, buffer); };
     capture = current;
     setTalk(handsFree ? "handsFree" : "listening");
-    showTranscript("", true);
+    if (!dictation) showTranscript("", true);
     ensureSession().then(function (session) {
       if (current.cancelled) return;
       openSocket(current, session);
@@ -506,20 +515,22 @@
     return current;
   }
 
-  function startCapture() {
+  function startCapture(dictation) {
     if (capture || state.busy || !state.voice) return;
     var context;
     try {
       context = getContext();
     } catch (e) {
       voiceOff(TEXT.noMic);
+      if (dictation) dictation.onError(TEXT.noMic);
       return;
     }
-    var current = beginTurn(false);
+    var current = beginTurn(false, dictation);
     openMicrophone(current, context).catch(function (err) {
       var denied = err && (err.name === "NotAllowedError" || err.name === "SecurityError");
       failTurn(current, null);
       voiceOff(denied ? TEXT.micDenied : TEXT.noMic);
+      if (dictation) dictation.onError(denied ? TEXT.micDenied : TEXT.noMic);
     });
   }
 
@@ -601,7 +612,7 @@
   }
 
   function openSocket(current, session) {
-    var ws = new WebSocket(streamUrl(session));
+    var ws = new WebSocket(streamUrl(session, current.dictation));
     ws.binaryType = "arraybuffer";
     current.ws = ws;
     ws.onopen = function () {
@@ -618,7 +629,9 @@
       var msg = null;
       try { msg = JSON.parse(event.data); } catch (e) { return; }
       if (!msg) return;
-      if (msg.type === "partial" && !current.ended) {
+      if (current.dictation) {
+        dictationMessage(current, msg);
+      } else if (msg.type === "partial" && !current.ended) {
         showTranscript(msg.text || "", true);
       } else if (msg.type === "final") {
         showTranscript(msg.corrected || msg.transcript || TEXT.notHeard, false);
@@ -636,11 +649,31 @@
     };
     ws.onclose = function () {
       if (!current.replied && !current.failed && !current.cancelled && current.ended) {
-        showError(TEXT.network);
+        if (current.dictation) current.dictation.onError(TEXT.network);
+        else showError(TEXT.network);
       }
       finishTurn(current);
     };
     ws.onerror = function () { /* onclose follows */ };
+  }
+
+  // Dictation into a form field: partial transcripts, then the field's text.
+  function dictationMessage(current, msg) {
+    var dictation = current.dictation;
+    if (msg.type === "partial" && !current.ended) {
+      dictation.onPartial(typeof msg.text === "string" ? msg.text : "");
+    } else if (msg.type === "dictation") {
+      current.replied = true;
+      dictation.onText(typeof msg.text === "string" ? msg.text : "",
+        typeof msg.transcript === "string" ? msg.transcript : "");
+      finishTurn(current);
+    } else if (msg.type === "error") {
+      current.failed = true;
+      if (msg.code === "asr_unavailable") voiceOff(msg.message || TEXT.noAsr);
+      else if (msg.code === "forbidden") state.session = null;
+      dictation.onError(msg.message || TEXT.network);
+      finishTurn(current);
+    }
   }
 
   function sendFrame(current, buffer) {
@@ -666,7 +699,8 @@
     touched();
     if (Date.now() - current.started < MIN_HOLD_MS) {
       cancelCapture(current);
-      showTranscript(TEXT.tooShort, false);
+      if (current.dictation) current.dictation.onError(TEXT.tooShort);
+      else showTranscript(TEXT.tooShort, false);
       return;
     }
     endCapture(current);
@@ -698,14 +732,17 @@
     current.failed = true;
     stopTracks(current);
     if (current.ws) try { current.ws.close(); } catch (e) { /* closed */ }
-    if (message) showError(message);
+    if (message && current.dictation) current.dictation.onError(message);
+    else if (message) showError(message);
     finishTurn(current);
   }
 
   function finishTurn(current) {
     if (capture !== current) return;
     capture = null;
+    lastDictation = current.dictation;
     setTalk("idle");
+    lastDictation = null;
     setBusy(false);
   }
 
@@ -770,6 +807,7 @@
 
   /* ---------- idle reset ---------- */
   var idleTimer = null;
+  var resetHooks = [];   // run when the screen is cleared for the next person (prefill.js)
 
   function touched() {
     if (idleTimer) clearTimeout(idleTimer);
@@ -801,6 +839,7 @@
     if (document.activeElement && document.activeElement.blur) document.activeElement.blur();
     newSession(previous).catch(function () { /* retried on the next turn */ });
     answerLabelEl.textContent = "回答";
+    resetHooks.forEach(function (hook) { try { hook(); } catch (e) { /* the screen is reset anyway */ } });
     document.body.setAttribute("data-reset", String(Date.now()));
   }
 
@@ -868,6 +907,20 @@
   ["pointerdown", "keydown", "input"].forEach(function (type) {
     document.addEventListener(type, touched, true);
   });
+
+  /* ---------- for prefill.js ---------- */
+  window.banshiKiosk = {
+    session: ensureSession,
+    forgetSession: function () { state.session = null; },   // after a 403: a new one next time
+    touched: touched,
+    markDirty: function () { state.dirty = true; },
+    // opts: {field: kind, onPartial(text), onText(text, transcript), onError(message), onState(mode)}
+    dictate: function (opts) { startCapture(opts); },
+    release: stopCapture,
+    voiceReady: function () { return state.voice; },
+    busy: function () { return state.busy || !!capture; },
+    onReset: function (hook) { resetHooks.push(hook); }
+  };
 
   /* ---------- start ---------- */
   try {
