@@ -3,6 +3,7 @@
 import pytest
 from sqlalchemy import select
 
+from actions.followup import OFFER_TEXT
 from actions.progress import (
     WHERE_NUMBER_TEXT,
     ActionProgressAnswer,
@@ -154,7 +155,9 @@ async def test_verified_answer_for_each_state(number, expected, dispatcher, sett
         sender_id=sender,
     )
     events = await ActionProgressAnswer().run(dispatcher, done, DOMAIN)
-    answer = [m for m in dispatcher.messages if m.get("text")][-1]
+    *_, answer, offer = [m for m in dispatcher.messages if m.get("text")]
+    assert offer["text"] == OFFER_TEXT  # the web chat can be told of the next change
+    assert {"event": "slot", "name": "pending_offer", "value": "progress_subscription", "timestamp": None} in events
     text = answer["text"]
     for part in expected:
         assert part in text, (part, text)
