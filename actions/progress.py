@@ -27,6 +27,7 @@ from actions.common import CATALOG, SLOT_ITEM, channel_of, intent_of, reply_info
 from assistant.config.settings import get_settings
 from assistant.security.audit import citizen_actor, record_audit
 from assistant.security.client_limits import hit_progress_limit, progress_retry_after
+from assistant.services.progress import grants
 from assistant.services.progress.guard import (
     LOCK_MINUTES,
     MAX_FAILURES,
@@ -285,6 +286,7 @@ class ValidateProgressForm(FormValidationAction):
         if view is not None and verify_phone_tail(view, str(value)):
             await asyncio.to_thread(record_success, db_url, number)
             await _audit(tracker, ACTION_VERIFY, number, "ok")
+            await asyncio.to_thread(grants.grant, get_settings(), tracker.sender_id, number)  # may hand in materials
             return {SLOT_PHONE: str(value), SLOT_OUTCOME: OUTCOME_VERIFIED}
         failures, lock = await asyncio.to_thread(record_failure, db_url, number)
         await _audit(tracker, ACTION_VERIFY, number, "locked" if lock else "wrong_code")

@@ -126,6 +126,63 @@ class VerificationGuard(Base):
     updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
 
+# --------------------------------------------------------- missing materials
+class VerificationGrant(Base):
+    """A conversation that verified an application (number + phone tail) a moment ago:
+    it may hand in that application's missing materials until ``expires_at``. Keyed
+    by a keyed hash of the conversation id (never the id itself)."""
+
+    __tablename__ = "verification_grants"
+    sender_hash = Column(String(64), primary_key=True)
+    number = Column(String(32), nullable=False)
+    granted_at = Column(DateTime, nullable=False, default=utcnow)
+    expires_at = Column(DateTime, nullable=False, index=True)
+
+
+UPLOAD_OK = "ok"  # the pre-check found the requested document, readable, valid
+UPLOAD_DOUBTFUL = "doubtful"  # accepted, flagged for the operator (``reasons``)
+
+
+class MaterialUpload(Base):
+    """A photo or PDF of a missing material (补交材料). The file itself is encrypted at
+    rest under ``data_dir/uploads/<id>.bin`` (``assistant/services/materials/uploads.py``);
+    this row holds what the pre-check found, with the OCR text masked and sealed.
+    ``deleted_at``: the file was deleted (retention or an operator), the row stays."""
+
+    __tablename__ = "material_uploads"
+    id = Column(String(36), primary_key=True)  # uuid4
+    number = Column(String(32), nullable=False)
+    material = Column(String(100), nullable=False)
+    mime = Column(String(64), nullable=False)
+    size = Column(Integer, nullable=False)
+    pages = Column(Integer, nullable=False, default=1)
+    width = Column(Integer)
+    height = Column(Integer)
+    doc_type = Column(String(32))  # what the pre-check read it as (None: not recognised)
+    verdict = Column(String(16), nullable=False)  # ok | doubtful
+    reasons = Column(Text, nullable=False, default="[]")  # JSON list of short Chinese flags
+    readable = Column(Boolean)
+    expired = Column(Boolean)
+    expiry = Column(Date)
+    name_matches = Column(Boolean)
+    text_sealed = Column(Text)  # the OCR text, personal numbers masked, then sealed
+    channel = Column(String(16), nullable=False)
+    sender_hash = Column(String(64), nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    # Forwarding to the case-management system: due at next_forward_at (None: nothing
+    # to do: forwarded, given up or deleted).
+    forwarded_at = Column(DateTime)
+    forward_ref = Column(String(64))
+    forward_attempts = Column(Integer, nullable=False, default=0)
+    next_forward_at = Column(DateTime)
+    deleted_at = Column(DateTime)
+    __table_args__ = (
+        Index("ix_material_uploads_number_created", "number", "created_at"),
+        Index("ix_material_uploads_next_forward", "next_forward_at"),
+        Index("ix_material_uploads_created", "created_at"),
+    )
+
+
 # -------------------------------------------------------------------- audit
 class AuditRecord(Base):
     """Who looked up or changed personal data, when, through which channel, with what result.

@@ -1,0 +1,483 @@
+"""Missing materials handed in by photo or PDF (补交材料): accepted, stored, forwarded,
+shown, deleted.
+
+A conversation that has just verified an application (``progress/grants.py``) may send
+a photo or PDF of each material the application is missing (status 需补正). Each upload
+is checked by content before anything is stored (``inspect.py``: type, size, pixels,
+pages, scripts), pre-checked offline (``precheck.py``: document type, readable,
+expired, name), then
+
+* the file is encrypted at rest (AES-GCM, key derived from the secret key for this
+  purpose, the upload id as associated data) under ``data_dir/uploads/<id>.bin``;
+* a ``material_uploads`` row links it to the application and the material, with the
+  pre-check's verdict and flags and the OCR text (personal numbers masked, sealed);
+* it is handed on to the case-management system (``forward.py``), now and, after a
+  failure, by :func:`forward_due` with back-off;
+* every access (store, list, view, delete, purge) is audited; files are deleted after
+  ``upload_retention_days`` by :func:`purge` (the row stays, marked deleted).
+
+A doubtful pre-check is accepted with its flags for the operator, never silently refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select, update
+
+from assistant.config.settings import Settings
+from assistant.security.audit import citizen_actor, record_audit
+from assistant.security.pii import mask_pii
+from assistant.security.sealed import seal, unseal
+from assistant.services.materials import inspect, ocr, precheck
+from assistant.services.materials.forward import CaseSystem, ForwardFailed, Material
+from assistant.services.progress import grants
+from assistant.services.progress.providers import ProgressProvider, ProgressUnavailable
+from assistant.storage.database import session_factory, utcnow
+from assistant.storage.tables import STATUS_SUPPLEMENT, MaterialUpload
+
+logger = logging.getLogger(__name__)
+
+PURPOSE = "material-upload"
+TEXT_PURPOSE = "material-upload-text"
+MAGIC = b"BSU1"
+NONCE_BYTES = 12
+UPLOAD_DIR = "uploads"
+MAX_MATERIAL_CHARS = 100
+MAX_TEXT_CHARS = 4000  # of the OCR text kept for the operator
+FORWARD_BATCH = 20
+FORWARD_LEASE = dt.timedelta(minutes=5)
+MAX_FORWARD_ATTEMPTS = 8
+
+AUDIT_STORE = "materials.upload.store"
+AUDIT_REFUSE = "materials.upload.refuse"
+AUDIT_LIST = "materials.upload.list"
+AUDIT_VIEW = "materials.upload.view"
+AUDIT_DELETE = "materials.upload.delete"
+AUDIT_PURGE = "materials.upload.purge"
+AUDIT_FORWARD = "materials.upload.forward"
+RETENTION_ACTOR = "system:retention"
+FORWARD_ACTOR = "system:forward"
+
+NOT_VERIFIED = "请先核实办件信息（受理编号和手机尾号），再上传材料。"
+NOT_NEEDED = "编号 {number} 的办件目前不需要补交材料。"
+CHOOSE_MATERIAL = "请选择您要补交的是哪一项材料：{names}。"
+UNKNOWN_MATERIAL = "“{name}”不在需要补交的材料里。需要补交的是：{names}。"
+SYSTEM_DOWN = "办件系统暂时无法查询，请稍后再上传，或拨打12345政务服务便民热线。"
+RECEIVED = "已收到您补交的“{material}”，已转交工作人员审核。"
+RECEIVED_LATER = "已收到您补交的“{material}”，稍后会转交工作人员审核。"
+
+
+class UploadError(Exception):
+    """An upload that is not taken: HTTP ``status`` and a message for the citizen."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Wanted:
+    """What a verified conversation may hand in."""
+
+    number: str
+    status: str
+    applicant_masked: str
+    missing: List[str]  # still missing (the case system's list)
+    uploaded: List[Dict[str, Any]] = field(default_factory=list)  # earlier uploads, newest first
+
+    @property
+    def accepted(self) -> List[str]:
+        """Materials an upload may be for: the missing ones, and any sent before (a better photo)."""
+        names = list(self.missing)
+        for row in reversed(self.uploaded):
+            if row["material"] not in names:
+                names.append(row["material"])
+        return names
+
+
+@dataclass
+class Stored:
+    id: str
+    number: str
+    material: str
+    verdict: str
+    reasons: List[str]
+    message: str
+    forwarded: bool
+
+
+# ------------------------------------------------------------------ at rest
+def _key(secret: bytes) -> bytes:
+    return hmac.new(secret, b"banshi-seal:" + PURPOSE.encode(), hashlib.sha256).digest()
+
+
+def encrypt(secret: bytes, upload_id: str, data: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return MAGIC + nonce + AESGCM(_key(secret)).encrypt(nonce, data, upload_id.encode("ascii"))
+
+
+def decrypt(secret: bytes, upload_id: str, blob: bytes) -> bytes:
+    """The file's bytes; ``InvalidTag`` for another key or id, ValueError for no upload file."""
+    if not blob.startswith(MAGIC):
+        raise ValueError("not an upload file")
+    nonce = blob[len(MAGIC):len(MAGIC) + NONCE_BYTES]
+    return AESGCM(_key(secret)).decrypt(nonce, blob[len(MAGIC) + NONCE_BYTES:], upload_id.encode("ascii"))
+
+
+def upload_dir(settings: Settings) -> Path:
+    return settings.data_dir / UPLOAD_DIR
+
+
+def file_path(settings: Settings, upload_id: str) -> Path:
+    return upload_dir(settings) / f"{uuid.UUID(upload_id)}.bin"  # a uuid only: never a path
+
+
+def _write_file(settings: Settings, upload_id: str, data: bytes) -> Path:
+    folder = upload_dir(settings)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = file_path(settings, upload_id)
+    temp = path.with_suffix(".tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(encrypt(settings.secret(), upload_id, data))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    return path
+
+
+def _read_file(settings: Settings, upload_id: str) -> bytes:
+    return decrypt(settings.secret(), upload_id, file_path(settings, upload_id).read_bytes())
+
+
+def _remove_file(settings: Settings, upload_id: str) -> None:
+    try:
+        file_path(settings, upload_id).unlink()
+    except FileNotFoundError:
+        pass
+
+
+# ------------------------------------------------------------------- limits
+def limits_of(settings: Settings) -> inspect.UploadLimits:
+    return inspect.UploadLimits(
+        max_bytes=settings.upload_max_bytes,
+        max_pixels=settings.upload_max_pixels,
+        max_pages=settings.upload_max_pages,
+        max_side=settings.upload_max_side,
+    )
+
+
+# ---------------------------------------------------------------- the wanted
+def _uploads_of(db_url: str, number: str) -> List[Dict[str, Any]]:
+    with session_factory(db_url)() as session:
+        rows = session.execute(
+            select(MaterialUpload)
+            .where(MaterialUpload.number == number, MaterialUpload.deleted_at.is_(None))
+            .order_by(MaterialUpload.created_at.desc())
+        ).scalars().all()
+        return [_public(row) for row in rows]
+
+
+async def wanted(settings: Settings, provider: ProgressProvider, sender_id: str) -> Wanted:
+    """What this conversation may hand in; UploadError 403 without a grant, 503 when
+    the progress system cannot answer."""
+    number = await asyncio.to_thread(grants.granted, settings, sender_id)
+    if number is None:
+        raise UploadError(403, "not_verified", NOT_VERIFIED)
+    try:
+        view = await provider.lookup(number)
+    except ProgressUnavailable:
+        raise UploadError(503, "unavailable", SYSTEM_DOWN) from None
+    if view is None:
+        raise UploadError(403, "not_verified", NOT_VERIFIED)
+    uploaded = await asyncio.to_thread(_uploads_of, settings.db_url, number)
+    return Wanted(number, view.status, view.applicant_masked, view.missing_materials, uploaded)
+
+
+def choose_material(wanted_: Wanted, name: Optional[str], guess: bool = False) -> Optional[str]:
+    """The material an upload is for: the one named, or the only one wanted; None
+    with ``guess`` when several are wanted (the pre-check's reading decides)."""
+    accepted = wanted_.accepted
+    if wanted_.status != STATUS_SUPPLEMENT or not accepted:
+        raise UploadError(409, "not_needed", NOT_NEEDED.format(number=wanted_.number))
+    names = "、".join(accepted)
+    name = (name or "").strip()
+    if not name:
+        if len(wanted_.missing) == 1:
+            return wanted_.missing[0]
+        if not wanted_.missing and len(accepted) == 1:
+            return accepted[0]
+        if guess:
+            return None
+        raise UploadError(422, "choose_material", CHOOSE_MATERIAL.format(names=names))
+    if name not in accepted:
+        raise UploadError(422, "unknown_material", UNKNOWN_MATERIAL.format(name=name[:MAX_MATERIAL_CHARS], names=names))
+    return name
+
+
+# -------------------------------------------------------------------- store
+def _insert(settings: Settings, row: MaterialUpload, data: bytes) -> None:
+    """The encrypted file, then its row; no row without its file, no file left without its row."""
+    _write_file(settings, row.id, data)
+    try:
+        with session_factory(settings.db_url)() as session:
+            session.add(row)
+            session.commit()
+    except BaseException:
+        _remove_file(settings, row.id)
+        raise
+
+
+def _audit(settings: Settings, actor: str, action: str, subject: Optional[str], channel: Optional[str],
+           result: str) -> None:
+    record_audit(settings.db_url, actor=actor, action=action, subject=subject, channel=channel, result=result[:32])
+
+
+def guess_material(wanted_: Wanted, doc_type: Optional[str]) -> str:
+    """The wanted material a document of ``doc_type`` is for; else the first missing one
+    not handed in yet (photos tend to come in the order asked), else the first."""
+    names = wanted_.missing or wanted_.accepted
+    for name in names:
+        if doc_type and precheck.expected_doc_type(name) == doc_type:
+            return name
+    sent = {row["material"] for row in wanted_.uploaded}
+    return next((name for name in names if name not in sent), names[0])
+
+
+async def _precheck(data: bytes, inspected: inspect.Inspected, wanted_: Wanted, chosen: Optional[str]
+                    ) -> Tuple[str, precheck.Precheck]:
+    if chosen is not None:
+        return chosen, await precheck.precheck_upload(data, inspected, chosen, wanted_.applicant_masked)
+    read = await ocr.ocr_upload(data, inspected)  # read once, then judged against the guessed material
+    seen = await asyncio.to_thread(precheck.evaluate, read, None, wanted_.applicant_masked)
+    chosen = guess_material(wanted_, seen.doc_type)
+    return chosen, await asyncio.to_thread(precheck.evaluate, read, chosen, wanted_.applicant_masked)
+
+
+async def store(settings: Settings, provider: ProgressProvider, case_system: CaseSystem, sender_id: str,
+                channel: str, data: bytes, material: Optional[str], guess: bool = False) -> Stored:
+    """Check, pre-check, store and forward one upload. UploadError when it is not taken
+    (nothing is stored then). ``guess``: without a material named, several wanted, the
+    document read decides (WeChat images, which cannot say which material they are)."""
+    actor = citizen_actor(sender_id)
+    try:
+        wanted_ = await wanted(settings, provider, sender_id)
+        chosen = choose_material(wanted_, material, guess)
+        inspected = await asyncio.to_thread(inspect.inspect_upload, data, limits_of(settings))
+    except UploadError as exc:
+        await asyncio.to_thread(_audit, settings, actor, AUDIT_REFUSE, None, channel, exc.code)
+        raise
+    except inspect.UploadRefused as exc:
+        await asyncio.to_thread(_audit, settings, actor, AUDIT_REFUSE, wanted_.number, channel, exc.code)
+        raise UploadError(refused_status(exc.code), exc.code, exc.message) from None
+    chosen, checked = await _precheck(data, inspected, wanted_, chosen)
+    upload_id = str(uuid.uuid4())
+    text = mask_pii(checked.text_masked or "")[:MAX_TEXT_CHARS]
+    row = MaterialUpload(
+        id=upload_id, number=wanted_.number, material=chosen, mime=inspected.mime, size=len(data),
+        pages=inspected.pages or 1, width=inspected.width, height=inspected.height,
+        doc_type=checked.doc_type, verdict=checked.verdict,
+        reasons=json.dumps(list(checked.reasons), ensure_ascii=False),
+        readable=checked.readable, expired=checked.expired, expiry=checked.expiry,
+        name_matches=checked.name_matches,
+        text_sealed=seal(settings.secret(), TEXT_PURPOSE, text) if text else None,
+        channel=channel, sender_hash=grants.sender_key(settings, sender_id),
+        created_at=utcnow(), next_forward_at=utcnow(),
+    )
+    await asyncio.to_thread(_insert, settings, row, data)
+    await asyncio.to_thread(_audit, settings, actor, AUDIT_STORE, wanted_.number, channel, checked.verdict)
+    logger.info("materials.upload.stored id=%s verdict=%s type=%s bytes=%d", upload_id, checked.verdict,
+                checked.doc_type, len(data))
+    forwarded = await forward_one(settings, case_system, upload_id, data)
+    message = (RECEIVED if forwarded else RECEIVED_LATER).format(material=chosen)
+    return Stored(upload_id, wanted_.number, chosen, checked.verdict, list(checked.reasons),
+                  f"{checked.message}\n{message}" if checked.message else message, forwarded)
+
+
+def refused_status(code: str) -> int:
+    """The HTTP status of an inspection refusal: 413 too big, 415 not a photo or PDF, else 422."""
+    if code in (inspect.TOO_LARGE, inspect.TOO_MANY_PIXELS, inspect.TOO_MANY_PAGES):
+        return 413
+    if code == inspect.NOT_ALLOWED_TYPE:
+        return 415
+    return 422
+
+
+# --------------------------------------------------------------- forwarding
+def _claim(db_url: str, upload_id: str, due: Optional[dt.datetime], now: dt.datetime) -> Optional[MaterialUpload]:
+    """Take one upload for forwarding (compare-and-set on next_forward_at)."""
+    with session_factory(db_url)() as session:
+        query = update(MaterialUpload).where(
+            MaterialUpload.id == upload_id, MaterialUpload.deleted_at.is_(None),
+            MaterialUpload.forwarded_at.is_(None), MaterialUpload.next_forward_at.is_not(None),
+            MaterialUpload.next_forward_at <= now,
+        )
+        if due is not None:
+            query = query.where(MaterialUpload.next_forward_at == due)
+        taken = session.execute(query.values(next_forward_at=now + FORWARD_LEASE)).rowcount
+        session.commit()
+        if taken != 1:
+            return None
+        row = session.get(MaterialUpload, upload_id)
+        session.expunge(row)
+        return row
+
+
+def _finish_forward(db_url: str, upload_id: str, reference: Optional[str], error: Optional[ForwardFailed],
+                    now: dt.datetime) -> str:
+    with session_factory(db_url)() as session:
+        row = session.get(MaterialUpload, upload_id)
+        row.forward_attempts = (row.forward_attempts or 0) + 1
+        if error is None:
+            row.forwarded_at, row.forward_ref, row.next_forward_at = now, reference, None
+            outcome = "ok"
+        elif not error.retryable or row.forward_attempts >= MAX_FORWARD_ATTEMPTS:
+            row.next_forward_at = None
+            outcome = "given_up"
+        else:
+            row.next_forward_at = now + dt.timedelta(minutes=2 ** (row.forward_attempts - 1))
+            outcome = "retry"
+        session.commit()
+    return outcome
+
+
+async def _forward(settings: Settings, case_system: CaseSystem, row: MaterialUpload, data: bytes) -> bool:
+    material = Material(
+        upload_id=row.id, number=row.number, material=row.material, mime=row.mime, data=data,
+        pages=row.pages, doc_type=row.doc_type, verdict=row.verdict, reasons=json.loads(row.reasons or "[]"),
+    )
+    reference, error = None, None
+    try:
+        reference = await case_system.forward_material(material)
+    except ForwardFailed as exc:
+        error = exc
+    except Exception as exc:  # a broken case system must not lose the upload: retried later
+        logger.exception("materials.forward.failed id=%s", row.id)
+        error = ForwardFailed(type(exc).__name__, retryable=True)
+    outcome = await asyncio.to_thread(_finish_forward, settings.db_url, row.id, reference, error, utcnow())
+    await asyncio.to_thread(_audit, settings, FORWARD_ACTOR, AUDIT_FORWARD, row.number, row.channel, outcome)
+    if error is not None:
+        logger.warning("materials.forward.%s id=%s reason=%s", outcome, row.id, error.reason)
+    return error is None
+
+
+async def forward_one(settings: Settings, case_system: CaseSystem, upload_id: str, data: bytes) -> bool:
+    """Forward a just-stored upload (False: left for :func:`forward_due`)."""
+    row = await asyncio.to_thread(_claim, settings.db_url, upload_id, None, utcnow())
+    if row is None:
+        return False
+    return await _forward(settings, case_system, row, data)
+
+
+def _due_ids(db_url: str, now: dt.datetime) -> List[Tuple[str, dt.datetime]]:
+    with session_factory(db_url)() as session:
+        return [tuple(r) for r in session.execute(
+            select(MaterialUpload.id, MaterialUpload.next_forward_at)
+            .where(MaterialUpload.next_forward_at <= now, MaterialUpload.forwarded_at.is_(None),
+                   MaterialUpload.deleted_at.is_(None))
+            .order_by(MaterialUpload.next_forward_at).limit(FORWARD_BATCH)
+        ).all()]
+
+
+async def forward_due(settings: Settings, case_system: CaseSystem) -> Dict[str, int]:
+    """Forward the uploads whose forwarding failed before and is due again."""
+    counts = {"ok": 0, "failed": 0}
+    now = utcnow()
+    for upload_id, due in await asyncio.to_thread(_due_ids, settings.db_url, now):
+        row = await asyncio.to_thread(_claim, settings.db_url, upload_id, due, now)
+        if row is None:
+            continue  # another process took it
+        try:
+            data = await asyncio.to_thread(_read_file, settings, upload_id)
+        except (OSError, ValueError, InvalidTag):
+            logger.error("materials.forward.unreadable id=%s", upload_id)
+            await asyncio.to_thread(_finish_forward, settings.db_url, upload_id, None,
+                                    ForwardFailed("unreadable", retryable=False), now)
+            counts["failed"] += 1
+            continue
+        counts["ok" if await _forward(settings, case_system, row, data) else "failed"] += 1
+    return counts
+
+
+# ------------------------------------------------------------- desk access
+def _public(row: MaterialUpload, text: Optional[str] = None) -> Dict[str, Any]:
+    found = {
+        "id": row.id, "number": row.number, "material": row.material, "mime": row.mime, "size": row.size,
+        "pages": row.pages, "doc_type": row.doc_type, "verdict": row.verdict,
+        "reasons": json.loads(row.reasons or "[]"), "readable": row.readable, "expired": row.expired,
+        "expiry": row.expiry.isoformat() if row.expiry else None, "name_matches": row.name_matches,
+        "channel": row.channel, "created_at": row.created_at.isoformat(timespec="seconds") + "Z",
+        "forwarded": row.forwarded_at is not None, "deleted": row.deleted_at is not None,
+    }
+    if text is not None:
+        found["text"] = text
+    return found
+
+
+def list_uploads(settings: Settings, number: str, actor: str) -> List[Dict[str, Any]]:
+    """An application's uploads, newest first, with the masked OCR text (an audited read)."""
+    with session_factory(settings.db_url)() as session:
+        rows = session.execute(
+            select(MaterialUpload).where(MaterialUpload.number == number)
+            .order_by(MaterialUpload.created_at.desc())
+        ).scalars().all()
+        found = [_public(r, unseal(settings.secret(), TEXT_PURPOSE, r.text_sealed) if r.text_sealed else "")
+                 for r in rows]
+    _audit(settings, actor, AUDIT_LIST, number, "desk", "ok" if found else "none")
+    return found
+
+
+def open_upload(settings: Settings, upload_id: str, actor: str) -> Optional[Tuple[Dict[str, Any], bytes]]:
+    """An upload's record and bytes (an audited read); None when unknown or deleted."""
+    with session_factory(settings.db_url)() as session:
+        row = session.get(MaterialUpload, upload_id)
+    if row is None or row.deleted_at is not None:
+        _audit(settings, actor, AUDIT_VIEW, row.number if row else None, "desk", "gone" if row else "not_found")
+        return None
+    data = _read_file(settings, upload_id)
+    _audit(settings, actor, AUDIT_VIEW, row.number, "desk", "ok")
+    return _public(row), data
+
+
+def delete_upload(settings: Settings, upload_id: str, actor: str, action: str = AUDIT_DELETE) -> bool:
+    """Delete the file and mark the row (audited); False when unknown or already deleted."""
+    with session_factory(settings.db_url)() as session:
+        row = session.get(MaterialUpload, upload_id)
+        if row is None or row.deleted_at is not None:
+            return False
+        row.deleted_at, row.next_forward_at, row.text_sealed = utcnow(), None, None
+        number = row.number
+        session.commit()
+    _remove_file(settings, upload_id)
+    _audit(settings, actor, action, number, None, "ok")
+    logger.info("materials.upload.deleted id=%s by=%s", upload_id, action)
+    return True
+
+
+def purge(settings: Settings, now: Optional[dt.datetime] = None) -> int:
+    """Delete the files older than ``upload_retention_days`` (and expired grants); how many files."""
+    cutoff = (now or utcnow()) - dt.timedelta(days=settings.upload_retention_days)
+    with session_factory(settings.db_url)() as session:
+        old = session.execute(
+            select(MaterialUpload.id).where(MaterialUpload.created_at < cutoff, MaterialUpload.deleted_at.is_(None))
+        ).scalars().all()
+    count = sum(delete_upload(settings, upload_id, RETENTION_ACTOR, AUDIT_PURGE) for upload_id in old)
+    grants.purge_expired(settings.db_url)
+    if count:
+        logger.info("materials.upload.purged count=%d days=%d", count, settings.upload_retention_days)
+    return count
