@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from assistant.api.app import create_app
 from assistant.security import accounts, chat_session
-from assistant.services.materials import forward, uploads
+from assistant.services.materials import forward, uploads, vault
 from assistant.services.materials.runner import Materials
 from assistant.services.progress import events, grants
 from assistant.services.progress.importer import load_demo_data
@@ -123,7 +123,7 @@ def stored_rows(app_settings) -> int:
 
 
 def files_on_disk(app_settings) -> List[str]:
-    folder = uploads.upload_dir(app_settings)
+    folder = vault.upload_dir(app_settings)
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
@@ -162,12 +162,12 @@ def test_a_verified_citizen_hands_in_a_missing_material(client, app_settings):
     assert "已收到您补交的“居民身份证”" in body["message"]
 
     # Encrypted at rest: neither the JPEG nor any of its bytes in clear on disk.
-    blob = uploads.file_path(app_settings, body["id"]).read_bytes()
+    blob = vault.file_path(app_settings, body["id"]).read_bytes()
     assert not blob.startswith(b"\xff\xd8") and photo[100:164] not in blob and len(blob) > len(photo)
-    assert uploads.decrypt(app_settings.secret(), body["id"], blob) == photo
+    assert vault.decrypt(app_settings.secret(), body["id"], blob) == photo
     with pytest.raises(Exception):  # the file of one upload cannot be passed off as another's
-        uploads.decrypt(app_settings.secret(), "00000000-0000-4000-8000-000000000000", blob)
-    assert oct(uploads.file_path(app_settings, body["id"]).stat().st_mode & 0o777) == "0o600"
+        vault.decrypt(app_settings.secret(), "00000000-0000-4000-8000-000000000000", blob)
+    assert oct(vault.file_path(app_settings, body["id"]).stat().st_mode & 0o777) == "0o600"
 
     with session_factory(app_settings.db_url)() as session:
         row = session.get(MaterialUpload, body["id"])
@@ -352,7 +352,7 @@ def test_operators_see_and_open_uploads_admins_delete_them(app, client, app_sett
     boss, boss_csrf = login(app, admin)
     assert boss.delete(f"/api/v1/desk/uploads/{upload_id}", headers={"X-CSRF-Token": "forged"}).status_code == 403
     assert boss.delete(f"/api/v1/desk/uploads/{upload_id}", headers=boss_csrf).json()["deleted"] is True
-    assert not uploads.file_path(app_settings, upload_id).exists()
+    assert not vault.file_path(app_settings, upload_id).exists()
     gone = desk.get(f"/api/v1/desk/uploads/{upload_id}/file")
     assert gone.status_code == 404 and "删除" in gone.json()["detail"]
     assert boss.delete(f"/api/v1/desk/uploads/{upload_id}", headers=boss_csrf).status_code == 404
@@ -370,13 +370,35 @@ def test_files_past_retention_are_deleted_and_the_rows_kept(client, app_settings
                         .values(created_at=dt.datetime.utcnow() - dt.timedelta(days=app_settings.upload_retention_days + 1)))
         session.commit()
     assert uploads.purge(app_settings) == 1
-    assert not uploads.file_path(app_settings, upload_id).exists()
+    assert not vault.file_path(app_settings, upload_id).exists()
     with session_factory(app_settings.db_url)() as session:
         row = session.get(MaterialUpload, upload_id)
         assert row.deleted_at is not None and row.text_sealed is None and row.material == "居民身份证"
     purged = audits(app_settings, uploads.AUDIT_PURGE)[-1]
     assert (purged.actor, purged.subject) == ("system:retention", NUMBER)
     assert uploads.purge(app_settings) == 0
+
+
+def test_leftover_files_without_their_row_are_removed(client, app_settings):
+    import os
+    import time
+    import uuid
+
+    sender, token = verified(app_settings)
+    kept_id = post(client, sender, token, id_card_back(), material="居民身份证").json()["id"]
+    folder = vault.upload_dir(app_settings)
+    orphan = folder / f"{uuid.uuid4()}.bin"  # a crash between the file and its row
+    half = folder / f"{uuid.uuid4()}.tmp"  # a crash while writing
+    fresh = folder / f"{uuid.uuid4()}.bin"  # being written right now: left alone
+    for path in (orphan, half, fresh):
+        path.write_bytes(b"BSU1" + os.urandom(64))
+    hour_ago = time.time() - 2 * uploads.ORPHAN_SECONDS
+    for path in (orphan, half, vault.file_path(app_settings, kept_id)):
+        os.utime(path, (hour_ago, hour_ago))
+    uploads.purge(app_settings)
+    assert not orphan.exists() and not half.exists() and fresh.exists()
+    assert vault.file_path(app_settings, kept_id).exists()  # old, but its row is live
+    fresh.unlink()
 
 
 # ------------------------------------------------------------------ an HTTP case system

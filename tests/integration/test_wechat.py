@@ -384,10 +384,10 @@ async def test_an_image_from_a_verified_user_hands_in_the_missing_material(sim, 
     assert "已收到您补交的“居民身份证”" in text and "国徽面" in text
     [row] = uploads_of(settings, wx_supplement)
     assert (row.channel, row.material, row.doc_type, row.verdict) == ("wechat", "居民身份证", "id_card_back", "ok")
-    from assistant.services.materials import uploads
+    from assistant.services.materials import vault
     from assistant.config.settings import get_settings
 
-    assert uploads.decrypt(get_settings().secret(), row.id, uploads.file_path(settings, row.id).read_bytes()) == sample.data
+    assert vault.decrypt(get_settings().secret(), row.id, vault.file_path(settings, row.id).read_bytes()) == sample.data
 
 
 async def test_an_image_from_an_unverified_user_is_a_photo_question(sim, wechat_api, settings, wx_supplement):

@@ -23,25 +23,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
-import hmac
 import json
 import logging
-import os
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select, update
 
 from assistant.config.settings import Settings
 from assistant.security.audit import citizen_actor, record_audit
 from assistant.security.pii import mask_pii
 from assistant.security.sealed import seal, unseal
-from assistant.services.materials import inspect, ocr, precheck
+from assistant.services.materials import inspect, ocr, precheck, vault
 from assistant.services.materials.forward import CaseSystem, ForwardFailed, Material
 from assistant.services.progress import grants
 from assistant.services.progress.providers import ProgressProvider, ProgressUnavailable
@@ -50,16 +45,13 @@ from assistant.storage.tables import STATUS_SUPPLEMENT, MaterialUpload
 
 logger = logging.getLogger(__name__)
 
-PURPOSE = "material-upload"
 TEXT_PURPOSE = "material-upload-text"
-MAGIC = b"BSU1"
-NONCE_BYTES = 12
-UPLOAD_DIR = "uploads"
 MAX_MATERIAL_CHARS = 100
 MAX_TEXT_CHARS = 4000  # of the OCR text kept for the operator
 FORWARD_BATCH = 20
 FORWARD_LEASE = dt.timedelta(minutes=5)
 MAX_FORWARD_ATTEMPTS = 8
+ORPHAN_SECONDS = 3600  # a file this old without its row is a leftover
 
 AUDIT_STORE = "materials.upload.store"
 AUDIT_REFUSE = "materials.upload.refuse"
@@ -119,57 +111,6 @@ class Stored:
     reasons: List[str]
     message: str
     forwarded: bool
-
-
-# ------------------------------------------------------------------ at rest
-def _key(secret: bytes) -> bytes:
-    return hmac.new(secret, b"banshi-seal:" + PURPOSE.encode(), hashlib.sha256).digest()
-
-
-def encrypt(secret: bytes, upload_id: str, data: bytes) -> bytes:
-    nonce = os.urandom(NONCE_BYTES)
-    return MAGIC + nonce + AESGCM(_key(secret)).encrypt(nonce, data, upload_id.encode("ascii"))
-
-
-def decrypt(secret: bytes, upload_id: str, blob: bytes) -> bytes:
-    """The file's bytes; ``InvalidTag`` for another key or id, ValueError for no upload file."""
-    if not blob.startswith(MAGIC):
-        raise ValueError("not an upload file")
-    nonce = blob[len(MAGIC):len(MAGIC) + NONCE_BYTES]
-    return AESGCM(_key(secret)).decrypt(nonce, blob[len(MAGIC) + NONCE_BYTES:], upload_id.encode("ascii"))
-
-
-def upload_dir(settings: Settings) -> Path:
-    return settings.data_dir / UPLOAD_DIR
-
-
-def file_path(settings: Settings, upload_id: str) -> Path:
-    return upload_dir(settings) / f"{uuid.UUID(upload_id)}.bin"  # a uuid only: never a path
-
-
-def _write_file(settings: Settings, upload_id: str, data: bytes) -> Path:
-    folder = upload_dir(settings)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = file_path(settings, upload_id)
-    temp = path.with_suffix(".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(encrypt(settings.secret(), upload_id, data))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-    return path
-
-
-def _read_file(settings: Settings, upload_id: str) -> bytes:
-    return decrypt(settings.secret(), upload_id, file_path(settings, upload_id).read_bytes())
-
-
-def _remove_file(settings: Settings, upload_id: str) -> None:
-    try:
-        file_path(settings, upload_id).unlink()
-    except FileNotFoundError:
-        pass
 
 
 # ------------------------------------------------------------------- limits
@@ -233,13 +174,13 @@ def choose_material(wanted_: Wanted, name: Optional[str], guess: bool = False) -
 # -------------------------------------------------------------------- store
 def _insert(settings: Settings, row: MaterialUpload, data: bytes) -> None:
     """The encrypted file, then its row; no row without its file, no file left without its row."""
-    _write_file(settings, row.id, data)
+    vault.write_file(settings, row.id, data)
     try:
         with session_factory(settings.db_url)() as session:
             session.add(row)
             session.commit()
     except BaseException:
-        _remove_file(settings, row.id)
+        vault.remove_file(settings, row.id)
         raise
 
 
@@ -403,7 +344,7 @@ async def forward_due(settings: Settings, case_system: CaseSystem) -> Dict[str, 
         if row is None:
             continue  # another process took it
         try:
-            data = await asyncio.to_thread(_read_file, settings, upload_id)
+            data = await asyncio.to_thread(vault.read_file, settings, upload_id)
         except (OSError, ValueError, InvalidTag):
             logger.error("materials.forward.unreadable id=%s", upload_id)
             await asyncio.to_thread(_finish_forward, settings.db_url, upload_id, None,
@@ -449,7 +390,7 @@ def open_upload(settings: Settings, upload_id: str, actor: str) -> Optional[Tupl
     if row is None or row.deleted_at is not None:
         _audit(settings, actor, AUDIT_VIEW, row.number if row else None, "desk", "gone" if row else "not_found")
         return None
-    data = _read_file(settings, upload_id)
+    data = vault.read_file(settings, upload_id)
     _audit(settings, actor, AUDIT_VIEW, row.number, "desk", "ok")
     return _public(row), data
 
@@ -463,10 +404,25 @@ def delete_upload(settings: Settings, upload_id: str, actor: str, action: str = 
         row.deleted_at, row.next_forward_at, row.text_sealed = utcnow(), None, None
         number = row.number
         session.commit()
-    _remove_file(settings, upload_id)
+    vault.remove_file(settings, upload_id)
     _audit(settings, actor, action, number, None, "ok")
     logger.info("materials.upload.deleted id=%s by=%s", upload_id, action)
     return True
+
+
+def _remove_orphans(settings: Settings) -> None:
+    """Files without a live row (a crash between file and row, a half-written file)."""
+    stale = vault.stale_files(settings, ORPHAN_SECONDS)
+    if not stale:
+        return
+    with session_factory(settings.db_url)() as session:
+        live = set(session.execute(select(MaterialUpload.id).where(
+            MaterialUpload.id.in_([upload_id for upload_id, _ in stale]), MaterialUpload.deleted_at.is_(None),
+        )).scalars())
+    for upload_id, path in stale:
+        if upload_id not in live or path.suffix != ".bin":
+            path.unlink(missing_ok=True)
+            logger.warning("materials.upload.orphan_removed id=%s", upload_id)
 
 
 def purge(settings: Settings, now: Optional[dt.datetime] = None) -> int:
@@ -477,6 +433,7 @@ def purge(settings: Settings, now: Optional[dt.datetime] = None) -> int:
             select(MaterialUpload.id).where(MaterialUpload.created_at < cutoff, MaterialUpload.deleted_at.is_(None))
         ).scalars().all()
     count = sum(delete_upload(settings, upload_id, RETENTION_ACTOR, AUDIT_PURGE) for upload_id in old)
+    _remove_orphans(settings)
     grants.purge_expired(settings.db_url)
     if count:
         logger.info("materials.upload.purged count=%d days=%d", count, settings.upload_retention_days)
