@@ -106,6 +106,8 @@ def test_a_photo_of_the_missing_document_reaches_the_desk(browser, live_server, 
     assert MATERIAL in citizen.inner_text("#attach-title")
     assert citizen.locator("#attach-camera").is_visible() and citizen.locator("#attach-pick").is_visible()
     assert citizen.get_attribute("#attach-camera-input", "capture") == "environment"
+    assert citizen.locator("#photo-ask").is_hidden()  # one camera button at a time
+    citizen.screenshot(path=str(SHOTS / "material-upload-attach.png"))
 
     # 3. A file that is not a photo is refused with a clear message; nothing is stored.
     text_file = tmp_path / "notes.txt"
@@ -128,6 +130,7 @@ def test_a_photo_of_the_missing_document_reaches_the_desk(browser, live_server, 
     assert "身份证" in reply and "国徽面" in reply
     assert any("补交材料：居民身份证" in t for t in citizen.locator(".msg.user").all_inner_texts())
     citizen.wait_for_selector("#attach-bar", state="hidden", timeout=TURN_MS)  # nothing left to hand in
+    assert citizen.locator("#photo-ask").is_visible()
     citizen.screenshot(path=str(SHOTS / "material-upload-chat.png"))
     with session_factory(settings.db_url)() as session:
         row = session.execute(select(MaterialUpload).where(MaterialUpload.number == NUMBER)).scalars().one()
@@ -166,3 +169,30 @@ def test_a_photo_of_the_missing_document_reaches_the_desk(browser, live_server, 
     assert ("materials.upload.store", ) in [(a,) for a, _ in seen]
     assert ("materials.upload.list", f"operator:{operator}") in seen
     assert ("materials.upload.view", f"operator:{operator}") in seen
+
+
+def test_a_photo_of_a_receipt_is_read_as_a_question(browser, live_server, tmp_path):
+    """拍照提问: the application number on a 受理回执 starts the progress lookup."""
+    receipt = make_sample("acceptance_receipt", "clean", random.Random(3))
+    number = receipt.truth.application_number
+    photo = tmp_path / "receipt.jpg"
+    photo.write_bytes(receipt.data)
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(TURN_MS)
+    page.goto(live_server + "/")
+    assert page.locator("#photo-ask").is_visible()
+    before = page.locator(".msg.bot").count()
+    page.set_input_files("#photo-input", str(photo))
+    reply = wait_bot_text(page, number, after=before, timeout=UPLOAD_MS)
+    assert f"没有找到编号为 {number} 的办件" in reply  # not a demo application: the lookup ran with it
+    assert any(t.startswith("［照片］") and number in t for t in page.locator(".msg.user").all_inner_texts())
+    # A file that is no photo: a clear message, no turn.
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00\x01garbage" * 50)
+    page.set_input_files("#photo-input", str(junk))
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.msg.system')].some(e => e.textContent.includes('只能上传照片'))",
+        timeout=UPLOAD_MS,
+    )
+    context.close()

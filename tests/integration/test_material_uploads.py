@@ -311,6 +311,24 @@ def test_with_one_material_missing_it_need_not_be_named(client, app_settings):
     assert "wrong_type" in answer.json()["reasons"] and "户口" in answer.json()["message"]
 
 
+def test_photo_questions_refuse_bad_files_and_unreadable_photos(client, app_settings):
+    sender = chat_session.new_sender_id()
+    token = chat_session.sign(app_settings.secret(), sender)
+    url = f"/api/v1/chat/{sender}/photos"
+    files, rows = files_on_disk(app_settings), stored_rows(app_settings)
+    junk = client.post(url, params={"token": token}, files={"file": ("a.jpg", b"not an image at all", "image/jpeg")})
+    assert junk.status_code == 415 and "只能上传照片" in junk.json()["detail"]
+    blank = io.BytesIO()
+    Image.new("RGB", (640, 480), (200, 200, 200)).save(blank, "JPEG")
+    unread = client.post(url, params={"token": token}, files={"file": ("b.jpg", blank.getvalue(), "image/jpeg")})
+    assert unread.status_code == 422 and "没能看清" in unread.json()["detail"]
+    bomb = client.post(url, params={"token": token}, files={"file": ("c.png", png_bomb(), "image/png")})
+    assert bomb.status_code == 413
+    forged = client.post(url, params={"token": "x" * 20}, files={"file": ("b.jpg", blank.getvalue(), "image/jpeg")})
+    assert forged.status_code == 403
+    assert files_on_disk(app_settings) == files and stored_rows(app_settings) == rows  # nothing kept
+
+
 # ------------------------------------------------------------------ the desk
 UPLOAD_ROUTES = [(m, p.replace("{upload_id}", "00000000-0000-4000-8000-000000000000"))
                  for m, p in routes_under("/api/v1/desk/uploads")]

@@ -5,6 +5,12 @@ Citizen side (the conversation's token as for the chat, ``?token=``):
 * ``GET /api/v1/chat/{conversation_id}/uploads`` — what this conversation may hand in:
   ``{verified, number, materials, uploaded, max_bytes}`` (``verified`` false: no
   verified application within the grant's time; the page shows no attach button).
+* ``POST /api/v1/chat/{conversation_id}/photos`` — a photo question (拍照提问):
+  ``multipart/form-data`` with ``file``; the text read from it (personal numbers
+  masked; an application number on it starts the progress lookup) is the turn's
+  message. The answer is the chat's (``POST /api/v1/chat``) plus ``read``, the text
+  read. Nothing of the photo is stored. 413/415/422 as below, 422 when no text could
+  be read.
 * ``POST /api/v1/chat/{conversation_id}/uploads`` — ``multipart/form-data`` with
   ``file`` (a photo or PDF) and ``material`` (which missing material; optional when
   only one is missing). 201 ``{id, number, material, verdict, reasons, message,
@@ -34,11 +40,12 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from assistant.api.deps import SettingsDep, check_token
+from assistant.api.deps import SettingsDep, admit_conversation, check_token
 from assistant.api.schemas import SENDER_ID_RE, ErrorResponse
 from assistant.security.access import AdminDep, OperatorDep
 from assistant.security.pii import hash_id, is_application_number
-from assistant.services.materials import runner, uploads
+from assistant.services.conversation import conversation_turn
+from assistant.services.materials import inspect, photo, runner, uploads
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/chat", tags=["uploads"])
@@ -46,7 +53,7 @@ desk_router = APIRouter(prefix="/api/v1/desk/uploads", tags=["desk"])
 
 # Multipart framing and the material field, beyond the file itself.
 FORM_SLACK_BYTES = 64 * 1024
-UPLOAD_PATH_RE = re.compile(r"^/api/v1/chat/[^/]+/uploads$")
+UPLOAD_PATH_RE = re.compile(r"^/api/v1/chat/[^/]+/(uploads|photos)$")
 UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 BAD_CONVERSATION = "会话编号格式不正确"
@@ -179,6 +186,33 @@ async def upload(
          "reasons": stored.reasons, "message": stored.message, "forwarded": stored.forwarded},
         status_code=201,
     )
+
+
+PHOTO_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary", "description": "通知、回执、表格的照片或 PDF"}},
+}}}}}
+
+
+@router.post("/{conversation_id}/photos", responses=ERRORS, openapi_extra=PHOTO_BODY)
+async def photo_question(
+    request: Request,
+    settings: SettingsDep,
+    conversation_id: str = Path(..., min_length=1, max_length=128),
+    token: Optional[str] = Query(None, max_length=128),
+) -> JSONResponse:
+    """A photo question: what is read from the photo is answered like a typed message."""
+    sender = _conversation(settings, conversation_id, token)
+    await admit_conversation(request, settings, sender, token)
+    form = await _read_form(request, settings)
+    try:
+        found = await photo.read_question(settings, form["data"])
+    except inspect.UploadRefused as exc:
+        raise HTTPException(status_code=uploads.refused_status(exc.code), detail=exc.message) from None
+    if not found.text:
+        raise HTTPException(status_code=422, detail=photo.UNREAD)
+    response = await conversation_turn(request, settings, sender, found.text, "web")
+    return JSONResponse({**response, "read": found.text})
 
 
 # ---------------------------------------------------------------------- desk

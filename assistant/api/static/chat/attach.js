@@ -1,9 +1,13 @@
-/* 办事助手 — handing in missing materials by photo (补交材料) in the web chat.
+/* 办事助手 — photos in the web chat: missing materials (补交材料) and photo questions.
+ *
+ * "拍照" in the composer sends a photo of a notice, a receipt or a form
+ * (POST /api/v1/chat/{id}/photos): the text read from it is answered like a typed
+ * message (an application number on a receipt starts the progress lookup).
  *
  * After a progress answer, asks the gateway whether this conversation has just
  * verified an application that is missing materials (GET /api/v1/chat/{id}/uploads);
- * if so, shows the attach bar: which material (when several), "📷 拍照" (the phone's
- * camera) and "📎 上传材料" (a photo or PDF file). The file goes to
+ * if so, shows the attach bar: which material (when several), "拍照上传" (the phone's
+ * camera) and "选择照片或文件" (a photo or PDF file). The file goes to
  * POST /api/v1/chat/{id}/uploads and the pre-check's answer appears in the chat.
  * Server text is only ever inserted with textContent.
  */
@@ -20,6 +24,8 @@
   var TITLE_ONE = "需要补交：{name}。您可以直接拍照，或选择照片、PDF 文件上传。";
   var TITLE_MANY = "需要补交 {n} 项材料。请先选择要补交哪一项，再拍照或选择文件上传。";
   var SENT_LABEL = "补交材料：{name}";
+  var PHOTO_LABEL = "［照片］{text}";
+  var PHOTO_SENDING = "［照片］";
 
   var barEl = document.getElementById("attach-bar");
   var titleEl = document.getElementById("attach-title");
@@ -46,6 +52,9 @@
 
   function render() {
     var materials = wanted.materials;
+    // While materials are wanted, photos go to the attach bar (one camera button on screen).
+    var photoAsk = document.getElementById("photo-ask");
+    if (photoAsk) photoAsk.hidden = materials.length > 0;
     if (!materials.length) {
       barEl.hidden = true;
       return;
@@ -144,6 +153,67 @@
     send(file);
   }
 
+  /* ---------- photo questions ---------- */
+  var photoEl = document.getElementById("photo-ask");
+  var photoInput = document.getElementById("photo-input");
+
+  function ask(file) {
+    var current = chat.session();
+    if (!file || uploading || chat.isSending()) return;
+    if (wanted.maxBytes && file.size > wanted.maxBytes) {
+      chat.addSystemMessage(fill(TOO_LARGE, { mb: Math.floor(wanted.maxBytes / 1048576) }));
+      return;
+    }
+    var bubble = chat.addUserMessage(PHOTO_SENDING);
+    chat.setSending(true);
+    photoEl.disabled = true;
+    chat.showTyping();
+    chat.ensureSession().then(function (s) {
+      current = s;
+      var form = new FormData();
+      form.append("file", file, file.name || "photo.jpg");
+      return fetch("/api/v1/chat/" + encodeURIComponent(current.sender_id) + "/photos?token=" +
+        encodeURIComponent(current.token), {
+        method: "POST", body: form, credentials: "same-origin", cache: "no-store",
+        headers: { "Accept": "application/json" }
+      });
+    }).then(function (res) {
+      return res.text().then(function (raw) {
+        var body = null;
+        try { body = raw ? JSON.parse(raw) : null; } catch (e) { body = null; }
+        return { status: res.status, body: body || {} };
+      });
+    }).then(function (result) {
+      chat.hideTyping();
+      chat.setSending(false);
+      photoEl.disabled = false;
+      if (result.status === 200 && typeof result.body.read === "string") {
+        var shown = bubble && bubble.querySelector(".msg");
+        if (shown) shown.textContent = fill(PHOTO_LABEL, { text: result.body.read });
+        chat.showReply(result.body);
+      } else if (result.status >= 400 && result.status < 500 && typeof result.body.detail === "string") {
+        chat.addSystemMessage(result.body.detail);
+      } else {
+        chat.addSystemMessage(NETWORK_ERROR);
+      }
+    }, function () {
+      chat.hideTyping();
+      chat.setSending(false);
+      photoEl.disabled = false;
+      chat.addSystemMessage(NETWORK_ERROR);
+    });
+  }
+
+  if (photoEl && photoInput) {
+    photoEl.addEventListener("click", function () { if (!uploading && !chat.isSending()) photoInput.click(); });
+    photoInput.addEventListener("change", function () {
+      var file = photoInput.files && photoInput.files[0];
+      photoInput.value = "";
+      ask(file);
+    });
+  }
+
+  /* ---------- handing in missing materials ---------- */
   cameraEl.addEventListener("click", function () { if (!uploading) cameraInput.click(); });
   pickEl.addEventListener("click", function () { if (!uploading) fileInput.click(); });
   cameraInput.addEventListener("change", function () { onChosen(cameraInput); });

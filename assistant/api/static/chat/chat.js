@@ -574,6 +574,10 @@
     ensureSession: ensureSession,
     session: function () { return session; },
     addBotMessage: addBotMessage,
+    showReply: function (body) {
+      renderReply(body);
+      announce("banshi:reply", body);
+    },
     addUserMessage: addUserMessage,
     addSystemMessage: addSystemMessage,
     showTyping: showTyping,
