@@ -11,14 +11,16 @@ from the WeChat API (bounded; ``PicUrl`` is never fetched), then
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Optional, Tuple
 
 from assistant.channels.wechat_api import WeChatApiError
 from assistant.channels.wechat_xml import Inbound
+from assistant.security.client import conversation_key
 from assistant.security.pii import hash_id
 from assistant.services.materials import inspect, photo, uploads
-from assistant.services.materials.runner import materials_of
+from assistant.services.materials.runner import materials_of, photo_limit_wait
 from assistant.storage.tables import STATUS_SUPPLEMENT
 
 logger = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ logger = logging.getLogger(__name__)
 CHANNEL = "wechat"
 TOO_LARGE_ERROR = "media too large"
 STILL_MISSING = "还需要补交：{names}。请再发一张照片，每次一项。"
+TOO_MANY = "您发送照片的次数太多了，请 {minutes} 分钟后再试。"
 
 
 async def image_text(channel: Any, inbound: Inbound, sender: str) -> Tuple[Optional[str], Optional[str]]:
@@ -34,6 +37,9 @@ async def image_text(channel: Any, inbound: Inbound, sender: str) -> Tuple[Optio
     texts = channel.texts
     if not inbound.media_id:
         return None, texts.image_failed
+    wait = await asyncio.to_thread(photo_limit_wait, settings, conversation_key(settings.secret(), sender))
+    if wait is not None:
+        return None, TOO_MANY.format(minutes=max(1, -(-wait // 60)))
     try:
         data, _kind = await channel.api.media(inbound.media_id, settings.upload_max_bytes)
     except WeChatApiError as exc:

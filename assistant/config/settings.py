@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     upload_grant_minutes: int = Field(30, ge=1, le=24 * 60)
     upload_retention_days: int = Field(90, ge=1, le=3650)
     materials_forward_url: Optional[str] = None
+    # Photos read by the OCR (uploads and photo questions) per client IP (web) or per
+    # WeChat user: each costs seconds of CPU.
+    photo_rate_limit: str = "20/10minutes"
     materials_forward_timeout_s: float = Field(10.0, gt=0, le=120)
 
     # Voice (voice/): the Vosk model directory (default: data_dir/vosk/vosk-model-small-cn-0.22),
@@ -213,7 +216,7 @@ class Settings(BaseSettings):
         ServiceHours.parse(value, values.get("timezone") or "Asia/Shanghai")
         return value
 
-    @validator("login_rate_limit", "progress_ip_rate_limit")
+    @validator("login_rate_limit", "progress_ip_rate_limit", "photo_rate_limit")
     def _check_rate(cls, value: str) -> str:
         from limits import parse
 

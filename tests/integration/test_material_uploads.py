@@ -12,6 +12,7 @@ import io
 import json
 import struct
 import threading
+import uuid
 import zlib
 from typing import Dict, List, Tuple
 
@@ -31,6 +32,7 @@ from assistant.services.materials.runner import Materials
 from assistant.services.progress import events, grants
 from assistant.services.progress.importer import load_demo_data
 from assistant.services.progress.providers import load_view
+from assistant.services.progress.records import CST
 from assistant.storage.database import session_factory
 from assistant.storage.tables import AuditRecord, MaterialUpload
 from tests.conftest import isolated_settings, routes_under, serve_in_thread
@@ -80,7 +82,8 @@ def pdf_with_javascript() -> bytes:
 # ------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def app_settings(settings, tmp_path_factory):
-    configured = isolated_settings(settings, tmp_path_factory.mktemp("uploads"), upload_max_bytes=2 * 1024 * 1024)
+    configured = isolated_settings(settings, tmp_path_factory.mktemp("uploads"), upload_max_bytes=2 * 1024 * 1024,
+                                  photo_rate_limit="1000/minute")
     load_demo_data(configured.db_url, configured.secret())
     events.record_event(configured.db_url, NUMBER, "cms-upl-1", "supplement", dt.datetime(2026, 12, 4, 10, 0),
                         "请补交身份证和户口簿", MISSING)
@@ -102,6 +105,14 @@ def client(app):
 
 
 _senders = iter(range(1, 10_000))
+
+
+def asked_again(app_settings, number: str = NUMBER) -> None:
+    """The case system asks for both materials again (a newest 需补正 step), whatever
+    earlier tests handed in."""
+    now = dt.datetime.now(CST).replace(tzinfo=None)
+    events.record_event(app_settings.db_url, number, f"cms-again-{uuid.uuid4().hex[:12]}", "supplement", now,
+                        "请补交身份证和户口簿", MISSING)
 
 
 def verified(app_settings, number: str = NUMBER) -> Tuple[str, str]:
@@ -149,6 +160,7 @@ def desk_users(app_settings):
 
 # ------------------------------------------------------------------ the happy path
 def test_a_verified_citizen_hands_in_a_missing_material(client, app_settings):
+    asked_again(app_settings)
     sender, token = verified(app_settings)
     wanted = client.get(f"/api/v1/chat/{sender}/uploads", params={"token": token}).json()
     assert wanted["verified"] and wanted["number"] == NUMBER and wanted["materials"] == MISSING
@@ -191,6 +203,7 @@ def test_a_verified_citizen_hands_in_a_missing_material(client, app_settings):
 
 
 def test_a_better_photo_of_a_material_already_sent_is_taken(client, app_settings):
+    asked_again(app_settings)
     sender, token = verified(app_settings)
     first = post(client, sender, token, id_card_back(), material="居民身份证")
     assert first.status_code == 201
@@ -303,8 +316,10 @@ def test_several_missing_materials_need_the_material_named(client, app_settings)
 
 
 def test_with_one_material_missing_it_need_not_be_named(client, app_settings):
+    asked_again(app_settings)
     sender, token = verified(app_settings)
-    # The ID card of NUMBER was handed in above: the household register is what is left.
+    assert post(client, sender, token, id_card_back(), material="居民身份证").status_code == 201
+    # The household register is what is left: an unnamed upload is taken as that.
     answer = post(client, sender, token, id_card_back())
     assert answer.status_code == 201 and answer.json()["material"] == "居民户口簿"
     assert answer.json()["verdict"] == "doubtful"  # an ID card is not a household register
@@ -329,6 +344,21 @@ def test_photo_questions_refuse_bad_files_and_unreadable_photos(client, app_sett
     assert files_on_disk(app_settings) == files and stored_rows(app_settings) == rows  # nothing kept
 
 
+def test_too_many_photos_from_one_client_are_refused_before_they_are_read(settings, tmp_path):
+    configured = isolated_settings(settings, tmp_path, photo_rate_limit="3/minute")
+    with TestClient(create_app(configured, load_model=False)) as http:
+        sender = chat_session.new_sender_id()
+        token = chat_session.sign(configured.secret(), sender)
+        answers = [http.post(f"/api/v1/chat/{sender}/photos", params={"token": token},
+                             files={"file": ("a.jpg", b"not an image", "image/jpeg")}) for _ in range(4)]
+        assert [a.status_code for a in answers] == [415, 415, 415, 429]
+        assert answers[-1].json()["detail"] == "您发送照片的次数太多了，请 1 分钟后再试。"
+        assert 1 <= int(answers[-1].headers["retry-after"]) <= 60
+        # Uploads count against the same limit (another conversation, the same client).
+        other, other_token = verified(configured)
+        assert post(http, other, other_token, id_card_back(), material="居民身份证").status_code == 429
+
+
 # ------------------------------------------------------------------ the desk
 UPLOAD_ROUTES = [(m, p.replace("{upload_id}", "00000000-0000-4000-8000-000000000000"))
                  for m, p in routes_under("/api/v1/desk/uploads")]
@@ -345,6 +375,7 @@ def test_every_desk_upload_route_needs_a_login(app, method, path):
 
 
 def test_operators_see_and_open_uploads_admins_delete_them(app, client, app_settings, desk_users):
+    asked_again(app_settings)
     operator, admin = desk_users
     sender, token = verified(app_settings)
     photo = id_card_back(quality=85)
@@ -381,6 +412,7 @@ def test_operators_see_and_open_uploads_admins_delete_them(app, client, app_sett
 
 # ------------------------------------------------------------------ retention
 def test_files_past_retention_are_deleted_and_the_rows_kept(client, app_settings):
+    asked_again(app_settings)
     sender, token = verified(app_settings)
     upload_id = post(client, sender, token, id_card_back(), material="居民身份证").json()["id"]
     with session_factory(app_settings.db_url)() as session:
@@ -397,7 +429,32 @@ def test_files_past_retention_are_deleted_and_the_rows_kept(client, app_settings
     assert uploads.purge(app_settings) == 0
 
 
+def test_the_purge_command(client, app_settings):
+    asked_again(app_settings)
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    sender, token = verified(app_settings)
+    upload_id = post(client, sender, token, id_card_back(), material="居民身份证").json()["id"]
+    with session_factory(app_settings.db_url)() as session:
+        session.execute(update(MaterialUpload).where(MaterialUpload.id == upload_id)
+                        .values(created_at=dt.datetime.utcnow() - dt.timedelta(days=400)))
+        session.commit()
+    env = {**os.environ, "BANSHI_DATA_DIR": str(app_settings.data_dir), "BANSHI_UPLOAD_RETENTION_DAYS": "365"}
+    if app_settings.database_url:
+        env["BANSHI_DATABASE_URL"] = app_settings.database_url
+    done = subprocess.run([sys.executable, "-m", "assistant.cli", "progress", "purge-uploads"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "已删除 1 份超过保存期限（365 天）的补交材料文件" in done.stdout
+    assert not vault.file_path(app_settings, upload_id).exists()
+
+
 def test_leftover_files_without_their_row_are_removed(client, app_settings):
+    asked_again(app_settings)
     import os
     import time
     import uuid
@@ -453,7 +510,8 @@ def case_system():
 
 def test_uploads_reach_an_http_case_system_once_retried_after_a_failure(settings, tmp_path, case_system):
     fake, url = case_system
-    configured = isolated_settings(settings, tmp_path, cms_webhook_secret=CMS_SECRET, materials_forward_url=url)
+    configured = isolated_settings(settings, tmp_path, cms_webhook_secret=CMS_SECRET, materials_forward_url=url,
+                                   photo_rate_limit="1000/minute")
     load_demo_data(configured.db_url, configured.secret())
     events.record_event(configured.db_url, NUMBER, "cms-http-1", "supplement", dt.datetime(2026, 12, 4, 10, 0), "", MISSING)
     fake.statuses[:] = [503]  # down at first

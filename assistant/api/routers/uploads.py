@@ -43,6 +43,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from assistant.api.deps import SettingsDep, admit_conversation, check_token
 from assistant.api.schemas import SENDER_ID_RE, ErrorResponse
 from assistant.security.access import AdminDep, OperatorDep
+from assistant.security.client import client_ip, client_key
 from assistant.security.pii import hash_id, is_application_number
 from assistant.services.conversation import conversation_turn
 from assistant.services.materials import inspect, photo, runner, uploads
@@ -60,10 +61,11 @@ BAD_CONVERSATION = "会话编号格式不正确"
 NO_FILE = "请选择要上传的照片或 PDF 文件。"
 BAD_FORM = "上传格式不正确，请重新选择文件上传。"
 TOO_LARGE = "文件太大了，最大 {max_mb} MB。请您压缩后再上传，或者直接拍一张照片。"
+TOO_MANY = "您发送照片的次数太多了，请 {minutes} 分钟后再试。"
 BAD_NUMBER = "办件编号格式不正确"
 NOT_FOUND = "没有找到该材料，或文件已按保存期限删除"
 ERRORS: Dict[int, Dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 409, 413, 415, 422, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 409, 413, 415, 422, 429, 503)
 }
 UPLOAD_BODY = {
     "requestBody": {
@@ -94,6 +96,15 @@ def _conversation(settings, conversation_id: str, token: Optional[str]) -> str:
         raise HTTPException(status_code=422, detail=BAD_CONVERSATION)
     check_token(settings, conversation_id, token)
     return conversation_id
+
+
+async def _limit(request: Request, settings) -> None:
+    """429 when this client has had too many photos read (before the body is read)."""
+    client = client_key(settings.secret(), client_ip(request, settings.trusted_proxies) or "unknown")
+    wait = await asyncio.to_thread(runner.photo_limit_wait, settings, client)
+    if wait is not None:
+        raise HTTPException(status_code=429, detail=TOO_MANY.format(minutes=max(1, -(-wait // 60))),
+                            headers={"Retry-After": str(wait)})
 
 
 def _refused(exc: uploads.UploadError) -> HTTPException:
@@ -173,6 +184,7 @@ async def upload(
 ) -> JSONResponse:
     """Hand in one missing material; the answer says what the pre-check found."""
     sender = _conversation(settings, conversation_id, token)
+    await _limit(request, settings)
     form = await _read_form(request, settings)
     services = runner.materials_of(request.app)
     try:
@@ -204,6 +216,7 @@ async def photo_question(
     """A photo question: what is read from the photo is answered like a typed message."""
     sender = _conversation(settings, conversation_id, token)
     await admit_conversation(request, settings, sender, token)
+    await _limit(request, settings)
     form = await _read_form(request, settings)
     try:
         found = await photo.read_question(settings, form["data"])

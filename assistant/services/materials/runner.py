@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from typing import Any, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from assistant.config.settings import Settings
+from assistant.security.client_limits import ClientLimiter
 from assistant.services.materials import uploads
 from assistant.services.materials.forward import CaseSystem, get_case_system
 from assistant.services.progress.providers import ProgressProvider, get_provider
@@ -75,6 +77,26 @@ class Materials:
             self._task = None
         await self.case_system.aclose()
         await self.provider.aclose()
+
+
+PHOTO_SCOPE = "photo"
+_limiters: Dict[Tuple[str, str, Optional[str]], ClientLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def photo_limit_wait(settings: Settings, client: str) -> Optional[int]:
+    """Count one photo read for ``client`` (a keyed hash: the web client's address, a
+    WeChat user); None when allowed, else the seconds to wait. Blocking."""
+    key = (settings.photo_rate_limit, settings.db_url, settings.redis_url)
+    with _limiters_lock:
+        if key not in _limiters:
+            _limiters[key] = ClientLimiter(settings.photo_rate_limit, settings.db_url, settings.redis_url,
+                                           scope=PHOTO_SCOPE)
+        limiter = _limiters[key]
+    wait = limiter.hit(client)
+    if wait is not None:
+        logger.warning("materials.photo.limited client=%s wait_s=%d", client[:12], wait)
+    return wait
 
 
 def materials_of(app: Any) -> Materials:
