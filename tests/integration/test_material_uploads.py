@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from assistant.api.app import create_app
 from assistant.security import accounts, chat_session
-from assistant.services.materials import forward, uploads, vault
+from assistant.services.materials import forward, forwarding, uploads, vault
 from assistant.services.materials.runner import Materials
 from assistant.services.progress import events, grants
 from assistant.services.progress.importer import load_demo_data
@@ -199,7 +199,7 @@ def test_a_verified_citizen_hands_in_a_missing_material(client, app_settings):
 
     store = audits(app_settings, uploads.AUDIT_STORE)[-1]
     assert store.subject == NUMBER and store.result == "ok" and store.actor.startswith("citizen:")
-    assert audits(app_settings, uploads.AUDIT_FORWARD)[-1].result == "ok"
+    assert audits(app_settings, forwarding.AUDIT_FORWARD)[-1].result == "ok"
 
 
 def test_a_better_photo_of_a_material_already_sent_is_taken(client, app_settings):
@@ -408,6 +408,12 @@ def test_operators_see_and_open_uploads_admins_delete_them(app, client, app_sett
     assert audits(app_settings, uploads.AUDIT_DELETE)[-1].actor == f"operator:{admin}"
     missing = desk.get("/api/v1/desk/uploads/not-a-uuid/file")
     assert missing.status_code == 422
+    # A file lost from the disk (or sealed under another key) is a 404, never a 500.
+    asked_again(app_settings)
+    lost_id = post(client, sender, token, photo, material="居民身份证").json()["id"]
+    vault.file_path(app_settings, lost_id).unlink()
+    lost = desk.get(f"/api/v1/desk/uploads/{lost_id}/file")
+    assert lost.status_code == 404 and audits(app_settings, uploads.AUDIT_VIEW)[-1].result == "unreadable"
 
 
 # ------------------------------------------------------------------ retention
@@ -532,8 +538,8 @@ def test_uploads_reach_an_http_case_system_once_retried_after_a_failure(settings
     async def two_sweeps():
         first, second = Materials(configured), Materials(configured)
         try:
-            return await asyncio.gather(uploads.forward_due(configured, first.case_system),
-                                        uploads.forward_due(configured, second.case_system))
+            return await asyncio.gather(forwarding.forward_due(configured, first.case_system),
+                                        forwarding.forward_due(configured, second.case_system))
         finally:
             await first.stop()
             await second.stop()

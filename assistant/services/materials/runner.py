@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from assistant.config.settings import Settings
 from assistant.security.client_limits import ClientLimiter
-from assistant.services.materials import uploads
+from assistant.services.materials import forwarding, uploads
 from assistant.services.materials.forward import CaseSystem, get_case_system
 from assistant.services.progress.providers import ProgressProvider, get_provider
 from assistant.storage.spool import is_outage
@@ -46,7 +46,7 @@ class Materials:
 
     async def sweep(self) -> None:
         """Forward what is due; delete what is past its retention (at most hourly)."""
-        counts = await uploads.forward_due(self.settings, self.case_system)
+        counts = await forwarding.forward_due(self.settings, self.case_system)
         if counts["ok"] or counts["failed"]:
             logger.info("materials.sweep.forwarded ok=%d failed=%d", counts["ok"], counts["failed"])
         if time.monotonic() - self._last_purge >= PURGE_SECONDS:

@@ -12,7 +12,7 @@ expired, name), then
 * a ``material_uploads`` row links it to the application and the material, with the
   pre-check's verdict and flags and the OCR text (personal numbers masked, sealed);
 * it is handed on to the case-management system (``forward.py``), now and, after a
-  failure, by :func:`forward_due` with back-off;
+  failure, by ``forwarding.forward_due`` with back-off;
 * every access (store, list, view, delete, purge) is audited; files are deleted after
   ``upload_retention_days`` by :func:`purge` (the row stays, marked deleted).
 
@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from assistant.config.settings import Settings
 from assistant.security.audit import citizen_actor, record_audit
 from assistant.security.pii import mask_pii
 from assistant.security.sealed import seal, unseal
-from assistant.services.materials import inspect, ocr, precheck, vault
-from assistant.services.materials.forward import CaseSystem, ForwardFailed, Material
+from assistant.services.materials import forwarding, inspect, ocr, precheck, vault
+from assistant.services.materials.forward import CaseSystem
 from assistant.services.progress import grants
 from assistant.services.progress.providers import ProgressProvider, ProgressUnavailable
 from assistant.storage.database import session_factory, utcnow
@@ -48,9 +48,6 @@ logger = logging.getLogger(__name__)
 TEXT_PURPOSE = "material-upload-text"
 MAX_MATERIAL_CHARS = 100
 MAX_TEXT_CHARS = 4000  # of the OCR text kept for the operator
-FORWARD_BATCH = 20
-FORWARD_LEASE = dt.timedelta(minutes=5)
-MAX_FORWARD_ATTEMPTS = 8
 ORPHAN_SECONDS = 3600  # a file this old without its row is a leftover
 
 AUDIT_STORE = "materials.upload.store"
@@ -59,9 +56,7 @@ AUDIT_LIST = "materials.upload.list"
 AUDIT_VIEW = "materials.upload.view"
 AUDIT_DELETE = "materials.upload.delete"
 AUDIT_PURGE = "materials.upload.purge"
-AUDIT_FORWARD = "materials.upload.forward"
 RETENTION_ACTOR = "system:retention"
-FORWARD_ACTOR = "system:forward"
 
 NOT_VERIFIED = "请先核实办件信息（受理编号和手机尾号），再上传材料。"
 NOT_NEEDED = "编号 {number} 的办件目前不需要补交材料。"
@@ -244,7 +239,7 @@ async def store(settings: Settings, provider: ProgressProvider, case_system: Cas
     await asyncio.to_thread(_audit, settings, actor, AUDIT_STORE, wanted_.number, channel, checked.verdict)
     logger.info("materials.upload.stored id=%s verdict=%s type=%s bytes=%d", upload_id, checked.verdict,
                 checked.doc_type, len(data))
-    forwarded = await forward_one(settings, case_system, upload_id, data)
+    forwarded = await forwarding.forward_one(settings, case_system, upload_id, data)
     message = (RECEIVED if forwarded else RECEIVED_LATER).format(material=chosen)
     return Stored(upload_id, wanted_.number, chosen, checked.verdict, list(checked.reasons),
                   f"{checked.message}\n{message}" if checked.message else message, forwarded)
@@ -257,102 +252,6 @@ def refused_status(code: str) -> int:
     if code == inspect.NOT_ALLOWED_TYPE:
         return 415
     return 422
-
-
-# --------------------------------------------------------------- forwarding
-def _claim(db_url: str, upload_id: str, due: Optional[dt.datetime], now: dt.datetime) -> Optional[MaterialUpload]:
-    """Take one upload for forwarding (compare-and-set on next_forward_at)."""
-    with session_factory(db_url)() as session:
-        query = update(MaterialUpload).where(
-            MaterialUpload.id == upload_id, MaterialUpload.deleted_at.is_(None),
-            MaterialUpload.forwarded_at.is_(None), MaterialUpload.next_forward_at.is_not(None),
-            MaterialUpload.next_forward_at <= now,
-        )
-        if due is not None:
-            query = query.where(MaterialUpload.next_forward_at == due)
-        taken = session.execute(query.values(next_forward_at=now + FORWARD_LEASE)).rowcount
-        session.commit()
-        if taken != 1:
-            return None
-        row = session.get(MaterialUpload, upload_id)
-        session.expunge(row)
-        return row
-
-
-def _finish_forward(db_url: str, upload_id: str, reference: Optional[str], error: Optional[ForwardFailed],
-                    now: dt.datetime) -> str:
-    with session_factory(db_url)() as session:
-        row = session.get(MaterialUpload, upload_id)
-        row.forward_attempts = (row.forward_attempts or 0) + 1
-        if error is None:
-            row.forwarded_at, row.forward_ref, row.next_forward_at = now, reference, None
-            outcome = "ok"
-        elif not error.retryable or row.forward_attempts >= MAX_FORWARD_ATTEMPTS:
-            row.next_forward_at = None
-            outcome = "given_up"
-        else:
-            row.next_forward_at = now + dt.timedelta(minutes=2 ** (row.forward_attempts - 1))
-            outcome = "retry"
-        session.commit()
-    return outcome
-
-
-async def _forward(settings: Settings, case_system: CaseSystem, row: MaterialUpload, data: bytes) -> bool:
-    material = Material(
-        upload_id=row.id, number=row.number, material=row.material, mime=row.mime, data=data,
-        pages=row.pages, doc_type=row.doc_type, verdict=row.verdict, reasons=json.loads(row.reasons or "[]"),
-    )
-    reference, error = None, None
-    try:
-        reference = await case_system.forward_material(material)
-    except ForwardFailed as exc:
-        error = exc
-    except Exception as exc:  # a broken case system must not lose the upload: retried later
-        logger.exception("materials.forward.failed id=%s", row.id)
-        error = ForwardFailed(type(exc).__name__, retryable=True)
-    outcome = await asyncio.to_thread(_finish_forward, settings.db_url, row.id, reference, error, utcnow())
-    await asyncio.to_thread(_audit, settings, FORWARD_ACTOR, AUDIT_FORWARD, row.number, row.channel, outcome)
-    if error is not None:
-        logger.warning("materials.forward.%s id=%s reason=%s", outcome, row.id, error.reason)
-    return error is None
-
-
-async def forward_one(settings: Settings, case_system: CaseSystem, upload_id: str, data: bytes) -> bool:
-    """Forward a just-stored upload (False: left for :func:`forward_due`)."""
-    row = await asyncio.to_thread(_claim, settings.db_url, upload_id, None, utcnow())
-    if row is None:
-        return False
-    return await _forward(settings, case_system, row, data)
-
-
-def _due_ids(db_url: str, now: dt.datetime) -> List[Tuple[str, dt.datetime]]:
-    with session_factory(db_url)() as session:
-        return [tuple(r) for r in session.execute(
-            select(MaterialUpload.id, MaterialUpload.next_forward_at)
-            .where(MaterialUpload.next_forward_at <= now, MaterialUpload.forwarded_at.is_(None),
-                   MaterialUpload.deleted_at.is_(None))
-            .order_by(MaterialUpload.next_forward_at).limit(FORWARD_BATCH)
-        ).all()]
-
-
-async def forward_due(settings: Settings, case_system: CaseSystem) -> Dict[str, int]:
-    """Forward the uploads whose forwarding failed before and is due again."""
-    counts = {"ok": 0, "failed": 0}
-    now = utcnow()
-    for upload_id, due in await asyncio.to_thread(_due_ids, settings.db_url, now):
-        row = await asyncio.to_thread(_claim, settings.db_url, upload_id, due, now)
-        if row is None:
-            continue  # another process took it
-        try:
-            data = await asyncio.to_thread(vault.read_file, settings, upload_id)
-        except (OSError, ValueError, InvalidTag):
-            logger.error("materials.forward.unreadable id=%s", upload_id)
-            await asyncio.to_thread(_finish_forward, settings.db_url, upload_id, None,
-                                    ForwardFailed("unreadable", retryable=False), now)
-            counts["failed"] += 1
-            continue
-        counts["ok" if await _forward(settings, case_system, row, data) else "failed"] += 1
-    return counts
 
 
 # ------------------------------------------------------------- desk access
@@ -370,6 +269,16 @@ def _public(row: MaterialUpload, text: Optional[str] = None) -> Dict[str, Any]:
     return found
 
 
+def _text_of(settings: Settings, row: MaterialUpload) -> str:
+    if not row.text_sealed:
+        return ""
+    try:
+        return unseal(settings.secret(), TEXT_PURPOSE, row.text_sealed)
+    except (InvalidTag, ValueError):  # sealed under another secret key
+        logger.error("materials.upload.text_unreadable id=%s", row.id)
+        return ""
+
+
 def list_uploads(settings: Settings, number: str, actor: str) -> List[Dict[str, Any]]:
     """An application's uploads, newest first, with the masked OCR text (an audited read)."""
     with session_factory(settings.db_url)() as session:
@@ -377,8 +286,7 @@ def list_uploads(settings: Settings, number: str, actor: str) -> List[Dict[str, 
             select(MaterialUpload).where(MaterialUpload.number == number)
             .order_by(MaterialUpload.created_at.desc())
         ).scalars().all()
-        found = [_public(r, unseal(settings.secret(), TEXT_PURPOSE, r.text_sealed) if r.text_sealed else "")
-                 for r in rows]
+        found = [_public(r, _text_of(settings, r)) for r in rows]
     _audit(settings, actor, AUDIT_LIST, number, "desk", "ok" if found else "none")
     return found
 
@@ -390,7 +298,12 @@ def open_upload(settings: Settings, upload_id: str, actor: str) -> Optional[Tupl
     if row is None or row.deleted_at is not None:
         _audit(settings, actor, AUDIT_VIEW, row.number if row else None, "desk", "gone" if row else "not_found")
         return None
-    data = vault.read_file(settings, upload_id)
+    try:
+        data = vault.read_file(settings, upload_id)
+    except (OSError, ValueError, InvalidTag):  # the file is gone or was sealed under another key
+        logger.error("materials.upload.file_unreadable id=%s", upload_id)
+        _audit(settings, actor, AUDIT_VIEW, row.number, "desk", "unreadable")
+        return None
     _audit(settings, actor, AUDIT_VIEW, row.number, "desk", "ok")
     return _public(row), data
 
