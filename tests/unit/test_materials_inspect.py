@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from pypdf import PdfWriter
 from pypdf import PdfReader
-from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, NumberObject, TextStringObject
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, NumberObject, StreamObject, TextStringObject
 
 from assistant.services.materials.inspect import (
     EMPTY,
@@ -240,6 +240,17 @@ def test_the_structural_walk_finds_actions_the_raw_scan_might_miss(build):
     reader = PdfReader(io.BytesIO(pdf_bytes(build=build)))
     assert _has_active_content(reader.trailer, IndirectObject)
     assert not _has_active_content(PdfReader(io.BytesIO(pdf_bytes(pages=2))).trailer, IndirectObject)
+
+
+def test_script_like_bytes_inside_stream_data_are_not_active_content():
+    # Compressed image or page data holds "/JS" by chance about once in 16 MB: only names in the
+    # object structure count.
+    def content(writer):
+        stream = StreamObject()
+        stream.set_data(b"q 1 0 0 1 0 0 cm /JS /JavaScript /Launch Q")
+        writer.pages[0][NameObject("/Contents")] = writer._add_object(stream)
+
+    assert inspect_upload(pdf_bytes(build=content)).pages == 1
 
 
 def test_an_encrypted_pdf_is_refused():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -247,22 +248,74 @@ def mask_name(name: str) -> str:
     return name[:1] + "*" * (len(name) - 1) if name else name
 
 
-def extract_names(lines: Sequence[str], labels: Sequence[str]) -> List[str]:
-    """Names that follow one of ``labels`` on the document (same line, or the next line)."""
+def _geometry(box) -> Optional[Tuple[float, float, float, float, float, float]]:
+    """(centre x, centre y, cos, sin of the text direction, width, height) of a 4-corner box."""
+    if not box or len(box) != 4:
+        return None
+    (x0, y0), (x1, y1), _, (x3, y3) = box
+    width = math.hypot(x1 - x0, y1 - y0)
+    height = math.hypot(x3 - x0, y3 - y0)
+    if width <= 0 or height <= 0:
+        return None
+    cx = sum(x for x, _ in box) / 4
+    cy = sum(y for _, y in box) / 4
+    return cx, cy, (x1 - x0) / width, (y1 - y0) / width, width, height
+
+
+def value_right_of(lines: Sequence[Tuple[str, tuple]], index: int) -> Optional[str]:
+    """The text of the box just right of ``lines[index]`` on the same text row (rotation-aware)."""
+    here = _geometry(lines[index][1])
+    if here is None:
+        return lines[index + 1][0] if index + 1 < len(lines) else None
+    cx, cy, cos, sin, width, height = here
+    best, best_dx = None, None
+    for number, (text, box) in enumerate(lines):
+        other = _geometry(box) if number != index else None
+        if other is None:
+            continue
+        vx, vy = other[0] - cx, other[1] - cy
+        dx, dy = vx * cos + vy * sin, -vx * sin + vy * cos  # in the label's text frame
+        if dx <= 0 or abs(dy) > 0.6 * max(height, other[5]):
+            continue
+        gap = dx - width / 2 - other[4] / 2
+        if gap > 8 * height:
+            continue
+        if best_dx is None or dx < best_dx:
+            best, best_dx = text, dx
+    return best
+
+
+def _strip_labels(rest: str, labels: Sequence[str]) -> str:
+    """Leading labels off ("乙方张伟" → "张伟"), the value cut at the next label ("张伟性别男" → "张伟")."""
+    changed = True
+    while changed and rest:
+        changed = False
+        for label in labels:
+            if rest.startswith(label):
+                rest, changed = rest[len(label) :], True
+    for label in labels:
+        cut = rest.find(label)
+        if cut > 0:
+            rest = rest[:cut]
+    return rest
+
+
+def extract_names(lines: Sequence[Tuple[str, tuple]], labels: Sequence[str]) -> List[str]:
+    """Names that follow one of ``labels``: in the same OCR box, else the box to its right on the
+    same text row (or the next line when there are no boxes, e.g. a PDF text layer).
+
+    ``lines``: (normalised text, four corners or ()) in reading order.
+    """
     config = load_doctypes()
     names: List[str] = []
     for label in labels:
-        for number, line in enumerate(lines):
+        for number, (line, _box) in enumerate(lines):
             index, _exact = find_word(line, label) if len(label) >= 3 else (line.find(label), True)
             if index < 0:
                 continue
-            rest = _PUNCT_RE.sub("", line[index + len(label) :])
-            if not rest and number + 1 < len(lines):
-                rest = _PUNCT_RE.sub("", lines[number + 1])
-            for other in config.field_labels:  # "张伟性别男" → "张伟"
-                cut = rest.find(other)
-                if cut > 0:
-                    rest = rest[:cut]
+            rest = _strip_labels(_PUNCT_RE.sub("", line[index + len(label) :]), config.field_labels)
+            if not rest:
+                rest = _strip_labels(_PUNCT_RE.sub("", value_right_of(lines, number) or ""), config.field_labels)
             match = _CJK_NAME_RE.match(rest)
             if match:
                 candidate = match.group(0)[:4]

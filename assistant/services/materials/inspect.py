@@ -72,10 +72,14 @@ _PDF_MAGIC = b"%PDF-"
 _ACTIVE_KEYS = frozenset(
     {"/JavaScript", "/JS", "/Launch", "/EmbeddedFile", "/EmbeddedFiles", "/RichMedia", "/XFA"}
 )
-_ACTIVE_ACTIONS = frozenset({"/JavaScript", "/Launch", "/ImportData", "/RichMediaExecute", "/Rendition"})
-# The same names in the raw bytes (a belt for objects the structural walk cannot reach, e.g. in a
-# damaged cross-reference table). ``#xx`` escapes in names are decoded before matching.
+_ACTIVE_ACTIONS = frozenset(
+    {"/JavaScript", "/Launch", "/ImportData", "/RichMediaExecute", "/Rendition", "/SubmitForm", "/GoToR", "/GoToE"}
+)
+# The same names in the raw bytes outside streams (a belt for objects the structural walk cannot
+# reach, e.g. behind a damaged cross-reference table). Stream data is left out: compressed bytes
+# hold "/JS" by chance about once in 16 MB. ``#xx`` escapes in names are decoded before matching.
 _RAW_ACTIVE_RE = re.compile(rb"/(?:JavaScript|JS|Launch|EmbeddedFiles?|RichMedia|XFA)(?![A-Za-z0-9])")
+_STREAM_RE = re.compile(rb"stream\r?\n.*?endstream", re.DOTALL)
 _NAME_ESCAPE_RE = re.compile(rb"#([0-9A-Fa-f]{2})")
 # Bounds of the PDF walk: a file with more objects than this is not a scanned document.
 _MAX_PDF_OBJECTS = 50_000
@@ -156,6 +160,8 @@ _PIL_FORMATS = {MIME_JPEG: "JPEG", MIME_PNG: "PNG", MIME_WEBP: "WEBP"}
 def _open_image(data: bytes, mime: str) -> Image.Image:
     """Open (header only) with only the decoder the magic bytes named."""
     try:
+        # (catch_warnings is process-wide, not per thread: if another thread resets the filter, the
+        # warning is only printed, and the header check below refuses the image anyway.)
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[mime]])
@@ -227,7 +233,8 @@ def _inspect_pdf(data: bytes, limits: UploadLimits) -> Inspected:
 
 
 def _raw_active_content(data: bytes) -> bool:
-    """Active-content names anywhere in the raw bytes (escaped names decoded first)."""
+    """Active-content names in the raw bytes outside stream data (escaped names decoded first)."""
+    data = _STREAM_RE.sub(b"stream endstream", data)
     if _RAW_ACTIVE_RE.search(data):
         return True
     if b"#" in data:
@@ -261,7 +268,8 @@ def _has_active_content(root: Any, indirect_type: type) -> bool:
                     return True
                 if key == "/S" and str(value) in _ACTIVE_ACTIONS:
                     return True
-                stack.append((value, depth + 1))
+                if isinstance(value, (dict, list, indirect_type)):
+                    stack.append((value, depth + 1))
         elif isinstance(obj, list):
-            stack.extend((value, depth + 1) for value in obj)
+            stack.extend((value, depth + 1) for value in obj if isinstance(value, (dict, list, indirect_type)))
     return False

@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from PIL import Image, ImageOps
 
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 MAX_SIDE = 1600  # longer side (pixels) of what the recogniser sees
 MIN_SIDE = 32  # smaller than this cannot hold text
+MIN_LINES_FOR_TURN = 3  # text boxes needed before the page orientation is judged
+FLIP_SCORE = 0.9  # direction-classifier confidence that counts a box as upside down
 PDF_OCR_PAGES = 2  # pages recognised from a scanned PDF
 PDF_TEXT_PAGES = 3  # pages whose text layer is read
 PDF_MIN_TEXT_CHARS = 20  # a text layer shorter than this is treated as absent (scans)
@@ -75,6 +78,19 @@ class OcrResult:
         return sum(line.score * len(line.text.strip()) for line in self.lines) / total
 
 
+class _DirectionSpy:
+    """Wraps the engine's direction classifier to keep its last answers (0 / 180 per text box)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.last: List[Tuple[str, float]] = []
+
+    def __call__(self, images):
+        crops, labels, elapsed = self.inner(images)
+        self.last = [(str(label), float(score)) for label, score in labels]
+        return crops, labels, elapsed
+
+
 def engine():
     """The process-wide RapidOCR engine (created on first call)."""
     global _engine
@@ -84,18 +100,22 @@ def engine():
                 started = time.perf_counter()
                 from rapidocr_onnxruntime import RapidOCR
 
-                _engine = RapidOCR(max_side_len=MAX_SIDE)
+                created = RapidOCR(max_side_len=MAX_SIDE)
+                created.text_cls = _DirectionSpy(created.text_cls)
+                _engine = created
                 logger.info("materials.ocr.engine_loaded seconds=%.2f", time.perf_counter() - started)
     return _engine
 
 
-def prepare_image(image: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
-    """Upright (EXIF), RGB, longer side at most ``max_side``."""
+def prepare_image(image: Image.Image, max_side: Optional[int] = None) -> Image.Image:
+    """Upright (EXIF), RGB, longer side at most ``max_side`` (default ``MAX_SIDE``)."""
+    max_side = max_side or MAX_SIDE
     image = ImageOps.exif_transpose(image)
     if image.mode != "RGB":
         if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")
             background = Image.new("RGB", image.size, (255, 255, 255))
-            background.paste(image.convert("RGBA"), mask=image.convert("RGBA").split()[-1])
+            background.paste(rgba, mask=rgba.split()[-1])
             image = background
         else:
             image = image.convert("RGB")
@@ -108,21 +128,58 @@ def prepare_image(image: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
     return image
 
 
-def recognise(image: Image.Image) -> List[OcrLine]:
-    """Recognise the text of a prepared RGB image (blocking)."""
+def _run(image: Image.Image) -> Tuple[List[OcrLine], List[Tuple[str, float]]]:
     import numpy as np
 
-    if min(image.size) < MIN_SIDE:
-        return []
     bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
     with _run_lock:
-        result, _elapsed = engine()(bgr)
+        ocr = engine()
+        ocr.text_cls.last = []  # no boxes found: the classifier does not run
+        result, _elapsed = ocr(bgr)
+        directions = list(ocr.text_cls.last)
     lines = []
     for box, text, score in result or []:
         text = (text or "").strip()
         if text:
-            corners = tuple((float(x), float(y)) for x, y in box)
-            lines.append(OcrLine(text=text, score=float(score), box=corners))
+            lines.append(OcrLine(text=text, score=float(score), box=tuple((float(x), float(y)) for x, y in box)))
+    return lines, directions
+
+
+def page_turn(lines: Sequence[OcrLine], directions: Sequence[Tuple[str, float]]) -> Optional[int]:
+    """The PIL transpose that makes a page upright, or None when it already is.
+
+    Sideways pages give mostly tall boxes (the engine turns those crops a quarter counter-clockwise
+    before the direction classifier): if the classifier then mostly says "180", the page needs a
+    quarter turn clockwise, else counter-clockwise. Upright-box pages whose boxes the classifier
+    mostly flips are upside down.
+    """
+    texts = [line for line in lines if len(line.text) >= 2 and line.box]
+    if len(texts) < MIN_LINES_FOR_TURN:
+        return None
+    tall = 0
+    for line in texts:
+        (x0, y0), (x1, y1), _, (x3, y3) = line.box
+        width, height = math.hypot(x1 - x0, y1 - y0), math.hypot(x3 - x0, y3 - y0)
+        tall += height > 1.5 * width
+    flipped = sum(1 for label, score in directions if label == "180" and score >= FLIP_SCORE)
+    flipped_share = flipped / max(1, len(directions))
+    if tall / len(texts) >= 0.5:
+        return Image.ROTATE_270 if flipped_share > 0.5 else Image.ROTATE_90
+    if flipped_share > 0.6:
+        return Image.ROTATE_180
+    return None
+
+
+def recognise(image: Image.Image) -> List[OcrLine]:
+    """Recognise the text of a prepared RGB image (blocking); a sideways or upside-down page is
+    turned upright and read again."""
+    if min(image.size) < MIN_SIDE:
+        return []
+    lines, directions = _run(image)
+    turn = page_turn(lines, directions)
+    if turn is not None:
+        logger.info("materials.ocr.page_turned transpose=%d", turn)
+        lines, _directions = _run(image.transpose(turn))
     return _reading_order(lines)
 
 

@@ -59,6 +59,7 @@ OTHER_SIDE = "other_side"  # the other side of the requested card (a proper part
 UNREADABLE = "unreadable"
 EXPIRED = "expired"
 NAME_MISMATCH = "name_mismatch"
+EXPIRY_UNREAD = "expiry_unread"  # the document has a validity field that could not be read
 
 TEXT_MASKED_MAX = 2000  # characters of masked text kept
 MIN_READABLE_CHARS = 8  # fewer characters than this: not readable
@@ -115,9 +116,9 @@ def evaluate(
     """The pre-check of an OCR result (pure: no I/O)."""
     config = load_doctypes()
     today = today or dt.datetime.now(CST).date()
-    lines = [normalize_text(line.text) for line in ocr.lines]
-    lines = [line for line in lines if line]
-    text = "\n".join(lines)
+    boxed = [(normalize_text(line.text), line.box) for line in ocr.lines]
+    boxed = [(line, box) for line, box in boxed if line]
+    text = "\n".join(line for line, _box in boxed)
     readable = ocr.chars >= MIN_READABLE_CHARS and ocr.mean_score >= MIN_READABLE_SCORE
     doc_type, scores = classify(text) if text else (None, {})
     rule = material_rule(material)
@@ -126,9 +127,11 @@ def evaluate(
     expiry: Optional[dt.date] = None
     expired: Optional[bool] = None
     long_term = False
+    validity_read: Optional[bool] = None  # None: this document has no validity field
     spec = config.types.get(doc_type or "")
     if spec and spec.expiry_label:
         found, _start, end = read_validity(text, spec.expiry_label)
+        validity_read = found
         if found:
             if end is None:
                 long_term, expired = True, False
@@ -138,7 +141,7 @@ def evaluate(
     names: List[str] = []
     name_matches: Optional[bool] = None
     if spec and spec.name_labels:
-        names = extract_names(lines, spec.name_labels)
+        names = extract_names(boxed, spec.name_labels)
         if rule is None or rule.check_name:
             name_matches = compare_name(masked_name, names)
 
@@ -153,6 +156,9 @@ def evaluate(
             reasons.append(OTHER_SIDE if rule and doc_type in rule.also else WRONG_TYPE)
     if expired:
         reasons.append(EXPIRED)
+    wanted = expected is None or doc_type == expected or (rule is not None and doc_type in rule.also)
+    if validity_read is False and readable and wanted:
+        reasons.append(EXPIRY_UNREAD)
     if name_matches is False:
         reasons.append(NAME_MISMATCH)
     verdict = VERDICT_OK if not (set(reasons) - {OTHER_SIDE}) else VERDICT_DOUBTFUL
@@ -174,7 +180,8 @@ def evaluate(
     )
 
 
-_SUBMIT_ANYWAY = "您可以重新拍一张，也可以先提交，工作人员会核对。"
+_RETAKE_OR_SUBMIT = "您可以重新拍一张，也可以先提交。"
+_STAFF_CHECK = "工作人员会核对。"
 
 
 def compose_message(
@@ -187,29 +194,39 @@ def compose_message(
     """The answer to the citizen: what we saw, and what to do. Short sentences, 您."""
     found = doc_type_label(doc_type)
     wanted = doc_type_label(expected)
-    parts: List[str] = []
     if UNREADABLE in reasons:
-        parts.append("这张照片不太清楚，我们看不清上面的字。")
-        parts.append("请您在光线好的地方把证件放平，对准后重新拍一张。也可以先提交，工作人员会核对。")
-        return "".join(parts)
+        return "这张照片不太清楚，我们看不清上面的字。请您在光线好的地方把证件放平，对准后重新拍一张。也可以先提交，" + _STAFF_CHECK
+    parts: List[str] = []
+    staff_check = False
     if WRONG_TYPE in reasons:
-        parts.append(f"这张照片看起来是{found}，我们需要的是{wanted}。{_SUBMIT_ANYWAY}")
+        parts.append(f"这张照片看起来是{found}，我们需要的是{wanted}。{_RETAKE_OR_SUBMIT}")
+        staff_check = True
     elif UNKNOWN_TYPE in reasons:
-        parts.append(f"我们没有认出这是{wanted}。请您确认拍的是{wanted}，并且整张都在照片里。{_SUBMIT_ANYWAY}")
+        parts.append(f"我们没有认出这是{wanted}。请您确认拍的是{wanted}，并且整张都在照片里。{_RETAKE_OR_SUBMIT}")
+        staff_check = True
     elif OTHER_SIDE in reasons:
         parts.append(f"收到了，这是{found}。如果还没有上传{wanted}，请您再拍一张。")
+    elif EXPIRY_UNREAD in reasons:
+        parts.append(f"收到了，这是{found}。" if found else "收到了。")
     elif found:
         parts.append(f"收到了，这是{found}，字迹清楚。")
     else:
         parts.append("收到了，字迹清楚。")
     if EXPIRED in reasons and expiry:
-        parts.append(f"上面的有效期到{_format_date(expiry)}，已经过期了。过期的证件可能不能用，工作人员会核对。")
+        parts.append(f"上面的有效期到{_format_date(expiry)}，已经过期了，过期的证件可能不能用。")
+        staff_check = True
     elif expiry:
         parts.append(f"有效期到{_format_date(expiry)}。")
     elif long_term:
         parts.append("有效期是长期。")
+    elif EXPIRY_UNREAD in reasons:
+        parts.append("我们没有看清有效期限，请您确认整张证件都拍进了照片。")
+        staff_check = True
     if NAME_MISMATCH in reasons:
-        parts.append("证件上的姓名和申请人对不上。如果是替别人办理，请一并提交委托书。工作人员会核对。")
+        parts.append("证件上的姓名和申请人对不上。如果是替别人办理，请一并提交委托书。")
+        staff_check = True
+    if staff_check:
+        parts.append(_STAFF_CHECK)
     return "".join(parts)
 
 
