@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import pickle
 import statistics
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,14 +107,15 @@ def main() -> int:
         t0 = time.perf_counter()
         result = evaluate(read, MATERIAL_FOR[truth.doc_type], mask_name(truth.name) if truth.name else None, TODAY)
         seconds = read.seconds + time.perf_counter() - t0  # OCR + rules (the same path as precheck_sync)
-        type_ok = result.doc_type == truth.doc_type
+        if truth.doc_type in DOC_TYPES:
+            type_ok = result.doc_type == truth.doc_type
         else:  # a distractor: right when not taken for one of the eight types (None, or itself)
             type_ok = result.doc_type not in DOC_TYPES
         expiry_ok = None
         if truth.expiry is not None and truth.expiry_visible:
             expiry_ok = result.long_term if truth.expiry == LONG_TERM else result.expiry == truth.expiry
-        name_ok = None if not truth.name or "name" not in truth.visible else result.name_matches is True
-        rows.append((truth, result, seconds, type_ok, expiry_ok, name_ok))
+        name_ok = None if not truth.name or "name" not in truth.visible or truth.doc_type not in DOC_TYPES else result.name_matches is True
+        rows.append((truth, result, seconds, type_ok, expiry_ok, name_ok, read.cpu_seconds))
         if args.show_errors and (not type_ok or expiry_ok is False):
             print(f"--- {truth.doc_type}/{truth.quality}: got {result.doc_type} expiry {result.expiry} "
                   f"long_term {result.long_term} (truth {truth.expiry}) scores {result.scores}")
@@ -150,13 +152,23 @@ def main() -> int:
           {"all 8 types (target)": target})
     table("quality (8 types)", lambda t: t.quality, args.qualities, eight,
           {"all (target)": target, "all (stress)": stress, "all": eight})
+    reasons = Counter(reason for r in target for reason in r[1].reasons)
+    print("\nreasons given on the 8 types (target qualities), images: "
+          + (", ".join(f"{k} {v}" for k, v in reasons.most_common()) or "none")
+          + f"; truly expired (visible) {sum(1 for r in target if r[4] is not None and r[0].expiry != LONG_TERM and r[0].expiry < TODAY)}")
     if others:
         passed = sum(1 for r in others if r[1].verdict == "ok")
         print(f"\ndistractors (other documents photographed instead of the requested one): {len(others)} images, "
               f"taken for one of the eight types {sum(1 for r in others if not r[3])}, answered \"ok\" {passed}")
-    times = [r[2] for r in rows]
-    print(f"\nseconds per image (OCR + pre-check, 2 cores): mean {statistics.mean(times):.2f}, "
-          f"p50 {percentile(times, 0.5):.2f}, p95 {percentile(times, 0.95):.2f}, max {max(times):.2f}")
+    for label, subset in (("target qualities", [r for r in rows if r[0].quality in QUALITIES]), ("all", rows)):
+        times = [r[2] for r in subset]
+        cpu = [r[6] for r in subset]
+        print(f"\nseconds per image, {label} ({len(subset)} images; OCR + pre-check): wall mean {statistics.mean(times):.2f}, "
+              f"p50 {percentile(times, 0.5):.2f}, p95 {percentile(times, 0.95):.2f}, max {max(times):.2f}; "
+              f"CPU (both cores together) p50 {percentile(cpu, 0.5):.2f}, p95 {percentile(cpu, 0.95):.2f}")
+    loadavg = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, load average at the end {loadavg[0]:.1f} / {loadavg[1]:.1f} / {loadavg[2]:.1f} "
+          "(other jobs share the cores: wall times are inflated when the load is above 2)")
     wrong = [(r[0].doc_type, r[0].quality, r[1].doc_type) for r in rows if not r[3]]
     if wrong:
         print("type errors (truth/quality -> read): " + ", ".join(f"{a}/{b}->{c}" for a, b, c in wrong))

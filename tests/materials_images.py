@@ -41,7 +41,7 @@ DOC_TYPES = (
 DISTRACTORS = ("residence_permit", "divorce_certificate", "social_security_card", "supplement_notice")
 QUALITIES = ("clean", "rotated", "blurred", "low_light", "cropped", "jpeg", "phone")
 # Harder than the list above; added after the first run showed it was too easy (bench/README.md).
-STRESS_QUALITIES = ("perspective", "glare", "sideways")
+STRESS_QUALITIES = ("perspective", "glare", "sideways", "severe")
 TODAY = dt.date(2026, 12, 5)  # the generator's "today": some validity ends before it, some after
 LONG_TERM = "long_term"
 
@@ -616,8 +616,8 @@ def photograph(page: Page, truth: Truth, quality: str, rng: random.Random) -> Tu
     boxes = _shift(page.boxes, mx, my)
     visible = frozenset(boxes)
     jpeg_quality = 90
-    if quality in ("rotated", "phone"):
-        angle = rng.uniform(5, 15) if quality == "rotated" else rng.uniform(4, 8)
+    if quality in ("rotated", "phone", "severe"):
+        angle = {"rotated": rng.uniform(5, 15), "phone": rng.uniform(4, 8), "severe": rng.uniform(18, 28)}[quality]
         angle *= rng.choice((-1, 1))
         photo = photo.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=photo.getpixel((2, 2)))
         boxes = {}  # the boxes no longer apply; everything stays in view
@@ -660,6 +660,13 @@ def photograph(page: Page, truth: Truth, quality: str, rng: random.Random) -> Tu
         photo = photo.filter(ImageFilter.GaussianBlur(1.0))
         photo = ImageEnhance.Brightness(photo).enhance(0.7)
         jpeg_quality = 35
+    if quality == "severe":  # everything at once, harder: steep angle, blur, dark, small, blocky
+        photo = photo.filter(ImageFilter.GaussianBlur(2.5))
+        photo = ImageEnhance.Contrast(photo).enhance(0.6)
+        photo = ImageEnhance.Brightness(photo).enhance(0.35)
+        photo = _noise(photo, 10, rng)
+        photo = photo.resize((int(photo.width * 0.55), int(photo.height * 0.55)), Image.BILINEAR)
+        jpeg_quality = 15
     truth = replace(truth, quality=quality, boxes=boxes, visible=visible,
                     expiry_visible=truth.expiry is not None and "expiry" in visible)
     return photo, truth, jpeg_quality

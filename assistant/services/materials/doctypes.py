@@ -112,6 +112,12 @@ def expected_doc_type(material: str) -> Optional[str]:
     return rule.doc_type if rule else None
 
 
+def accepted_doc_types(material: Optional[str]) -> Tuple[str, ...]:
+    """Every document type that is a proper part of a material (``"居民身份证"`` → both sides)."""
+    rule = material_rule(material)
+    return (rule.doc_type, *rule.also) if rule else ()
+
+
 def doc_type_label(doc_type: Optional[str]) -> Optional[str]:
     """What the citizen reads for a type (``"身份证的背面（国徽面）"``)."""
     spec = load_doctypes().types.get(doc_type or "")
@@ -140,11 +146,14 @@ def _within_one_edit(a: str, b: str) -> bool:
     return a[i:] == b[i + 1 :]
 
 
-def find_word(text: str, word: str) -> Tuple[int, bool]:
+def find_word(text: str, word: str, fuzzy_text: Optional[str] = None) -> Tuple[int, bool]:
     """Where ``word`` is in ``text``: (index, exact). Index -1 when absent.
 
     Words of three or more characters are also found with one OCR error (a wrong, missing or extra
-    character), as long as the first or the last character is right.
+    character), as long as the first or the last character is right. ``fuzzy_text`` (same length
+    as ``text``) is where that approximate search looks; characters blanked to ``"\0"`` there
+    (other known words, read exactly) are never part of an approximate hit: "结婚证" read right is
+    not "离婚证" read wrong.
     """
     index = text.find(word)
     if index >= 0:
@@ -152,24 +161,56 @@ def find_word(text: str, word: str) -> Tuple[int, bool]:
     size = len(word)
     if size < 3:
         return -1, False
-    for length in (size, size - 1, size + 1):
-        for start in range(0, len(text) - length + 1):
-            window = text[start : start + length]
-            if "\n" in window:
+    haystack = text if fuzzy_text is None else fuzzy_text
+    # Candidate windows start at the word's first character or end at its last one.
+    starts = set(_positions(haystack, word[0]))
+    for end in _positions(haystack, word[-1]):
+        starts.update(end + 1 - length for length in (size, size - 1, size + 1))
+    for start in sorted(starts):
+        for length in (size, size - 1, size + 1):
+            if start < 0 or start + length > len(haystack):
+                continue
+            window = haystack[start : start + length]
+            if "\n" in window or "\0" in window:
                 continue
             if (window[0] == word[0] or window[-1] == word[-1]) and _within_one_edit(window, word):
                 return start, False
     return -1, False
 
 
+def _positions(text: str, char: str) -> List[int]:
+    found, index = [], text.find(char)
+    while index >= 0:
+        found.append(index)
+        index = text.find(char, index + 1)
+    return found
+
+
+def blank_known_words(text: str, words: Sequence[str]) -> str:
+    """``text`` with every exact occurrence of ``words`` (3+ characters) blanked to ``"\0"``."""
+    blanked = list(text)
+    for word in words:
+        if len(word) < 3:
+            continue
+        start = text.find(word)
+        while start >= 0:
+            blanked[start : start + len(word)] = "\0" * len(word)
+            start = text.find(word, start + 1)
+    return "".join(blanked)
+
+
 def score_types(text: str) -> Dict[str, float]:
     """The score of every document type for a normalised OCR text."""
     config = load_doctypes()
+    fuzzy_text = blank_known_words(text, config.field_labels)
     scores: Dict[str, float] = {}
     for key, spec in config.types.items():
         score = 0.0
         for word, weight in spec.keywords.items():
-            index, exact = find_word(text, word)
+            if weight < 0:  # a veto word counts only when read exactly
+                score += weight if word in text else 0.0
+                continue
+            index, exact = find_word(text, word, fuzzy_text)
             if index >= 0:
                 score += weight if exact else weight * config.fuzzy_factor
         for pattern, weight in spec.patterns:

@@ -40,6 +40,7 @@ FLIP_SCORE = 0.9  # direction-classifier confidence that counts a box as upside 
 PDF_OCR_PAGES = 2  # pages recognised from a scanned PDF
 PDF_TEXT_PAGES = 3  # pages whose text layer is read
 PDF_MIN_TEXT_CHARS = 20  # a text layer shorter than this is treated as absent (scans)
+MAX_TEXT_CHARS = 4000  # text kept from one upload (the rules and the NLU need far less)
 TEXT_LAYER_SCORE = 1.0  # confidence given to text taken from a PDF's text layer
 
 _engine = None
@@ -58,6 +59,7 @@ class OcrLine:
 class OcrResult:
     lines: List[OcrLine] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # process CPU time (all threads) spent reading: load-independent cost
     source: str = "ocr"  # "ocr" | "pdf_text" | "none"
     pages: int = 0  # pages (or images) looked at
 
@@ -257,9 +259,19 @@ def _pdf_rendered_lines(data: bytes) -> Tuple[List[OcrLine], int]:
         pdf.close()
 
 
+def _bounded(lines: List[OcrLine], limit: int) -> List[OcrLine]:
+    kept, total = [], 0
+    for line in lines:
+        if total + len(line.text) > limit:
+            break
+        kept.append(line)
+        total += len(line.text)
+    return kept
+
+
 def ocr_upload_sync(data: bytes, inspected: Inspected) -> OcrResult:
     """Read the text of an inspected upload (blocking). Never raises for a bad file: empty result."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = OcrResult()
     try:
         if inspected.kind == KIND_PDF:
@@ -273,7 +285,9 @@ def ocr_upload_sync(data: bytes, inspected: Inspected) -> OcrResult:
     except Exception as exc:  # the file passed inspection; a failure here means "could not read"
         logger.warning("materials.ocr.failed kind=%s error=%s", inspected.kind, type(exc).__name__)
         result = OcrResult(source="none")
+    result.lines = _bounded(result.lines, MAX_TEXT_CHARS)
     result.seconds = time.perf_counter() - started
+    result.cpu_seconds = time.process_time() - cpu_started
     logger.info(
         "materials.ocr.done kind=%s source=%s pages=%d lines=%d chars=%d score=%.2f seconds=%.2f",
         inspected.kind, result.source, result.pages, len(result.lines), result.chars, result.mean_score, result.seconds,

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from assistant.security.pii import mask_pii
-from assistant.services.materials.doctypes import (
+from assistant.services.materials.doctypes import (  # noqa: F401 (accepted_doc_types, doc_type_label: re-exported)
+    accepted_doc_types,
     classify,
     compare_name,
     doc_type_label,
@@ -66,7 +67,7 @@ MIN_READABLE_CHARS = 8  # fewer characters than this: not readable
 MIN_READABLE_SCORE = 0.7  # mean recogniser confidence below this: not readable
 
 # Identity numbers as OCR reads them: 17 digits + digit/X, maybe with spaces inside.
-_ID_LIKE_RE = re.compile(r"(?<![0-9])([0-9]{6})(?:[ ]?[0-9]){8}(?:[ ]?[0-9]){3}[ ]?([0-9Xx])(?![0-9])")
+_ID_LIKE_RE = re.compile(r"(?<![0-9])[0-9](?:[ ]?[0-9]){16}[ ]?[0-9Xx](?![0-9])")
 # Any other long run of digits (certificate numbers, bank cards): keep the ends only.
 _LONG_DIGITS_RE = re.compile(r"(?<![0-9A-Za-z])([0-9]{3})[0-9]{7,}([0-9]{2})(?![0-9])")
 
@@ -89,9 +90,14 @@ class Precheck:
 
 
 # ----------------------------------------------------------------------------- masking
+def _mask_id_like(match: re.Match) -> str:
+    digits = match.group(0).replace(" ", "")
+    return digits[:6] + "*" * 11 + digits[-1]
+
+
 def mask_text(text: str, names: Sequence[str] = ()) -> str:
     """OCR text with identity numbers, phone numbers, long digit runs and the names found masked."""
-    masked = _ID_LIKE_RE.sub(lambda m: f"{m.group(1)}********{'*' * 3}{m.group(2)}", text or "")
+    masked = _ID_LIKE_RE.sub(_mask_id_like, text or "")
     masked = mask_pii(masked)
     masked = _LONG_DIGITS_RE.sub(lambda m: m.group(1) + "*" * 6 + m.group(2), masked)
     for name in sorted(set(names), key=len, reverse=True):
@@ -273,6 +279,8 @@ __all__ = [
     "precheck_upload",
     "precheck_sync",
     "expected_doc_type",
+    "accepted_doc_types",
+    "doc_type_label",
     "evaluate",
     "VERDICT_OK",
     "VERDICT_DOUBTFUL",
