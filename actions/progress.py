@@ -37,6 +37,7 @@ from assistant.security.client_limits import hit_progress_limit, progress_retry_
 from assistant.security.pii import is_receipt_number
 from assistant.services.prefill.central import STATE_RECEIVED, ReceiptView, find_receipt
 from assistant.services.prefill.receipts import normalize_receipt
+from assistant.services.progress import grants
 from assistant.services.progress.guard import (
     LOCK_MINUTES,
     MAX_FAILURES,
@@ -331,6 +332,7 @@ class ValidateProgressForm(FormValidationAction):
         if view is not None and verify_phone_tail(view, str(value)):
             await asyncio.to_thread(record_success, db_url, number)
             await _audit(tracker, ACTION_VERIFY, number, "ok")
+            await asyncio.to_thread(grants.grant, get_settings(), tracker.sender_id, number)  # may hand in materials
             return {SLOT_PHONE: str(value), SLOT_OUTCOME: OUTCOME_VERIFIED}
         failures, lock = await asyncio.to_thread(record_failure, db_url, number)
         await _audit(tracker, ACTION_VERIFY, number, "locked" if lock else "wrong_code")

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Dict, List, Optional
+from typing import Any, AsyncIterator, Dict, List, Optional, Pattern, Sequence, Tuple
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +33,7 @@ from assistant.api.routers import (
     reminders as reminders_router,
     prefill as prefill_router,
     tts as tts_router,
+    uploads as uploads_router,
     voice as voice_router,
 )
 from assistant.channels import wechat as wechat_channel
@@ -42,6 +43,7 @@ from assistant.dialogue.runtime import AssistantRuntime
 from assistant.security.headers import SecurityHeaders
 from assistant.security.pii import install_log_masking
 from assistant.services import speech
+from assistant.services.materials.runner import Materials
 from assistant.services.live import ChangeFeed
 from assistant.services.progress.loop import NoticeLoop
 from assistant.storage import spool
@@ -71,16 +73,22 @@ class BodySizeLimit:
     """Refuse request bodies over ``max_bytes`` (declared or streamed) with a 413.
 
     ``path_limits`` maps path prefixes to their own limit (the longest matching
-    prefix wins), e.g. voice uploads. A plain ASGI middleware: Starlette's
-    BaseHTTPMiddleware costs ~1 ms per request.
+    prefix wins), e.g. voice uploads; ``pattern_limits`` (regular expressions, tried
+    first) do the same for paths with a variable part, e.g. material uploads. A plain
+    ASGI middleware: Starlette's BaseHTTPMiddleware costs ~1 ms per request.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: Optional[Dict[str, int]] = None) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: Optional[Dict[str, int]] = None,
+                 pattern_limits: Sequence[Tuple[Pattern[str], int]] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.path_limits = sorted((path_limits or {}).items(), key=lambda item: -len(item[0]))
+        self.pattern_limits = list(pattern_limits)
 
     def limit_for(self, path: str) -> int:
+        for pattern, limit in self.pattern_limits:
+            if pattern.match(path):
+                return limit
         for prefix, limit in self.path_limits:
             if path.startswith(prefix):
                 return limit
@@ -173,6 +181,9 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
             app.state.notices = NoticeLoop(settings.db_url, settings.secret(), notice_senders.senders,
                                            settings.timezone, settings.notice_interval_seconds)
             app.state.notices.start()
+        # Missing materials by photo: forwarding retries and the retention purge.
+        app.state.materials = Materials(settings)
+        app.state.materials.start()
         if load_model:
             app.state.runtime.load()
         yield
@@ -182,6 +193,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         if getattr(app.state, "wechat", None) is not None:
             await app.state.wechat.stop()
         purger.cancel()
+        await app.state.materials.stop()
         if outbox_worker is not None:
             await outbox_worker.stop()
         await app.state.live.stop()
@@ -213,6 +225,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
             # The channel refuses bodies over wechat_max_xml_bytes itself (400, as WeChat expects).
             WECHAT_PATH: settings.wechat_max_xml_bytes * 4,
         },
+        pattern_limits=[(uploads_router.UPLOAD_PATH_RE, uploads_router.upload_body_limit(settings))],
     )
     # Outermost: every response, the 413s above included (CSP, no framing, nosniff, ...).
     app.add_middleware(SecurityHeaders)
@@ -285,6 +298,8 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.include_router(applications.router)
     app.include_router(reminders_router.router)
     app.include_router(wechat_channel.router)
+    app.include_router(uploads_router.router)
+    app.include_router(uploads_router.desk_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

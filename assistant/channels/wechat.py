@@ -20,8 +20,9 @@ answer is not valid. This connector:
 * keeps **multi-turn context**: the conversation id is ``wx-<OpenID>`` (hashed in
   logs); buttons become numbered options ("回复 1 …") that the next message selects;
 * understands text, voice (WeChat's ``Recognition`` when present, else the media
-  is downloaded, decoded and recognised by our Vosk pipeline), subscribe and menu
-  events; anything else gets a polite "please type or speak";
+  is downloaded, decoded and recognised by our Vosk pipeline), images (a verified
+  user's missing material, else a photo question read by OCR: ``wechat_media.py``),
+  subscribe and menu events; anything else gets a polite "please type or speak";
 * relays to a human: while a handoff ticket holds the conversation, messages go to
   the desk and the operator's replies reach the user by the customer-service API
   (a pusher on ``app.state.pushers["wechat"]``).
@@ -50,10 +51,12 @@ from assistant.channels.wechat_api import WeChatApi, WeChatApiError
 from assistant.channels.wechat_crypto import WeChatCrypto, WeChatCryptoError, signature, signature_ok
 from assistant.channels.wechat_delivery import DeliveryWorker
 from assistant.channels.wechat_format import WeChatTexts, render, selected_option, sender_of, split_text
+from assistant.channels.wechat_media import image_text
 from assistant.channels.wechat_xml import (
     EVENT_CLICK,
     EVENT_SUBSCRIBE,
     MSG_EVENT,
+    MSG_IMAGE,
     MSG_TEXT,
     MSG_VOICE,
     Inbound,
@@ -282,6 +285,8 @@ class WeChatChannel:
                 return inbound.recognition.strip(), None
             heard = await self._recognise(inbound, sender)
             return (heard, None) if heard else (None, self.texts.voice_failed)
+        if inbound.msg_type == MSG_IMAGE:  # a missing material handed in, else a photo question
+            return await image_text(self, inbound, sender)
         if inbound.msg_type == MSG_EVENT:
             if inbound.event == EVENT_SUBSCRIBE:
                 return None, self.texts.welcome

@@ -24,6 +24,8 @@ class WeChatTexts:
     welcome: str
     unsupported: str
     voice_failed: str
+    image_failed: str
+    image_unread: str
     too_long: str
     apology: str
     db_down: str

@@ -173,6 +173,9 @@ class WeChatSimulator:
             values["Recognition"] = recognition
         return await self.deliver(self.fields(openid, "voice", **values))
 
+    async def send_image(self, openid: str, media_id: str, pic_url: str = "http://mmbiz.qpic.cn/sim.jpg") -> SimReply:
+        return await self.deliver(self.fields(openid, "image", MediaId=media_id, PicUrl=pic_url))
+
     async def send_event(self, openid: str, event: str, key: str = "") -> SimReply:
         values: Dict[str, Any] = {"Event": event}
         if key:

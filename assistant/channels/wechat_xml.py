@@ -1,7 +1,7 @@
 """WeChat message XML: parsing (defusedxml, bounded) and building replies.
 
 Inbound messages are flat ``<xml>`` documents (ToUserName, FromUserName,
-CreateTime, MsgType, Content, MsgId, MediaId, Format, Recognition, Event,
+CreateTime, MsgType, Content, MsgId, MediaId, PicUrl, Format, Recognition, Event,
 EventKey, Encrypt). Anything with a DTD or entities, over the size limit, not
 well-formed, or not such a document raises :class:`WeChatXmlError` (→ 400).
 """
@@ -19,6 +19,7 @@ from defusedxml import DefusedXmlException
 
 MSG_TEXT = "text"
 MSG_VOICE = "voice"
+MSG_IMAGE = "image"
 MSG_EVENT = "event"
 EVENT_SUBSCRIBE = "subscribe"
 EVENT_UNSUBSCRIBE = "unsubscribe"
@@ -70,6 +71,7 @@ class Inbound:
     content: str = ""
     msg_id: str = ""
     media_id: str = ""
+    pic_url: str = ""  # never fetched: images are downloaded by MediaId from the WeChat API
     format: str = ""
     recognition: str = ""
     event: str = ""
@@ -98,6 +100,7 @@ class Inbound:
             content=fields.get("Content", ""),
             msg_id=msg_id,
             media_id=fields.get("MediaId", ""),
+            pic_url=fields.get("PicUrl", ""),
             format=fields.get("Format", "").lower(),
             recognition=fields.get("Recognition", ""),
             event=fields.get("Event", ""),

@@ -11,6 +11,7 @@
     banshi kb propose-bundle ID  draft a bundle's materials list from its members (to review)
     banshi kb stale [--months 12]  records and sources not checked within that time
     banshi progress import CSV import applications and their progress steps (one row per step)
+    banshi progress purge-uploads  delete material uploads past BANSHI_UPLOAD_RETENTION_DAYS
     banshi demo-data           load the demo applications to try the progress lookup
     banshi actions             run only the action server
     banshi desk add-user NAME  create a desk account (password from BANSHI_NEW_PASSWORD or prompted)

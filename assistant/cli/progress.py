@@ -1,4 +1,5 @@
-"""``banshi progress import`` and ``banshi demo-data``: application progress data."""
+"""``banshi progress import``, ``banshi progress purge-uploads`` and ``banshi demo-data``:
+application progress data, and the retention of materials handed in by photo."""
 
 from __future__ import annotations
 
@@ -52,6 +53,14 @@ def cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_purge_uploads(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.services.materials import uploads
+
+    count = uploads.purge(settings)
+    print(f"已删除 {count} 份超过保存期限（{settings.upload_retention_days} 天）的补交材料文件。")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     progress = sub.add_parser("progress", help="application progress data")
     progress_sub = progress.add_subparsers(dest="progress_command", required=True)
@@ -59,4 +68,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     # Resolved now: main() changes into the project directory before running the command.
     progress_import.add_argument("file", type=os.path.abspath, help="CSV, one row per status step")
     progress.set_defaults(func=cmd_progress)
+    # Also done hourly by the gateway; for a cron job or right after changing the retention.
+    progress_sub.add_parser(
+        "purge-uploads", help="delete material uploads older than BANSHI_UPLOAD_RETENTION_DAYS"
+    ).set_defaults(func=cmd_purge_uploads)
     sub.add_parser("demo-data", help="load the demo applications").set_defaults(func=cmd_demo_data)

@@ -109,6 +109,24 @@ class Settings(BaseSettings):
     sms_url: Optional[str] = None
     sms_token: Optional[str] = Field(None, max_length=256)
 
+    # Missing materials handed in by photo or PDF (补交材料, assistant/services/materials/):
+    # bounds of one upload (checked by content, before anything is stored), how long a
+    # verified progress lookup lets the conversation upload, how long the encrypted files
+    # are kept, and where they are forwarded: the case-management system at
+    # {materials_forward_url}/applications/{number}/materials (HMAC-signed with
+    # cms_webhook_secret), or the local timeline when unset.
+    upload_max_bytes: int = Field(10 * 1024 * 1024, ge=64 * 1024, le=50 * 1024 * 1024)
+    upload_max_pixels: int = Field(40_000_000, ge=1_000_000, le=200_000_000)
+    upload_max_side: int = Field(12000, ge=1000, le=50000)
+    upload_max_pages: int = Field(10, ge=1, le=100)
+    upload_grant_minutes: int = Field(30, ge=1, le=24 * 60)
+    upload_retention_days: int = Field(90, ge=1, le=3650)
+    materials_forward_url: Optional[str] = None
+    # Photos read by the OCR (uploads and photo questions) per client IP (web) or per
+    # WeChat user: each costs seconds of CPU.
+    photo_rate_limit: str = "20/10minutes"
+    materials_forward_timeout_s: float = Field(10.0, gt=0, le=120)
+
     # Voice (voice/): the Vosk model directory (default: data_dir/vosk/vosk-model-small-cn-0.22),
     # audio bounds, espeak-ng speaking rates (words per minute) and the TTS cache.
     # voice_biased: a second recogniser restricted to the catalog's words runs beside
@@ -222,7 +240,7 @@ class Settings(BaseSettings):
         ServiceHours.parse(value, values.get("timezone") or "Asia/Shanghai")
         return value
 
-    @validator("login_rate_limit", "progress_ip_rate_limit")
+    @validator("login_rate_limit", "progress_ip_rate_limit", "photo_rate_limit")
     def _check_rate(cls, value: str) -> str:
         from limits import parse
 
@@ -288,6 +306,16 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"not an http(s) URL: {value!r}")
         return value
+
+    @validator("materials_forward_url")
+    def _check_forward_url(cls, value: Optional[str], values: dict) -> Optional[str]:
+        if value is None:
+            return value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        if not values.get("cms_webhook_secret"):
+            raise ValueError("BANSHI_MATERIALS_FORWARD_URL needs BANSHI_CMS_WEBHOOK_SECRET (forwarded materials are signed)")
+        return value.rstrip("/")
 
     @validator("action_endpoint", "redis_url", "database_url", "tracker_db_url", "central_url")
     def _check_url(cls, value: Optional[str]) -> Optional[str]:

@@ -120,8 +120,8 @@ async def test_events_voice_recognition_and_other_types(sim, settings):
     assert "编号" in menu.text  # the progress form asks for the application number
     voice = await sim.send_voice(openid, "media-unused", recognition="办社保卡要带什么材料")
     assert "社会保障卡申领" in voice.text
-    image = await sim.deliver(sim.fields(openid, "image", PicUrl="http://example.invalid/a.jpg", MediaId="m1"))
-    assert image.text == "抱歉，我暂时只能看懂文字和语音。请您打字或发语音告诉我。"
+    video = await sim.deliver(sim.fields(openid, "video", MediaId="m1", ThumbMediaId="t1"))
+    assert video.text == "抱歉，我暂时只能看懂文字、语音和图片。请您打字或发语音告诉我。"
     quiet = await sim.send_event(openid, "unsubscribe")
     assert quiet.ok and quiet.text is None and quiet.body == "success"
     too_long = await sim.send_text(openid, "长" * (settings.max_text_chars + 1))
@@ -305,3 +305,119 @@ async def test_operator_replies_reach_the_user_by_the_customer_service_api(sim, 
         assert sent.status_code in (200, 201), sent.text
     got = await wechat_api.await_for(openid, 1, timeout_s=15)
     assert got == ["您好，我是人工客服小王。"]
+
+
+# ------------------------------------------------------------------ images (补交材料, photo questions)
+SUPPLEMENT_NUMBER = "ZW20251102002"  # 居民身份证补领, phone tail 2002
+
+
+@pytest.fixture(scope="module")
+def wx_supplement(settings, live_server):
+    """The demo applications; the case system asks the applicant of SUPPLEMENT_NUMBER for the ID card."""
+    import datetime as dt
+    import uuid
+
+    from assistant.services.progress import events
+    from assistant.services.progress.importer import load_demo_data
+    from assistant.services.progress.records import CST
+
+    load_demo_data(settings.db_url, settings.secret())
+    now = dt.datetime.now(CST).replace(tzinfo=None) - dt.timedelta(minutes=1)
+    events.record_event(settings.db_url, SUPPLEMENT_NUMBER, f"wx-{uuid.uuid4().hex[:12]}", "supplement", now,
+                        "请补交本人居民身份证。", ["居民身份证"])
+    return SUPPLEMENT_NUMBER
+
+
+def valid_id_card_back():
+    import datetime as dt
+    import random
+
+    from tests.materials_images import LONG_TERM, make_sample
+
+    for seed in range(100):
+        sample = make_sample("id_card_back", "clean", random.Random(seed))
+        if sample.truth.expiry == LONG_TERM or sample.truth.expiry > dt.date.today():
+            return sample
+    raise AssertionError("no valid ID card among 100 samples")
+
+
+def uploads_of(settings, number):
+    from sqlalchemy import select
+
+    from assistant.storage.database import session_factory
+    from assistant.storage.tables import MaterialUpload
+
+    with session_factory(settings.db_url)() as session:
+        return session.execute(select(MaterialUpload).where(MaterialUpload.number == number)
+                               .order_by(MaterialUpload.created_at)).scalars().all()
+
+
+async def reply_to(reply, wechat_api, openid, before):
+    """The passive reply, or (after "success", a slow OCR turn) the customer-service message."""
+    if reply.text:
+        return reply.text
+    assert reply.ok and reply.body == "success"
+    got = await wechat_api.await_for(openid, before + 1, timeout_s=30)
+    return got[-1]
+
+
+async def test_an_image_from_a_verified_user_hands_in_the_missing_material(sim, wechat_api, settings, wx_supplement):
+    openid = new_openid()
+    asked = await sim.send_text(openid, "我想查一下办件进度")
+    assert "编号" in asked.text
+    tail = await sim.send_text(openid, wx_supplement)
+    assert "后四位" in tail.text
+    progress = await sim.send_text(openid, "2002")
+    assert "请补交这些材料" in progress.text and "居民身份证" in progress.text
+
+    # A file that is not a photo: a clear refusal, nothing stored.
+    junk = wechat_api.add_media(b"GIF89a" + b"\x00" * 300, "image/gif")
+    refused = await reply_to(await sim.send_image(openid, junk), wechat_api, openid, len(wechat_api.messages_to(openid)))
+    assert "只能上传照片" in refused and uploads_of(settings, wx_supplement) == []
+
+    sample = valid_id_card_back()
+    media_id = wechat_api.add_media(sample.data, "image/jpeg")
+    before = len(wechat_api.messages_to(openid))
+    delivered = await sim.send_image(openid, media_id)
+    assert delivered.attempts == 1  # answered in time (passively or "success"): no retry, one upload
+    text = await reply_to(delivered, wechat_api, openid, before)
+    assert "已收到您补交的“居民身份证”" in text and "国徽面" in text
+    [row] = uploads_of(settings, wx_supplement)
+    assert (row.channel, row.material, row.doc_type, row.verdict) == ("wechat", "居民身份证", "id_card_back", "ok")
+    from assistant.services.materials import vault
+    from assistant.config.settings import get_settings
+
+    assert vault.decrypt(get_settings().secret(), row.id, vault.file_path(settings, row.id).read_bytes()) == sample.data
+
+
+async def test_an_image_from_an_unverified_user_is_a_photo_question(sim, wechat_api, settings, wx_supplement):
+    import random
+
+    from tests.materials_images import make_sample
+
+    openid = new_openid()
+    receipt = make_sample("acceptance_receipt", "clean", random.Random(3))
+    number = receipt.truth.application_number
+    media_id = wechat_api.add_media(receipt.data, "image/jpeg")
+    before_rows = len(uploads_of(settings, number))
+    text = await reply_to(await sim.send_image(openid, media_id), wechat_api, openid, 0)
+    # The number on the receipt started the progress lookup (not a demo application: not found).
+    assert f"没有找到编号为 {number} 的办件" in text
+    assert len(uploads_of(settings, number)) == before_rows  # a photo question stores nothing
+    assert user_turns(settings, openid) == 1
+
+    # A photo without any text: asked to type instead; no dialogue turn.
+    from PIL import Image
+    import io
+
+    blank = io.BytesIO()
+    Image.new("RGB", (640, 480), (200, 200, 200)).save(blank, "JPEG")
+    other = new_openid()
+    unread = await reply_to(await sim.send_image(other, wechat_api.add_media(blank.getvalue(), "image/jpeg")),
+                            wechat_api, other, len(wechat_api.messages_to(other)))
+    assert unread == "抱歉，这张图片上的字我没能看清。请您打字告诉我，或者重新拍一张清楚的照片。"
+    assert user_turns(settings, other) == 0
+    # An image WeChat no longer has (expired media id): a polite failure.
+    lost = await reply_to(await sim.send_image(other, "expired-media-id"), wechat_api, other,
+                          len(wechat_api.messages_to(other)))
+    assert lost == "抱歉，这张图片没有收到。请您稍后再发一次，或者打字告诉我。"

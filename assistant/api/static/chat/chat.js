@@ -568,6 +568,7 @@
       if (result.kind === "ok") {
         renderReply(result.body);
         openStream(); // status notices of this conversation from now on
+        announce("banshi:reply", result.body);
       } else {
         addSystemMessage(result.kind === "client" ? result.message : NETWORK_ERROR);
         // Nothing is lost: put typed text back and re-enable the chips that were usable.
@@ -583,6 +584,29 @@
       if (opts.fromInput && !inputEl.value) inputEl.value = text;
     });
   }
+
+  /* ---------- for the page's other parts (attach.js: handing in materials) ---------- */
+  function announce(name, detail) {
+    try {
+      document.dispatchEvent(new CustomEvent(name, { detail: detail }));
+    } catch (e) { /* an old browser without CustomEvent: the extras stay off */ }
+  }
+
+  window.banshiChat = {
+    ensureSession: ensureSession,
+    session: function () { return session; },
+    addBotMessage: addBotMessage,
+    showReply: function (body) {
+      renderReply(body);
+      announce("banshi:reply", body);
+    },
+    addUserMessage: addUserMessage,
+    addSystemMessage: addSystemMessage,
+    showTyping: showTyping,
+    hideTyping: hideTyping,
+    isSending: function () { return sending; },
+    setSending: setSending
+  };
 
   /* ---------- events ---------- */
   formEl.addEventListener("submit", function (e) {

@@ -271,6 +271,9 @@
     });
   });
 
+  // For the page's other parts (desk-uploads.js: materials handed in by photo).
+  window.banshiDesk = { api: api, formatTime: formatTime };
+
   /* ------------------------------------------------------------ desk life cycle */
   function startDesk(me) {
     state.user = me;
@@ -658,6 +661,9 @@
     if (fresh && !latestCitizenText(messages)) refillAssist(s.question || "");
     renderMode();
     tick();
+    try {
+      document.dispatchEvent(new CustomEvent("banshi:ticket", { detail: t }));
+    } catch (e) { /* an old browser: the extras stay off */ }
   }
 
   function latestCitizenText(messages) {
