@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Create .venv on Python 3.10 and install the locked packages; install the few
 # system packages banshi needs (Chromium for browser tests, espeak-ng for speech,
-# PostgreSQL, Redis and nginx for scale-out and its tests).
+# PostgreSQL, Redis and nginx for scale-out and its tests, libGL for OpenCV (OCR)).
 # Idempotent: does nothing when everything is already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(chromium chromium-driver espeak-ng libespeak-ng1 fonts-noto-cjk postgresql redis-server nginx)
+SYSTEM_PACKAGES=(chromium chromium-driver espeak-ng libespeak-ng1 fonts-noto-cjk postgresql redis-server nginx libgl1 libglib2.0-0)
 
 need_system=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
