@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.api import openapi
+from assistant.api.observability import RequestMetrics
 from assistant.api.paths import STATIC_DIR
 from assistant.api.routers import (
     admin as admin_router,
@@ -30,6 +31,7 @@ from assistant.api.routers import (
     health,
     inbox,
     items,
+    metrics as metrics_router,
     tts as tts_router,
     voice as voice_router,
 )
@@ -186,8 +188,10 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
             WECHAT_PATH: settings.wechat_max_xml_bytes * 4,
         },
     )
-    # Outermost: every response, the 413s above included (CSP, no framing, nosniff, ...).
+    # Every response, the 413s above included (CSP, no framing, nosniff, ...).
     app.add_middleware(SecurityHeaders)
+    # Outermost: every request counted and timed by route template (/metrics).
+    app.add_middleware(RequestMetrics)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -255,6 +259,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.include_router(inbox.router)
     app.include_router(applications.router)
     app.include_router(wechat_channel.router)
+    app.include_router(metrics_router.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -151,6 +151,13 @@ class Settings(BaseSettings):
     wechat_dedup_hours: float = Field(48.0, gt=0, le=24 * 30)
     wechat_api_timeout_s: float = Field(5.0, gt=0, le=60)
 
+    # Prometheus metrics at /metrics (assistant/services/metrics.py): a scrape needs
+    # ``Authorization: Bearer <metrics_token>`` or comes from metrics_allow (IPs or CIDR
+    # networks, comma-separated; the client as resolved through trusted_proxies). Off
+    # (404) when neither is set. Each gateway replica serves its own process's metrics.
+    metrics_token: Optional[str] = Field(None, min_length=16, max_length=256)
+    metrics_allow: str = ""
+
     log_level: str = "INFO"
     # Level of Rasa's own (structured) logs; DEBUG prints every tracker state.
     rasa_log_level: str = "WARNING"
@@ -208,7 +215,7 @@ class Settings(BaseSettings):
             raise ValueError(f"not a rate limit like '5/minute': {value!r}") from exc
         return value
 
-    @validator("trusted_proxies")
+    @validator("trusted_proxies", "metrics_allow")
     def _check_proxies(cls, value: str) -> str:
         import ipaddress
 
@@ -276,6 +283,10 @@ class Settings(BaseSettings):
     @property
     def vosk_model_dir(self) -> Path:
         return self.vosk_model_path or self.data_dir / "vosk" / "vosk-model-small-cn-0.22"
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return bool(self.metrics_token or self.metrics_allow.strip())
 
     @property
     def hours(self) -> ServiceHours:
