@@ -5,6 +5,7 @@ channel, answer kind, reason, route template and the recogniser's real-time fact
 
 from __future__ import annotations
 
+import time
 from typing import Dict, Tuple
 
 import httpx
@@ -110,6 +111,7 @@ def test_chat_turns_handoffs_and_speech_show_in_the_counters(client, settings):
     assert handoff.get("handoff", {}).get("ticket_id"), handoff
     again = client.post("/api/v1/chat", json={"sender_id": "metrics-web-3", "text": "转人工", "channel": "web"}).json()
     assert again["answer"] == "handoff"  # relayed to the waiting ticket: not a new handoff
+    time.sleep(metrics.QUEUE_CACHE_SECONDS + 0.2)  # the queue lengths are counted again
     after = scrape(client)
 
     for (intent, channel), count in intents.items():
