@@ -23,6 +23,7 @@ from assistant.api.observability import RequestMetrics
 from assistant.api.paths import STATIC_DIR
 from assistant.api.routers import (
     admin as admin_router,
+    analytics as analytics_router,
     applications,
     assist,
     conversation,
@@ -253,6 +254,8 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.include_router(desk.router)
     app.include_router(desk.page_router)
     app.include_router(admin_router.router)
+    app.include_router(analytics_router.router)
+    app.include_router(analytics_router.page_router)
     app.include_router(tts_router.router)
     app.include_router(voice_router.router)
     app.include_router(voice_router.page_router)
