@@ -42,6 +42,9 @@ from knowledge.db import Feedback
 PERCENTILES = (50, 90, 95, 99)
 ALL = "all"
 NOTICE_STATES = ("pending", "sent", "failed", "capped")
+# Dates a report may ask for (beyond them a day's UTC bounds could overflow).
+FIRST_DAY = dt.date(2000, 1, 1)
+LAST_DAY = dt.date(2099, 12, 31)
 
 
 class BadFilters(ValueError):
@@ -56,6 +59,8 @@ class Filters:
     item: Optional[str] = None
 
     def check(self, catalog: Optional[Catalog] = None) -> "Filters":
+        if not (FIRST_DAY <= self.start <= LAST_DAY and FIRST_DAY <= self.end <= LAST_DAY):
+            raise BadFilters(f"日期须在{FIRST_DAY.year}年到{LAST_DAY.year}年之间")
         if self.end < self.start:
             raise BadFilters("结束日期不能早于开始日期")
         if (self.end - self.start).days + 1 > TUNABLES.max_days:
