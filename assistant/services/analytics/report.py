@@ -10,8 +10,8 @@ one channel and one catalog item, every table of the dashboard, aggregated in SQ
 - ``ratings_by_item``, ``ratings_by_channel``: 好差评 and complaints;
 - ``top_items``, ``top_questions``: what turns were about, by item and by intent;
 - ``not_covered``: the most frequent not-understood messages (masked, folded);
-- ``response_times``: time from a message to the first reply, nearest-rank
-  percentiles per channel (window functions, no rows leave the database);
+- ``response_times``: time from a message to the first reply, exact nearest-rank
+  percentiles per channel (the database counts each distinct millisecond value);
 - ``notifications``: status notices and WeChat customer-service messages by state.
 
 Turns come from ``analytics_turns`` (refreshed from the tracker store first, see
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.sql import ColumnElement
 
 from assistant.config.settings import Settings
@@ -319,38 +319,37 @@ class Report:
 
     def response_times(self, db) -> List[Dict[str, Any]]:
         """Nearest-rank percentiles (the ceil(p/100·n)-th fastest reply) per channel and
-        over all channels: only the rows at those ranks leave the database."""
+        over all channels, exact: the database counts each distinct time in
+        milliseconds per channel (a few thousand rows at most), the ranks are found
+        by walking those counts in order."""
         t = AnalyticsTurn
-        where = [*self.turn_filter(), t.response_ms.isnot(None)]
+        counted = db.execute(
+            select(t.channel, t.response_ms, func.count())
+            .where(*self.turn_filter(), t.response_ms.isnot(None))
+            .group_by(t.channel, t.response_ms)
+        ).all()
+        by_channel: Dict[str, Dict[int, int]] = {}
+        for channel, ms, count in counted:
+            for key in (channel, ALL):
+                values = by_channel.setdefault(key, {})
+                values[int(ms)] = values.get(int(ms), 0) + int(count)
         rows: List[Dict[str, Any]] = []
-        for per_channel in (True, False):
-            over = {"partition_by": t.channel} if per_channel else {}
-            ranked = (
-                select(
-                    (t.channel if per_channel else literal(ALL)).label("key"),
-                    t.response_ms.label("ms"),
-                    func.row_number().over(order_by=(t.response_ms, t.id), **over).label("rn"),
-                    func.count().over(**over).label("n"),
-                )
-                .where(*where)
-                .subquery()
-            )
-            rn, n = ranked.c.rn, ranked.c.n
-            wanted = or_(*[and_(rn * 100 >= p * n, (rn - 1) * 100 < p * n) for p in PERCENTILES])
-            found: Dict[str, Dict[str, Any]] = {}
-            for key, ms, rank, count in db.execute(select(ranked.c.key, ranked.c.ms, rn, n).where(wanted)):
-                entry = found.setdefault(str(key), {"n": int(count), "ranks": {}})
-                entry["ranks"][int(rank)] = int(ms)
-            for channel in sorted(found):
-                count = found[channel]["n"]
-                row: Dict[str, Any] = {
-                    "channel": channel,
-                    "channel_label": "全部渠道" if channel == ALL else labels.label(labels.CHANNELS, channel),
-                    "turns": count,
-                }
-                for p in PERCENTILES:
-                    row[f"p{p}_ms"] = found[channel]["ranks"].get((p * count + 99) // 100)
-                rows.append(row)
+        for channel in sorted(by_channel, key=lambda key: (key == ALL, key)):
+            values = sorted(by_channel[channel].items())
+            total = sum(count for _, count in values)
+            row: Dict[str, Any] = {
+                "channel": channel,
+                "channel_label": "全部渠道" if channel == ALL else labels.label(labels.CHANNELS, channel),
+                "turns": total,
+            }
+            for p in PERCENTILES:
+                rank, seen = (p * total + 99) // 100, 0
+                for ms, count in values:
+                    seen += count
+                    if seen >= rank:
+                        row[f"p{p}_ms"] = ms
+                        break
+            rows.append(row)
         return rows
 
     def notifications(self, db) -> Tuple[List[Dict[str, Any]], Dict[str, int]]:

@@ -190,7 +190,7 @@ class _Turn:
             "at": dt.datetime.fromtimestamp(self.at, dt.timezone.utc).replace(tzinfo=None),
             "conversation": self.conversation,
             "channel": self.channel,
-            "intent": (self.intent or None) and self.intent[:64],
+            "intent": self.intent[:64] if self.intent else None,
             "item_id": self.item_id[:64] if isinstance(self.item_id, str) else None,
             "answer": self.answer[:32] if isinstance(self.answer, str) else None,
             "understood": understood,
