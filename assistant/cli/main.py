@@ -21,6 +21,7 @@
     banshi voice check         is the speech model found, does it load [--wav FILE: transcribe it]
     banshi outbox status       kiosk outbox: pending, delivered and given-up messages
     banshi outbox flush        deliver the pending messages now [--retry-failed]
+    banshi analytics refresh   compute the analytics' days now [--days 30 | --start D --end D]
 """
 
 
@@ -31,12 +32,12 @@ import os
 import sys
 from typing import List, Optional
 
-from assistant.cli import desk, dialogue, kb, outbox, progress, run, voice, wechat
+from assistant.cli import analytics, desk, dialogue, kb, outbox, progress, run, voice, wechat
 from assistant.cli.common import setup_logging
 from assistant.config.settings import PROJECT_ROOT, get_settings
 
 # The order of ``banshi --help``.
-GROUPS = (run, dialogue, kb, progress, desk, voice, outbox, wechat)
+GROUPS = (run, dialogue, kb, progress, desk, voice, outbox, wechat, analytics)
 
 
 def build_parser() -> argparse.ArgumentParser:

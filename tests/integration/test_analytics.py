@@ -25,7 +25,7 @@ from assistant.services.analytics.report import Filters, build_report
 from assistant.storage.database import session_factory
 from assistant.storage.tables import AnalyticsDay, AnalyticsTurn, AuditRecord
 from tests.analytics_seed import DAYS, FIRST_DAY, LAST_DAY, PII_TEXT, SeedWeek, seed_week
-from tests.conftest import isolated_settings, routes_under
+from tests.conftest import isolated_settings, routes_under, run_cli
 
 API = "/api/v1/admin/analytics"
 WEEK = {"start": FIRST_DAY.isoformat(), "end": LAST_DAY.isoformat()}
@@ -399,3 +399,15 @@ def test_topics_are_masked_and_folded():
     assert rollup.topic_of("身份证号110101199003071234能办吗") == "身份证号#********1234能办吗"
     assert rollup.topic_of("卡号6222020200112233445，ABC") == "卡号# abc"
     assert rollup.topic_of("  ？？ ") is None
+
+
+def test_the_refresh_command():
+    done = run_cli(["analytics", "refresh", "--start", "2026-10-05", "--end", "2026-10-11"])
+    assert done.returncode == 0, done.stderr
+    assert "已统计 7 天" in done.stdout
+    again = run_cli(["analytics", "refresh", "--start", "2026-10-05", "--end", "2026-10-11"])
+    assert "已统计 0 天" in again.stdout  # complete days are never read again
+    bad = run_cli(["analytics", "refresh", "--start", "2026/10/05"])
+    assert bad.returncode == 2 and "日期格式不正确" in bad.stderr
+    backwards = run_cli(["analytics", "refresh", "--start", "2026-10-11", "--end", "2026-10-05"])
+    assert backwards.returncode == 2 and "结束日期不能早于开始日期" in backwards.stderr
