@@ -145,3 +145,35 @@ def test_chat_turns_handoffs_and_speech_show_in_the_counters(client, settings):
         after, "banshi_asr_real_time_factor_count", **key) == 1
     rtf_sum = value(final, "banshi_asr_real_time_factor_sum", **key) - value(after, "banshi_asr_real_time_factor_sum", **key)
     assert 0 < rtf_sum < 4  # seconds of decoding per second of audio
+
+
+@pytest.mark.model
+async def test_a_live_audio_stream_observes_its_real_time_factor(live_server, client):
+    """The kiosk's WebSocket: decoding time while the audio was fed, per second of audio."""
+    import asyncio
+    import json
+
+    import websockets
+
+    from voice.audio import pcm16_from_wav
+
+    pcm = pcm16_from_wav(RECORDING.read_bytes(), max_bytes=50_000_000, max_seconds=600)
+    before = scrape(client)
+    session = client.post("/api/v1/voice/sessions").json()
+    query = httpx.QueryParams({"sender_id": session["sender_id"], "token": session["token"]})
+    async with websockets.connect(live_server.replace("http://", "ws://") + f"/api/v1/voice/stream?{query}") as ws:
+        for start in range(0, len(pcm), 6400):  # 0.2-s frames
+            await ws.send(pcm[start : start + 6400])
+            await asyncio.sleep(0.01)
+        await ws.send(json.dumps({"type": "end"}))
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), timeout=60)
+        except websockets.ConnectionClosed:
+            pass
+    after = scrape(client)
+    key = dict(mode="stream")
+    assert value(after, "banshi_asr_real_time_factor_count", **key) - value(
+        before, "banshi_asr_real_time_factor_count", **key) == 1
+    rtf = value(after, "banshi_asr_real_time_factor_sum", **key) - value(before, "banshi_asr_real_time_factor_sum", **key)
+    assert 0 < rtf < 4
