@@ -263,6 +263,9 @@ def test_every_table_as_csv(admin, app_settings, week):
             select(func.count()).select_from(AuditRecord).where(AuditRecord.action == "admin.analytics.export")
         ).scalar_one()
     assert audited >= len(body["tables"]) + 1
+    with session_factory(app_settings.db_url)() as db:
+        viewed = db.execute(select(AuditRecord).where(AuditRecord.action == "admin.analytics.view")).scalars().all()
+    assert any(r.subject == "2026-11-02..2026-11-08" and r.actor.startswith("operator:") for r in viewed)
 
 
 def test_csv_cells_never_run_as_formulas():

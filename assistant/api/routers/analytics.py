@@ -3,7 +3,7 @@
 
 - ``GET /api/v1/admin/analytics/report?start&end&channel&item`` → every table of the
   report (``assistant/services/analytics/report.py``) and the totals; default: the
-  last 7 local days;
+  last 7 local days (audited: ``admin.analytics.view``);
 - ``GET /api/v1/admin/analytics/export/{table}.csv?…`` → one table as CSV (audited:
   ``admin.analytics.export``);
 - ``GET /api/v1/admin/analytics/options`` → the channels and items to filter by.
@@ -29,7 +29,7 @@ from assistant.api.schemas import ErrorResponse
 from assistant.security import access, audit as audit_log
 from assistant.security.access import AdminDep
 from assistant.security.accounts import ROLE_ADMIN
-from assistant.security.sessions import principal_from_request
+from assistant.security.sessions import Principal, principal_from_request
 from assistant.services.analytics import labels
 from assistant.services.analytics.export import to_csv
 from assistant.services.analytics.report import (
@@ -86,6 +86,13 @@ ChannelQuery = Query(None, max_length=16, description="web | wechat | kiosk | ho
 ItemQuery = Query(None, max_length=64, description="a catalog item id")
 
 
+def _audit(request: Request, admin: Principal, action: str, subject: str) -> None:
+    audit_log.record_audit_safely(
+        request.app.state.settings.db_url, actor=admin.actor, action=action, subject=subject,
+        channel=AUDIT_CHANNEL, result="ok",
+    )
+
+
 def _report(request: Request, filters: Filters) -> Dict[str, Any]:
     try:
         return build_report(request.app.state.settings, request.app.state.catalog, filters)
@@ -103,8 +110,11 @@ def report(
     channel: Optional[str] = ChannelQuery,
     item: Optional[str] = ItemQuery,
 ) -> Dict[str, Any]:
-    """Every table of the report and its totals (days are local days of BANSHI_TIMEZONE)."""
-    body = _report(request, _filters(request, start, end, channel, item))
+    """Every table of the report and its totals (days are local days of BANSHI_TIMEZONE).
+    Audited (``admin.analytics.view``): it shows citizens' words, masked."""
+    filters = _filters(request, start, end, channel, item)
+    body = _report(request, filters)
+    _audit(request, admin, "admin.analytics.view", f"{filters.start.isoformat()}..{filters.end.isoformat()}")
     response.headers["Cache-Control"] = "no-store"
     return body
 
@@ -135,10 +145,7 @@ def export_csv(
         raise HTTPException(status_code=404, detail=NO_TABLE)
     filters = _filters(request, start, end, channel, item)
     columns, rows = table_rows(_report(request, filters), table)
-    audit_log.record_audit_safely(
-        request.app.state.settings.db_url, actor=admin.actor, action="admin.analytics.export",
-        subject=table, channel=AUDIT_CHANNEL, result="ok",
-    )
+    _audit(request, admin, "admin.analytics.export", table)
     logger.info("admin.analytics.exported table=%s rows=%d user=%s", table, len(rows), admin.username)
     name = f"banshi-{table}-{filters.start.isoformat()}-{filters.end.isoformat()}.csv"
     return Response(
