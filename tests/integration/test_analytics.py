@@ -23,7 +23,8 @@ from assistant.security import accounts
 from assistant.services.analytics import export, rollup
 from assistant.services.analytics.report import Filters, build_report
 from assistant.storage.database import session_factory
-from assistant.storage.tables import AnalyticsDay, AnalyticsTurn, AuditRecord
+from assistant.storage.analytics_tables import AnalyticsDay, AnalyticsTurn
+from assistant.storage.tables import AuditRecord
 from tests.analytics_seed import DAYS, FIRST_DAY, LAST_DAY, PII_TEXT, SeedWeek, seed_week
 from tests.conftest import isolated_settings, routes_under, run_cli
 

@@ -35,7 +35,8 @@ from assistant.services.analytics import labels
 from assistant.services.analytics.config import TUNABLES
 from assistant.services.analytics.rollup import day_bounds, local_day, refresh
 from assistant.storage.database import session_factory, utcnow
-from assistant.storage.tables import AnalyticsTurn, HandoffTicket, ProgressNotice, WeChatOutgoing
+from assistant.storage.analytics_tables import AnalyticsTurn
+from assistant.storage.tables import HandoffTicket, ProgressNotice, WeChatOutgoing
 from knowledge.catalog import Catalog
 from knowledge.db import Feedback
 

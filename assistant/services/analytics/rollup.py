@@ -44,7 +44,7 @@ from assistant.security.pii import mask_pii
 from assistant.services.analytics.config import TUNABLES
 from assistant.services.analytics.labels import CHANNELS, OTHER_CHANNEL
 from assistant.storage.database import PG_CONNECT_TIMEOUT_S, PG_POOL_TIMEOUT_S, session_factory, utcnow
-from assistant.storage.tables import AnalyticsDay, AnalyticsTurn
+from assistant.storage.analytics_tables import AnalyticsDay, AnalyticsTurn
 
 logger = logging.getLogger(__name__)
 
