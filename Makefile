@@ -43,6 +43,7 @@ bench: train
 	$(BIN)/python bench/assist.py
 	$(BIN)/python bench/voice.py
 	$(BIN)/python bench/wechat.py
+	$(BIN)/python bench/analytics.py
 
 # Slower: trains one model per sentence model, and five cross-validation folds.
 bench-models: train

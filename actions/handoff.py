@@ -195,7 +195,9 @@ async def open_handoff(
         text = QUEUED_FIRST_TEXT.format(id=info.id)
     else:
         text = QUEUED_TEXT.format(id=info.id, ahead=(info.position or 1) - 1)
-    dispatcher.utter_message(text=lead + text, buttons=buttons, json_message={"handoff": info.public()})
+    # The reason and whether the ticket is new travel beside it (the gateway's metrics).
+    custom = {"handoff": info.public(), "handoff_reason": reason, "handoff_created": info.created}
+    dispatcher.utter_message(text=lead + text, buttons=buttons, json_message=custom)
     return info
 
 

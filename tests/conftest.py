@@ -37,6 +37,7 @@ WECHAT = {
     "BANSHI_WECHAT_MODE": "compatible",
     "BANSHI_WECHAT_API_BASE": f"http://127.0.0.1:{WECHAT_API_PORT}",
 }
+METRICS_TOKEN = "test-metrics-token-0123456789"
 # BANSHI_TEST_BACKEND=postgresql (the second pass of `make test`): every table, the
 # tracker store and the lock store live in throw-away PostgreSQL and Redis servers
 # started here from Debian's packages; default: SQLite files in the data directory.
@@ -73,6 +74,8 @@ os.environ.update(
         # Generous, so that tests logging in many times are not throttled; the
         # login rate-limit test builds its own app with a strict limit.
         "BANSHI_LOGIN_RATE_LIMIT": "1000/minute",
+        # /metrics is on in tests, behind this token (tests/integration/test_metrics.py).
+        "BANSHI_METRICS_TOKEN": METRICS_TOKEN,
         **WECHAT,
     }
 )

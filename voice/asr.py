@@ -179,6 +179,8 @@ class AsrStream:
         self._carry = b""
         self._final: Optional[str] = None
         self.bytes_fed = 0
+        # Time spent decoding (feeds and finish), for the real-time factor.
+        self.busy_seconds = 0.0
         # Recognised words with times and confidences ({"word", "start", "end", "conf"}).
         self.words: List[Dict[str, Any]] = []
 
@@ -204,31 +206,40 @@ class AsrStream:
     def feed_sync(self, pcm16: bytes) -> Optional[str]:
         """Blocking :meth:`feed`."""
         with self._lock:
-            if self._final is not None:
-                raise RuntimeError("AsrStream.feed after finish")
-            data = self._carry + bytes(pcm16)
-            cut = len(data) - (len(data) % 2)
-            data, self._carry = data[:cut], data[cut:]
-            if not data:
-                return None
-            self.bytes_fed += len(data)
-            if self._gain is not None:
-                data = self._gain.process(data)
-            for start in range(0, len(data), CHUNK_BYTES):
-                if self._rec.AcceptWaveform(data[start : start + CHUNK_BYTES]):
-                    self._collect(self._rec.Result())
-            partial = json.loads(self._rec.PartialResult()).get("partial", "")
-            current = self._current(partial)
-            if current == self._last:
-                return None
-            self._last = current
-            return current
+            started = time.perf_counter()
+            try:
+                return self._feed_locked(pcm16)
+            finally:
+                self.busy_seconds += time.perf_counter() - started
+
+    def _feed_locked(self, pcm16: bytes) -> Optional[str]:
+        if self._final is not None:
+            raise RuntimeError("AsrStream.feed after finish")
+        data = self._carry + bytes(pcm16)
+        cut = len(data) - (len(data) % 2)
+        data, self._carry = data[:cut], data[cut:]
+        if not data:
+            return None
+        self.bytes_fed += len(data)
+        if self._gain is not None:
+            data = self._gain.process(data)
+        for start in range(0, len(data), CHUNK_BYTES):
+            if self._rec.AcceptWaveform(data[start : start + CHUNK_BYTES]):
+                self._collect(self._rec.Result())
+        partial = json.loads(self._rec.PartialResult()).get("partial", "")
+        current = self._current(partial)
+        if current == self._last:
+            return None
+        self._last = current
+        return current
 
     def finish_sync(self) -> str:
         """Blocking :meth:`finish`."""
         with self._lock:
             if self._final is None:
+                started = time.perf_counter()
                 self._collect(self._rec.FinalResult())
+                self.busy_seconds += time.perf_counter() - started
                 self._final = self._current()
                 recognizer, self._rec = self._rec, None
                 if self._release is not None:

@@ -33,6 +33,11 @@ class DualStream:
         return self.free.finished
 
     @property
+    def busy_seconds(self) -> float:
+        """Decoding time: the two recognisers run side by side, the slower one counts."""
+        return max(self.free.busy_seconds, self.biased.busy_seconds)
+
+    @property
     def words(self) -> List[Dict[str, Any]]:
         return self.free.words
 

@@ -19,9 +19,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.api import openapi
+from assistant.api.observability import RequestMetrics
 from assistant.api.paths import STATIC_DIR
 from assistant.api.routers import (
     admin as admin_router,
+    analytics as analytics_router,
     applications,
     assist,
     conversation,
@@ -32,6 +34,7 @@ from assistant.api.routers import (
     items,
     reminders as reminders_router,
     prefill as prefill_router,
+    metrics as metrics_router,
     tts as tts_router,
     uploads as uploads_router,
     voice as voice_router,
@@ -227,8 +230,10 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         },
         pattern_limits=[(uploads_router.UPLOAD_PATH_RE, uploads_router.upload_body_limit(settings))],
     )
-    # Outermost: every response, the 413s above included (CSP, no framing, nosniff, ...).
+    # Every response, the 413s above included (CSP, no framing, nosniff, ...).
     app.add_middleware(SecurityHeaders)
+    # Outermost: every request counted and timed by route template (/metrics).
+    app.add_middleware(RequestMetrics)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -290,6 +295,8 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.include_router(desk.router)
     app.include_router(desk.page_router)
     app.include_router(admin_router.router)
+    app.include_router(analytics_router.router)
+    app.include_router(analytics_router.page_router)
     app.include_router(tts_router.router)
     app.include_router(voice_router.router)
     app.include_router(voice_router.page_router)
@@ -300,6 +307,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.include_router(wechat_channel.router)
     app.include_router(uploads_router.router)
     app.include_router(uploads_router.desk_router)
+    app.include_router(metrics_router.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

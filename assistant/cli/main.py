@@ -26,6 +26,7 @@
     banshi notices dispatch    send the due notices and reminders now
     banshi prefill purge       delete pre-applications' personal data past retention / once delivered
     banshi prefill show RECEIPT  the state of a kiosk receipt number (KS…)
+    banshi analytics refresh   compute the analytics' days now [--days 30 | --start D --end D]
 """
 
 
@@ -36,12 +37,12 @@ import os
 import sys
 from typing import List, Optional
 
-from assistant.cli import desk, dialogue, kb, notices, outbox, prefill, progress, run, voice, wechat
+from assistant.cli import analytics, desk, dialogue, kb, notices, outbox, prefill, progress, run, voice, wechat
 from assistant.cli.common import setup_logging
 from assistant.config.settings import PROJECT_ROOT, get_settings
 
 # The order of ``banshi --help``.
-GROUPS = (run, dialogue, kb, progress, desk, voice, outbox, notices, prefill, wechat)
+GROUPS = (run, dialogue, kb, progress, desk, voice, outbox, notices, prefill, wechat, analytics)
 
 
 def build_parser() -> argparse.ArgumentParser:

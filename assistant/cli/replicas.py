@@ -81,6 +81,10 @@ http {{
             proxy_next_upstream_tries 3;
             proxy_intercept_errors off;
         }}
+        # Metrics are per replica: Prometheus scrapes each replica's own port.
+        location = /metrics {{
+            return 404;
+        }}
         # No replica could answer: a short JSON error in Chinese, not nginx's page.
         error_page 502 504 = @unavailable;
         location @unavailable {{

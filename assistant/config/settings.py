@@ -193,6 +193,13 @@ class Settings(BaseSettings):
     wechat_dedup_hours: float = Field(48.0, gt=0, le=24 * 30)
     wechat_api_timeout_s: float = Field(5.0, gt=0, le=60)
 
+    # Prometheus metrics at /metrics (assistant/services/metrics.py): a scrape needs
+    # ``Authorization: Bearer <metrics_token>`` or comes from metrics_allow (IPs or CIDR
+    # networks, comma-separated; the client as resolved through trusted_proxies). Off
+    # (404) when neither is set. Each gateway replica serves its own process's metrics.
+    metrics_token: Optional[str] = Field(None, min_length=16, max_length=256)
+    metrics_allow: str = ""
+
     log_level: str = "INFO"
     # Level of Rasa's own (structured) logs; DEBUG prints every tracker state.
     rasa_log_level: str = "WARNING"
@@ -250,7 +257,7 @@ class Settings(BaseSettings):
             raise ValueError(f"not a rate limit like '5/minute': {value!r}") from exc
         return value
 
-    @validator("trusted_proxies")
+    @validator("trusted_proxies", "metrics_allow")
     def _check_proxies(cls, value: str) -> str:
         import ipaddress
 
@@ -341,6 +348,10 @@ class Settings(BaseSettings):
         if self.kiosk_code:
             return self.kiosk_code
         return ("".join(ch for ch in self.kiosk_id.upper() if ch.isascii() and ch.isalnum()) or "K")[-8:]
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return bool(self.metrics_token or self.metrics_allow.strip())
 
     @property
     def hours(self) -> ServiceHours:

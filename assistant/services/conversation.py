@@ -16,7 +16,7 @@ from starlette.requests import HTTPConnection
 from assistant.config.settings import Settings
 from assistant.dialogue.runtime import AssistantRuntime
 from assistant.security.pii import hash_id
-from assistant.services import degraded
+from assistant.services import degraded, metrics
 from assistant.services.handoff import relay, tickets
 from assistant.services.progress import commands
 from assistant.storage import tables
@@ -28,6 +28,10 @@ TOP_ITEMS = 5
 # action server (that is answered by assistant.services.degraded).
 NO_REPLY = "抱歉，系统暂时有点忙，请稍后再试，或拨打12345政务服务便民热线。"
 HANDOFF_KEY = "handoff"
+# Beside the ticket in the handoff action's message: why it was opened, and whether
+# it is new (a citizen asking again joins the open ticket).
+HANDOFF_REASON_KEY = "handoff_reason"
+HANDOFF_CREATED_KEY = "handoff_created"
 REPLY_KEY = "reply"
 ANSWER_HANDOFF = "handoff"
 ANSWER_FOLLOWUP = "followup"  # a reminder was set, listed or cancelled
@@ -80,6 +84,19 @@ def handoff_of(raw: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     return None
 
 
+def handoff_created(raw: List[Dict[str, Any]]) -> Optional[str]:
+    """The reason of a ticket this turn newly opened (``None`` when it joined an open
+    one): the handoff action sends it beside the ticket (``HANDOFF_REASON_KEY``)."""
+    for message in raw:
+        custom = message.get("custom")
+        if isinstance(custom, dict) and isinstance(custom.get(HANDOFF_KEY), dict):
+            if custom.get(HANDOFF_CREATED_KEY) is False:
+                return None
+            reason = custom.get(HANDOFF_REASON_KEY)
+            return reason if isinstance(reason, str) and reason else "unknown"
+    return None
+
+
 def reply_of(raw: List[Dict[str, Any]]) -> Dict[str, Any]:
     """What the turn's replies were about: ``{"item", "answer"}`` from the dialogue's
     custom messages (the last one wins); a ticket opened makes it a handoff."""
@@ -126,6 +143,7 @@ async def reminder_command(settings: Settings, sender_id: str, channel: str, com
         commands.run_command, settings.db_url, settings.secret(), command, channel, sender_id
     )
     logger.info("gateway.chat.reminder_command sender=%s channel=%s command=%s", hash_id(sender_id), channel, command)
+    metrics.record_turn(None, channel, ANSWER_FOLLOWUP)
     return {
         "messages": [BotMessage(text=text).dict(exclude_none=True)], "intent": None, "items": [], "item": None,
         "answer": ANSWER_FOLLOWUP,
@@ -175,8 +193,12 @@ async def conversation_turn(
         "items": [i.dict() for i in items_of(result.parse_data)],
         **reply,
     }
+    metrics.record_turn(intent, channel, response.get("answer"))
     opened = handoff_of(result.messages)
     if opened is not None:
         response[HANDOFF_KEY] = opened
+        created = handoff_created(result.messages)
+        if created is not None:
+            metrics.record_handoff(created, channel)
         await conn.app.state.live.bump()
     return response

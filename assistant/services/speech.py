@@ -17,12 +17,16 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 from assistant.config.settings import Settings
 from assistant.config.tunables import TUNABLES
+from assistant.services import metrics
 from voice.asr import Asr, AsrStream, AsrUnavailable, get_asr
+from voice.audio import SAMPLE_RATE
 from voice.biased import DualAsr, DualStream, choose, get_dual_asr
 from voice.correct import catalog_terms, correct_transcript
 from voice.tts import Tts, get_tts
 
 logger = logging.getLogger(__name__)
+
+BYTES_PER_SECOND = SAMPLE_RATE * 2  # PCM16 mono
 
 
 class Voice:
@@ -105,14 +109,19 @@ async def corrected_text(app: Any, settings: Settings, transcript: str) -> Tuple
 
 async def transcripts(recognizer: Union[Asr, DualAsr], pcm16: bytes) -> Dict[str, str]:
     """What the recognizer heard in a whole utterance: ``{"free": ..., "biased"?: ...}``."""
+    started = time.perf_counter()
     if isinstance(recognizer, DualAsr):
-        return await recognizer.transcribe_both(pcm16)
-    return {"free": await recognizer.transcribe(pcm16)}
+        heard = await recognizer.transcribe_both(pcm16)
+    else:
+        heard = {"free": await recognizer.transcribe(pcm16)}
+    metrics.record_asr(metrics.ASR_UTTERANCE, time.perf_counter() - started, len(pcm16) / BYTES_PER_SECOND)
+    return heard
 
 
 async def stream_transcripts(stream: Union[AsrStream, DualStream]) -> Dict[str, str]:
     """Finish a stream; its transcripts as :func:`transcripts` gives them."""
     final = await stream.finish()
+    metrics.record_asr(metrics.ASR_STREAM, stream.busy_seconds, stream.seconds)
     if isinstance(stream, DualStream):
         return stream.alternatives()
     return {"free": final}

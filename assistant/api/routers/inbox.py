@@ -35,6 +35,7 @@ from assistant.api.schemas import SENDER_ID_RE, ErrorResponse
 from assistant.config.settings import Settings
 from assistant.security.pii import hash_id, mask_pii
 from assistant.security.pii import is_receipt_number
+from assistant.services import metrics
 from assistant.services.handoff import tickets
 from assistant.services.outbox import MAX_PAYLOAD_BYTES
 from assistant.services.prefill import central as prefill
@@ -294,6 +295,7 @@ async def receive(body: InboxRequest, request: Request, settings: SettingsDep) -
         "kiosk.inbox.%s id=%s kiosk=%s kind=%s ref=%s", status, body.id, body.kiosk_id, body.kind, ref
     )
     if created and body.kind == "handoff":
+        metrics.record_handoff(body.payload.get("reason"), KIOSK_CHANNEL)
         live = getattr(request.app.state, "live", None)
         if live is not None:
             await live.bump()  # the desk sees the new ticket now
