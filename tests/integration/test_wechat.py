@@ -421,3 +421,54 @@ async def test_an_image_from_an_unverified_user_is_a_photo_question(sim, wechat_
     lost = await reply_to(await sim.send_image(other, "expired-media-id"), wechat_api, other,
                           len(wechat_api.messages_to(other)))
     assert lost == "抱歉，这张图片没有收到。请您稍后再发一次，或者打字告诉我。"
+
+
+async def test_follow_through_on_wechat_subscribe_notice_and_image(sim, wechat_api, settings, monkeypatch):
+    """Issue 15's WeChat acceptance: a verified user takes up "提醒我", a signed 需补正
+    event reaches them as a customer-service message, and their photo of the missing
+    document is pre-checked and handed in."""
+    import random
+    import uuid
+
+    import httpx
+
+    from assistant.services.progress import notices
+    from assistant.services.progress.importer import load_demo_data
+    from tests.materials_images import make_sample
+    from tests.notify_support import CMS_SECRET, signed_event
+
+    number, material = "ZW20251102002", "居民户口簿"
+    load_demo_data(settings.db_url, settings.secret())
+    monkeypatch.setattr(settings, "cms_webhook_secret", CMS_SECRET)
+    monkeypatch.setattr(notices, "in_quiet_hours", lambda moment, timezone: False)
+    openid = new_openid()
+
+    async def said(text: str) -> str:
+        before = len(wechat_api.messages_to(openid))
+        reply = await sim.send_text(openid, text)
+        got = await reply_to(reply, wechat_api, openid, before)
+        await asyncio.sleep(1.0)  # the rest of a long reply goes by the customer-service API
+        return "\n".join([got, *wechat_api.messages_to(openid)[before:]])
+
+    assert "编号" in await said("我想查一下办件进度")
+    assert "后四位" in await said(number)
+    assert "要我提醒您吗" in await said("2002")
+    assert "我会在这里提醒您" in await said("好的")
+
+    before = len(wechat_api.messages_to(openid))
+    path, headers, body = signed_event(number, f"wx-{uuid.uuid4().hex[:12]}", "需补正",
+                                       note="请补交居民户口簿。", missing_materials=[material])
+    async with httpx.AsyncClient() as http:
+        posted = await http.post(sim.url.split("/channels/")[0] + path, content=body, headers=headers)
+    assert posted.status_code == 201, posted.text
+    notice = (await wechat_api.await_for(openid, before + 1, timeout_s=5))[-1]
+    assert "ZW2025****002" in notice and "需补正" in notice and number not in notice
+
+    assert "后四位" in await said(f"查一下{number}的进度")
+    assert "请补交这些材料" in await said("2002")
+    sample = make_sample("household_register", "clean", random.Random(7))
+    before = len(wechat_api.messages_to(openid))
+    text = await reply_to(await sim.send_image(openid, wechat_api.add_media(sample.data, "image/jpeg")),
+                          wechat_api, openid, before)
+    assert f"已收到您补交的“{material}”" in text
+    assert [(r.channel, r.material) for r in uploads_of(settings, number)][-1] == ("wechat", material)
