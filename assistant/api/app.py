@@ -48,6 +48,7 @@ from assistant.security.pii import install_log_masking
 from assistant.services import speech
 from assistant.services.materials.runner import Materials
 from assistant.services.live import ChangeFeed
+from assistant.services.progress import polling
 from assistant.services.progress.loop import NoticeLoop
 from assistant.storage import spool
 from knowledge import db
@@ -182,7 +183,8 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
             wechat = getattr(app.state, "wechat", None)
             notice_senders = build_senders(settings, wechat.api if wechat is not None else None, app.state.live.notify)
             app.state.notices = NoticeLoop(settings.db_url, settings.secret(), notice_senders.senders,
-                                           settings.timezone, settings.notice_interval_seconds)
+                                           settings.timezone, settings.notice_interval_seconds,
+                                           poller=polling.poller_for(settings))
             app.state.notices.start()
         # Missing materials by photo: forwarding retries and the retention purge.
         app.state.materials = Materials(settings)

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     progress_token: Optional[str] = None
     progress_timeout_s: float = Field(3.0, gt=0, le=30)
     progress_retries: int = Field(2, ge=0, le=5)
+    # With the HTTP provider: ask it about every subscribed number at most this often
+    # (seconds) and notify on a changed status, for case systems that cannot push
+    # events; 0 = off (they push to /api/v1/applications/{number}/events).
+    progress_poll_seconds: float = Field(0.0, ge=0, le=86400)
 
     # Human handoff: when operators answer ("always", or e.g. "mon-fri 09:00-17:00"),
     # in this time zone. Outside these hours a ticket waits for the morning.

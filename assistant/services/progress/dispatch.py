@@ -20,7 +20,7 @@ import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Protocol
+from typing import Any, Dict, List, Optional, Protocol, Tuple
 
 import httpx
 from cryptography.exceptions import InvalidTag
@@ -96,7 +96,7 @@ def _due(db_url: str, secret: bytes, channels, now: dt.datetime):
             select(ProgressNotice.id, ProgressNotice.due_at)
             .where(ProgressNotice.state == PENDING, ProgressNotice.due_at <= now,
                    ProgressNotice.channel.in_(list(channels)))
-            .order_by(ProgressNotice.due_at).limit(BATCH)
+            .order_by(ProgressNotice.due_at, ProgressNotice.id).limit(BATCH)
         )
         if session.bind.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
@@ -118,6 +118,7 @@ def _due(db_url: str, secret: bytes, channels, now: dt.datetime):
             select(ProgressNotice, ProgressSubscription.recipient_sealed)
             .join(ProgressSubscription, ProgressSubscription.id == ProgressNotice.subscription_id)
             .where(ProgressNotice.id.in_(claimed))
+            .order_by(ProgressNotice.created_at, ProgressNotice.id)  # a subscriber hears changes in order
         ).all()
         due = []
         for notice, sealed in rows:
@@ -219,7 +220,16 @@ async def dispatch_due(db_url: str, secret: bytes, senders: Dict[str, Sender], n
             await asyncio.to_thread(record_audit, db_url, actor="system:progress", action=AUDIT_SENT,
                                     subject=notice.number, channel=notice.channel, result=outcome)
 
-    await asyncio.gather(*(one(notice) for notice in due))
+    # One recipient's notices go one after another, in the order they were queued.
+    by_recipient: Dict[Tuple[str, Optional[str]], List[_Due]] = {}
+    for notice in due:
+        by_recipient.setdefault((notice.channel, notice.recipient), []).append(notice)
+
+    async def in_order(notices: List[_Due]) -> None:
+        for notice in notices:
+            await one(notice)
+
+    await asyncio.gather(*(in_order(batch) for batch in by_recipient.values()))
     return counts
 
 

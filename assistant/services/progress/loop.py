@@ -21,7 +21,7 @@ import os
 import secrets
 import socket
 import time
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from assistant.services.progress import dispatch, reminders, webchat
 from assistant.services.progress.dispatch import Sender
@@ -42,8 +42,9 @@ def holder_id() -> str:
 class NoticeLoop:
     def __init__(self, db_url: str, secret: bytes, senders: Dict[str, Sender], timezone: str,
                  interval: float = DEFAULT_INTERVAL_S, lease_seconds: Optional[float] = None,
-                 holder: Optional[str] = None) -> None:
+                 holder: Optional[str] = None, poller: Optional[Any] = None) -> None:
         self.db_url = db_url
+        self.poller = poller  # polling.Poller: for case systems that cannot push events
         self.secret = secret
         self.senders = senders
         self.timezone = timezone
@@ -70,6 +71,9 @@ class NoticeLoop:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
         self._task = None
+        if self.poller is not None:
+            with contextlib.suppress(Exception):
+                await self.poller.provider.aclose()
         if self.leader:
             with contextlib.suppress(Exception):  # another replica takes over at once
                 await asyncio.to_thread(leases.release, self.db_url, LEASE_NAME, self.holder)
@@ -89,9 +93,10 @@ class NoticeLoop:
         self.leader = await asyncio.to_thread(leases.acquire, self.db_url, LEASE_NAME, self.holder, self.lease)
         if not self.leader:
             return {}
+        polled = await self.poller.poll() if self.poller is not None else {}
         sent = await self.send_notices()
         reminded = await reminders.send_due_reminders(self.db_url, self.secret, self.senders, self.timezone)
-        counts = {"notices": sent, "reminders": reminded}
+        counts = {"polled": polled, "notices": sent, "reminders": reminded}
         if time.monotonic() - self._last_housekeeping >= HOUSEKEEPING_S:
             self._last_housekeeping = time.monotonic()
             counts["purged"] = {"chat_notices": await asyncio.to_thread(webchat.purge, self.db_url),
