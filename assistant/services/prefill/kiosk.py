@@ -19,6 +19,7 @@ the photo file); the row stays, so that the receipt can be looked up here too.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import uuid
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from assistant.config.settings import Settings
@@ -128,7 +129,20 @@ def pending_count(db_url: str) -> int:
         )
 
 
+def _serialize_allocation(session, kiosk_id: str, day: str) -> None:
+    """On PostgreSQL, one transaction at a time takes this kiosk's next number of the day
+    (a transaction-level advisory lock, released at commit or rollback): under READ
+    COMMITTED, concurrent ``max(seq) + 1`` would otherwise collide again and again.
+    SQLite serialises writers by itself; a collision there is retried by ``submit``."""
+    if session.bind.dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"banshi.receipt:{kiosk_id}:{day}".encode("utf-8")).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 def _next_seq(session, kiosk_id: str, day: str) -> int:
+    _serialize_allocation(session, kiosk_id, day)
     top = session.execute(
         select(func.max(Preapplication.seq)).where(Preapplication.kiosk_id == kiosk_id, Preapplication.day == day)
     ).scalar()
