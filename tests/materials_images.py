@@ -617,7 +617,8 @@ def photograph(page: Page, truth: Truth, quality: str, rng: random.Random) -> Tu
     visible = frozenset(boxes)
     jpeg_quality = 90
     if quality in ("rotated", "phone", "severe"):
-        angle = {"rotated": rng.uniform(5, 15), "phone": rng.uniform(4, 8), "severe": rng.uniform(18, 28)}[quality]
+        low, high = {"rotated": (5, 15), "phone": (4, 8), "severe": (18, 28)}[quality]
+        angle = rng.uniform(low, high)
         angle *= rng.choice((-1, 1))
         photo = photo.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=photo.getpixel((2, 2)))
         boxes = {}  # the boxes no longer apply; everything stays in view

@@ -299,3 +299,14 @@ def test_identity_numbers_and_names_are_masked_in_the_kept_text():
     assert "6222021234567890123" not in masked
     assert "ZW20251102001" in masked  # application numbers are not personal data
     assert len(mask_text("字" * 5000)) <= 2001
+
+
+def test_two_unrelated_dates_are_not_a_validity():
+    from assistant.services.materials.doctypes import read_validity
+
+    licence = "营业执照\n成立日期2012年09月22日\n法定代表人张*\n登记机关\n2018年04月16日"  # 营业期限 not read
+    assert read_validity(licence, "营业期限") == (False, None, None)
+    labelled = "营业期限2012年09月22日\n登记机关\n2018年04月16日"  # the end was lost, the issue date is not it
+    assert read_validity(labelled, "营业期限")[0] is False
+    unlabelled = "居民身份证\n签发机关某某公安局\n2015.03.01-2035.03.01"  # the label lost, the range kept
+    assert read_validity(unlabelled, "有效期限")[2] == dt.date(2035, 3, 1)
