@@ -37,6 +37,7 @@ MAX_SIDE = 1600  # longer side (pixels) of what the recogniser sees
 MIN_SIDE = 32  # smaller than this cannot hold text
 MIN_LINES_FOR_TURN = 3  # text boxes needed before the page orientation is judged
 FLIP_SCORE = 0.9  # direction-classifier confidence that counts a box as upside down
+DET_BOX_THRESH = 0.4  # text-box confidence kept by the detector (rapidocr: 0.5; lower finds faint lines in dim photos)
 FLAT_RANGE = 128  # grey levels (1st to 99th percentile) below which a photo counts as flat
 PDF_OCR_PAGES = 2  # pages recognised from a scanned PDF
 PDF_TEXT_PAGES = 3  # pages whose text layer is read
@@ -103,7 +104,7 @@ def engine():
                 started = time.perf_counter()
                 from rapidocr_onnxruntime import RapidOCR
 
-                created = RapidOCR(max_side_len=MAX_SIDE)
+                created = RapidOCR(max_side_len=MAX_SIDE, det_box_thresh=DET_BOX_THRESH)
                 created.text_cls = _DirectionSpy(created.text_cls)
                 _engine = created
                 logger.info("materials.ocr.engine_loaded seconds=%.2f", time.perf_counter() - started)

@@ -5,11 +5,13 @@ The answer is advice, never a silent rejection: ``verdict`` is ``"ok"`` or ``"do
 doubtful upload is accepted with a flag for the operator, and the citizen is told in plain words
 what we saw and what they can do.
 
-How it works (everything offline, rules in ``doctypes.yml`` beside this file):
+How it works (everything offline; the rules are in ``doctypes.yml`` beside this file, applied by
+:mod:`assistant.services.materials.doctypes`):
 
 - the text is read by :mod:`assistant.services.materials.ocr` (PP-OCRv4 via rapidocr);
 - the document type is the type whose keywords (exact, or with one OCR error) and patterns score
-  highest, if the score is high enough and clearly ahead of the runner-up;
+  highest, if the score is high enough and clearly ahead of the runner-up; look-alike documents
+  (居住证, 离婚证, 社会保障卡, 告知书) are types of their own, so they are named, not mistaken;
 - the expiry comes from the validity field (ID card back 有效期限 ``2015.03.01-2035.03.01`` or
   ``…-长期``; business licence 营业期限), with common OCR digit confusions repaired;
 - readability from the amount of text and the recogniser's confidence;
