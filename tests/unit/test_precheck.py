@@ -310,3 +310,22 @@ def test_two_unrelated_dates_are_not_a_validity():
     assert read_validity(labelled, "营业期限")[0] is False
     unlabelled = "居民身份证\n签发机关某某公安局\n2015.03.01-2035.03.01"  # the label lost, the range kept
     assert read_validity(unlabelled, "有效期限")[2] == dt.date(2035, 3, 1)
+
+
+def test_a_validity_read_before_its_label_is_still_found():
+    from assistant.services.materials.doctypes import read_validity
+
+    turned = "中华人民共和国\n居民身份证\n贵阳市公安局南明区分局\n签发机关\n2009.01.24-长期\n有效期限"
+    assert read_validity(turned, "有效期限") == (True, dt.date(2009, 1, 24), None)
+
+
+def test_a_name_read_unsurely_is_not_called_a_mismatch():
+    from assistant.services.materials.ocr import OcrLine, OcrResult
+
+    def read(score):
+        return OcrResult(lines=[OcrLine("房屋租赁合同", 0.99), OcrLine("出租方（甲方）：黄英", 0.99),
+                                OcrLine("承租方（乙方）：鉴丽", score), OcrLine("租金每月人民币5300元，押金1个月租金", 0.99)])
+
+    assert evaluate(read(0.99), "房屋租赁合同", "黎*", TODAY).name_matches is False
+    unsure = evaluate(read(0.93), "房屋租赁合同", "黎*", TODAY)
+    assert unsure.name_matches is None and NAME_MISMATCH not in unsure.reasons

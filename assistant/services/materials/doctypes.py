@@ -260,6 +260,10 @@ def read_validity(text: str, label: Optional[str]) -> Tuple[bool, Optional[dt.da
             labelled = True
     segment = segment.translate(_FULLWIDTH_DIGITS)
     dates = [(m, _date(*m.groups())) for m in _DATE_RE.finditer(segment)]
+    if labelled and not dates:
+        # The value was read before its label (a turned photo puts the boxes in another order):
+        # only an explicit range anywhere then.
+        return read_validity(text, None)
     for number, (match, start) in enumerate(dates[:1] if labelled else dates):
         after = segment[match.end() : match.end() + 8]
         if _LONG_TERM_RE.match(_RANGE_SEP_RE.sub("", after)[:3]) and (labelled or _RANGE_SEP_RE.match(after)):

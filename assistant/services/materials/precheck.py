@@ -67,6 +67,7 @@ EXPIRY_UNREAD = "expiry_unread"  # the document has a validity field that could 
 TEXT_MASKED_MAX = 2000  # characters of masked text kept
 MIN_READABLE_CHARS = 8  # fewer characters than this: not readable
 MIN_READABLE_SCORE = 0.7  # mean recogniser confidence below this: not readable
+NAME_MIN_SCORE = 0.95  # a name mismatch is claimed only for names read at least this surely
 
 # Identity numbers as OCR reads them: 17 digits + digit/X, maybe with spaces inside.
 _ID_LIKE_RE = re.compile(r"(?<![0-9])[0-9](?:[ ]?[0-9]){16}[ ]?[0-9Xx](?![0-9])")
@@ -108,6 +109,15 @@ def mask_text(text: str, names: Sequence[str] = ()) -> str:
     if len(masked) > TEXT_MASKED_MAX:
         masked = masked[:TEXT_MASKED_MAX] + "…"
     return masked
+
+
+def _all_read_surely(names: Sequence[str], lines) -> bool:
+    """Every name was read on a line with confidence >= ``NAME_MIN_SCORE``."""
+    for name in names:
+        scores = [line.score for line in lines if name in normalize_text(line.text)]
+        if not scores or max(scores) < NAME_MIN_SCORE:
+            return False
+    return True
 
 
 # ----------------------------------------------------------------------------- verdict
@@ -152,6 +162,8 @@ def evaluate(
         names = extract_names(boxed, spec.name_labels)
         if rule is None or rule.check_name:
             name_matches = compare_name(masked_name, names)
+            if name_matches is False and not _all_read_surely(names, ocr.lines):
+                name_matches = None  # a misread character is likelier than another person: not judged
 
     reasons: List[str] = []
     if not readable:
