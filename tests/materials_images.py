@@ -556,13 +556,13 @@ def _shift(boxes: Dict[str, Box], dx: int, dy: int) -> Dict[str, Box]:
 
 
 def _noise(image: Image.Image, sigma: float, rng: random.Random) -> Image.Image:
-    noise = Image.effect_noise(image.size, sigma).convert("L")
-    grey = Image.new("L", image.size, 128)
-    offset = Image.merge("RGB", [noise] * 3)
-    base = Image.merge("RGB", [grey] * 3)
-    from PIL import ImageChops
+    """Sensor noise drawn from ``rng`` (reproducible: Pillow's own noise is not seeded)."""
+    import numpy as np
 
-    return ImageChops.add(image, ImageChops.subtract(offset, base), scale=1.0, offset=0)
+    pixels = np.asarray(image).astype(np.int16)
+    noise = np.random.default_rng(rng.randrange(2**32)).normal(0.0, sigma, pixels.shape[:2])
+    noisy = np.clip(pixels + noise[:, :, None].astype(np.int16), 0, 255).astype(np.uint8)
+    return Image.fromarray(noisy)
 
 
 def _vignette(image: Image.Image) -> Image.Image:
@@ -617,7 +617,8 @@ def photograph(page: Page, truth: Truth, quality: str, rng: random.Random) -> Tu
     visible = frozenset(boxes)
     jpeg_quality = 90
     if quality in ("rotated", "phone", "severe"):
-        angle = {"rotated": rng.uniform(5, 15), "phone": rng.uniform(4, 8), "severe": rng.uniform(18, 28)}[quality]
+        low, high = {"rotated": (5, 15), "phone": (4, 8), "severe": (18, 28)}[quality]
+        angle = rng.uniform(low, high)
         angle *= rng.choice((-1, 1))
         photo = photo.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=photo.getpixel((2, 2)))
         boxes = {}  # the boxes no longer apply; everything stays in view

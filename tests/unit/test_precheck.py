@@ -299,3 +299,33 @@ def test_identity_numbers_and_names_are_masked_in_the_kept_text():
     assert "6222021234567890123" not in masked
     assert "ZW20251102001" in masked  # application numbers are not personal data
     assert len(mask_text("字" * 5000)) <= 2001
+
+
+def test_two_unrelated_dates_are_not_a_validity():
+    from assistant.services.materials.doctypes import read_validity
+
+    licence = "营业执照\n成立日期2012年09月22日\n法定代表人张*\n登记机关\n2018年04月16日"  # 营业期限 not read
+    assert read_validity(licence, "营业期限") == (False, None, None)
+    labelled = "营业期限2012年09月22日\n登记机关\n2018年04月16日"  # the end was lost, the issue date is not it
+    assert read_validity(labelled, "营业期限")[0] is False
+    unlabelled = "居民身份证\n签发机关某某公安局\n2015.03.01-2035.03.01"  # the label lost, the range kept
+    assert read_validity(unlabelled, "有效期限")[2] == dt.date(2035, 3, 1)
+
+
+def test_a_validity_read_before_its_label_is_still_found():
+    from assistant.services.materials.doctypes import read_validity
+
+    turned = "中华人民共和国\n居民身份证\n贵阳市公安局南明区分局\n签发机关\n2009.01.24-长期\n有效期限"
+    assert read_validity(turned, "有效期限") == (True, dt.date(2009, 1, 24), None)
+
+
+def test_a_name_read_unsurely_is_not_called_a_mismatch():
+    from assistant.services.materials.ocr import OcrLine, OcrResult
+
+    def read(score):
+        return OcrResult(lines=[OcrLine("房屋租赁合同", 0.99), OcrLine("出租方（甲方）：黄英", 0.99),
+                                OcrLine("承租方（乙方）：鉴丽", score), OcrLine("租金每月人民币5300元，押金1个月租金", 0.99)])
+
+    assert evaluate(read(0.99), "房屋租赁合同", "黎*", TODAY).name_matches is False
+    unsure = evaluate(read(0.93), "房屋租赁合同", "黎*", TODAY)
+    assert unsure.name_matches is None and NAME_MISMATCH not in unsure.reasons

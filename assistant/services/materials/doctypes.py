@@ -23,6 +23,8 @@ _FULLWIDTH_DIGITS = str.maketrans({"Ｏ": "0", "O": "0", "o": "0", "〇": "0", "
 _PUNCT_RE = re.compile(r"[\s:：,，;；、\"'“”‘’()（）\[\]【】<>《》]+")
 _DATE_RE = re.compile(r"((?:19|20)[0-9]{2})[^0-9长]{0,2}?([0-9]{1,2})[^0-9长]{0,2}?([0-9]{1,2})日?")
 _LONG_TERM_RE = re.compile(r"长期|长朝|长其|永久")
+_RANGE_SEP_RE = re.compile(r"[\s\-－—–一~～_至起到]+")  # 一: OCR's reading of a dash
+MAX_RANGE_GAP = 4  # characters between the two dates of a range ("-", " 至 ", "起至")
 _CJK_NAME_RE = re.compile(r"[\u4e00-\u9fff][\u4e00-\u9fff·•]{1,5}")
 
 # ------------------------------------------------------------------------------- config
@@ -245,35 +247,40 @@ def _date(year: str, month: str, day: str) -> Optional[dt.date]:
 def read_validity(text: str, label: Optional[str]) -> Tuple[bool, Optional[dt.date], Optional[dt.date]]:
     """Read a validity field: (found, start, end). ``found`` with ``end`` None means 长期.
 
-    The field is looked for after ``label`` (approximately); without the label, anywhere.
+    After ``label`` (found approximately), the first date and what follows it at once (a second
+    date or 长期, a few characters away at most); without the label, only an explicit range
+    (``date - date``, ``date 至 长期``) anywhere. Two unrelated dates (成立日期 and the issue date
+    of a licence) are never taken for a range.
     """
-    segment = text
+    segment, labelled = text, False
     if label:
         index, _exact = find_word(text, label)
         if index >= 0:
-            segment = text[index + len(label) - 1 :]
-            segment = "".join(segment.split("\n")[:3])  # the value may be on the next lines
+            segment = "".join(text[index + len(label) - 1 :].split("\n")[:3])  # the value may be on the next lines
+            labelled = True
     segment = segment.translate(_FULLWIDTH_DIGITS)
     dates = [(m, _date(*m.groups())) for m in _DATE_RE.finditer(segment)]
-    if not dates:
-        return False, None, None
-    start_match, start = dates[0]
-    rest = segment[start_match.end() :]
-    if len(dates) >= 2:
-        end_match, end = dates[1]
-        gap = segment[start_match.end() : end_match.start()]
-        if _LONG_TERM_RE.search(gap):
+    if labelled and not dates:
+        # The value was read before its label (a turned photo puts the boxes in another order):
+        # only an explicit range anywhere then.
+        return read_validity(text, None)
+    for number, (match, start) in enumerate(dates[:1] if labelled else dates):
+        after = segment[match.end() : match.end() + 8]
+        if _LONG_TERM_RE.match(_RANGE_SEP_RE.sub("", after)[:3]) and (labelled or _RANGE_SEP_RE.match(after)):
             return True, start, None
+        if number + 1 >= len(dates):
+            break
+        end_match, end = dates[number + 1]
+        gap = segment[match.end() : end_match.start()]
+        if len(gap) > MAX_RANGE_GAP or not (_RANGE_SEP_RE.fullmatch(gap) or (labelled and not gap)):
+            continue
         if end is None and start is not None:
-            # An impossible month/day in the end date is an OCR error: on ID cards and licences
-            # the end keeps the start's month and day.
+            # An impossible month/day in the end date is an OCR error: on ID cards the end keeps
+            # the start's month and day.
             end = _date(end_match.group(1), str(start.month), str(start.day))
         if end is not None and (start is None or end > start):
             return True, start, end
-        return False, start, None
-    if _LONG_TERM_RE.search(rest[:8]):
-        return True, start, None
-    return False, start, None
+    return False, None, None
 
 
 # ------------------------------------------------------------------------------- names

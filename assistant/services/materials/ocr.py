@@ -37,6 +37,8 @@ MAX_SIDE = 1600  # longer side (pixels) of what the recogniser sees
 MIN_SIDE = 32  # smaller than this cannot hold text
 MIN_LINES_FOR_TURN = 3  # text boxes needed before the page orientation is judged
 FLIP_SCORE = 0.9  # direction-classifier confidence that counts a box as upside down
+DET_BOX_THRESH = 0.4  # text-box confidence kept by the detector (rapidocr: 0.5; lower finds faint lines in dim photos)
+FLAT_RANGE = 128  # grey levels (1st to 99th percentile) below which a photo counts as flat
 PDF_OCR_PAGES = 2  # pages recognised from a scanned PDF
 PDF_TEXT_PAGES = 3  # pages whose text layer is read
 PDF_MIN_TEXT_CHARS = 20  # a text layer shorter than this is treated as absent (scans)
@@ -102,15 +104,35 @@ def engine():
                 started = time.perf_counter()
                 from rapidocr_onnxruntime import RapidOCR
 
-                created = RapidOCR(max_side_len=MAX_SIDE)
+                created = RapidOCR(max_side_len=MAX_SIDE, det_box_thresh=DET_BOX_THRESH)
                 created.text_cls = _DirectionSpy(created.text_cls)
                 _engine = created
                 logger.info("materials.ocr.engine_loaded seconds=%.2f", time.perf_counter() - started)
     return _engine
 
 
+def _stretch_if_flat(image: Image.Image) -> Image.Image:
+    """Dark or washed-out photos (the middle 98 % of grey levels spans less than ``FLAT_RANGE``)
+    get their levels stretched; well-exposed photos are left as they are."""
+    histogram = image.convert("L").histogram()
+    total = sum(histogram)
+    low_count, high_count = total * 0.01, total * 0.99
+    seen, low, high = 0, 0, 255
+    for level, count in enumerate(histogram):
+        seen += count
+        if seen <= low_count:
+            low = level
+        if seen >= high_count:
+            high = level
+            break
+    if high - low >= FLAT_RANGE:
+        return image
+    return ImageOps.autocontrast(image, cutoff=1)
+
+
 def prepare_image(image: Image.Image, max_side: Optional[int] = None) -> Image.Image:
-    """Upright (EXIF), RGB, longer side at most ``max_side`` (default ``MAX_SIDE``)."""
+    """Upright (EXIF), RGB, longer side at most ``max_side`` (default ``MAX_SIDE``), levels
+    stretched when flat (low light)."""
     max_side = max_side or MAX_SIDE
     image = ImageOps.exif_transpose(image)
     if image.mode != "RGB":
@@ -127,7 +149,7 @@ def prepare_image(image: Image.Image, max_side: Optional[int] = None) -> Image.I
         image = image.resize(
             (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.LANCZOS
         )
-    return image
+    return _stretch_if_flat(image)
 
 
 def _run(image: Image.Image) -> Tuple[List[OcrLine], List[Tuple[str, float]]]:

@@ -5,11 +5,13 @@ The answer is advice, never a silent rejection: ``verdict`` is ``"ok"`` or ``"do
 doubtful upload is accepted with a flag for the operator, and the citizen is told in plain words
 what we saw and what they can do.
 
-How it works (everything offline, rules in ``doctypes.yml`` beside this file):
+How it works (everything offline; the rules are in ``doctypes.yml`` beside this file, applied by
+:mod:`assistant.services.materials.doctypes`):
 
 - the text is read by :mod:`assistant.services.materials.ocr` (PP-OCRv4 via rapidocr);
 - the document type is the type whose keywords (exact, or with one OCR error) and patterns score
-  highest, if the score is high enough and clearly ahead of the runner-up;
+  highest, if the score is high enough and clearly ahead of the runner-up; look-alike documents
+  (居住证, 离婚证, 社会保障卡, 告知书) are types of their own, so they are named, not mistaken;
 - the expiry comes from the validity field (ID card back 有效期限 ``2015.03.01-2035.03.01`` or
   ``…-长期``; business licence 营业期限), with common OCR digit confusions repaired;
 - readability from the amount of text and the recogniser's confidence;
@@ -65,6 +67,7 @@ EXPIRY_UNREAD = "expiry_unread"  # the document has a validity field that could 
 TEXT_MASKED_MAX = 2000  # characters of masked text kept
 MIN_READABLE_CHARS = 8  # fewer characters than this: not readable
 MIN_READABLE_SCORE = 0.7  # mean recogniser confidence below this: not readable
+NAME_MIN_SCORE = 0.95  # a name mismatch is claimed only for names read at least this surely
 
 # Identity numbers as OCR reads them: 17 digits + digit/X, maybe with spaces inside.
 _ID_LIKE_RE = re.compile(r"(?<![0-9])[0-9](?:[ ]?[0-9]){16}[ ]?[0-9Xx](?![0-9])")
@@ -106,6 +109,15 @@ def mask_text(text: str, names: Sequence[str] = ()) -> str:
     if len(masked) > TEXT_MASKED_MAX:
         masked = masked[:TEXT_MASKED_MAX] + "…"
     return masked
+
+
+def _all_read_surely(names: Sequence[str], lines) -> bool:
+    """Every name was read on a line with confidence >= ``NAME_MIN_SCORE``."""
+    for name in names:
+        scores = [line.score for line in lines if name in normalize_text(line.text)]
+        if not scores or max(scores) < NAME_MIN_SCORE:
+            return False
+    return True
 
 
 # ----------------------------------------------------------------------------- verdict
@@ -150,6 +162,8 @@ def evaluate(
         names = extract_names(boxed, spec.name_labels)
         if rule is None or rule.check_name:
             name_matches = compare_name(masked_name, names)
+            if name_matches is False and not _all_read_surely(names, ocr.lines):
+                name_matches = None  # a misread character is likelier than another person: not judged
 
     reasons: List[str] = []
     if not readable:
