@@ -180,3 +180,23 @@ def test_no_reminders_at_a_kiosk(client, settings, demo):
     messages = kiosk.verified_lookup(SUPPLEMENT, "3003")
     assert all(m.get("text") not in (STATUS_OFFER, DEADLINE_OFFER) for m in messages)
     assert reminders_of(settings, kiosk) == []
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_on_wechat_the_month_is_asked_and_the_reminder_set(live_server, wechat_api, settings, demo):
+    import secrets
+
+    from assistant.channels.wechat_sim import WeChatSimulator
+
+    year = today(settings).year + 2
+    openid = "oRemind" + secrets.token_hex(8)
+    async with WeChatSimulator(f"{live_server}/channels/wechat", settings.wechat_token, settings.wechat_app_id,
+                               settings.wechat_encoding_aes_key) as sim:
+        asked = await sim.send_text(openid, "护照快到期了，提醒我")
+        assert asked.ok and asked.text == commands.ASK_TEXT["passport_expiry"]
+        done = await sim.send_text(openid, f"{year}年五月")
+        assert f"护照{year}年5月到期" in done.text
+        listed = await sim.send_text(openid, "我的提醒")
+        assert "1. 护照到期提醒" in listed.text
+    (made,) = reminders.list_reminders(settings.db_url, settings.secret(), "wechat", f"wx-{openid}")
+    assert (made.kind, made.due_on) == ("passport_expiry", f"{year}-05")
