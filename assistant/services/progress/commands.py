@@ -63,6 +63,8 @@ NO_SUCH_TEXT = "没有第 {index} 个提醒。您现在有 {count} 个提醒，�
 NO_KIND_TEXT = "您没有设置{title}。回复“我的提醒”可以查看已设置的提醒。"
 NOTHING_TEXT = ("您目前没有设置提醒。查询办件进度后，可以选择“提醒我”；"
                 "身份证、护照快到期了，可以说“身份证2027年3月到期，提醒我”。")
+# Where nothing can be pushed (the kiosk): nothing to set here.
+NOTHING_HERE_TEXT = "您在这里没有设置提醒。自助机上不能设置提醒，可以在微信公众号或网页上设置。"
 LIST_TEXT = ("您设置了这些提醒：\n{lines}\n取消其中一个，回复“取消第1个提醒”；"
              "全部取消，回复“退订提醒”。")
 LINE_SUBSCRIPTION = "{index}. 办件 {number}：状态有变化时提醒"
@@ -95,6 +97,8 @@ DONE_TEXT = {
     words.SUPPLEMENT: "好的，编号 {number} 的补交材料截止日期是{date}，我会{when}提醒您。",
     words.PICKUP: "好的，编号 {number} 的办件，我会{when}提醒您去领取。",
 }
+# Not finished yet: the reminder waits until it is (reminders.py checks every day).
+PICKUP_LATER_TEXT = "好的，编号 {number} 的办件办好后，我会提醒您去领取。"
 DONE_TAIL = "不需要了，回复“退订提醒”。"
 ALREADY_TEXT = "这个提醒已经设置过了，我会{when}提醒您。"
 # Refusals after which the question stays open (another date or month may be said).
@@ -272,7 +276,10 @@ def _remind(db_url: str, secret: bytes, said: Said, kind: str, channel: str, rec
     if not made.created:
         return Reply(ALREADY_TEXT.format(when=when_text), pending=None)
     due = expiry_month or due_on
-    text = DONE_TEXT[kind].format(
+    template = DONE_TEXT[kind]
+    if kind == words.PICKUP and due_on is None and context.status != STATUS_COMPLETED:
+        template = PICKUP_LATER_TEXT
+    text = template.format(
         year=due.year if due else "", month=due.month if due else "",
         date=_day_text(due, _local(now, timezone).date()) if due else "",
         number=masked_number(number) if number else "", when=when_text,
@@ -281,6 +288,10 @@ def _remind(db_url: str, secret: bytes, said: Said, kind: str, channel: str, rec
 
 
 # ------------------------------------------------------------------ carrying out
+def _nothing(channel: str) -> str:
+    return NOTHING_TEXT if channel in reminders.CHANNELS else NOTHING_HERE_TEXT
+
+
 def run(db_url: str, secret: bytes, said: Said, channel: str, recipient: str, timezone: str = "Asia/Shanghai",
         context: Optional[Context] = None, now: Optional[dt.datetime] = None) -> Reply:
     """Carry out what was said for this conversation (``recipient`` on ``channel``)."""
@@ -290,18 +301,18 @@ def run(db_url: str, secret: bytes, said: Said, channel: str, recipient: str, ti
         count = subscriptions.cancel(db_url, secret, channel, recipient)
         if channel in reminders.CHANNELS:
             count += reminders.cancel_reminder(db_url, secret, channel, recipient)
-        return Reply(CANCELLED_TEXT.format(count=count) if count else NOTHING_TEXT, pending=None)
+        return Reply(CANCELLED_TEXT.format(count=count) if count else _nothing(channel), pending=None)
     if said.command == words.LIST:
         entries = _entries(db_url, secret, channel, recipient)
         if not entries:
-            return Reply(NOTHING_TEXT)
+            return Reply(_nothing(channel))
         lines = "\n".join(_line(i, entry, timezone, now) for i, entry in enumerate(entries, 1))
         return Reply(LIST_TEXT.format(lines=lines))
     if said.command == words.CANCEL_ONE:
         entries = _entries(db_url, secret, channel, recipient)
         index = said.index or 0
         if not entries:
-            return Reply(NOTHING_TEXT)
+            return Reply(_nothing(channel))
         if not 1 <= index <= len(entries):
             return Reply(NO_SUCH_TEXT.format(index=index, count=len(entries)))
         entry = entries[index - 1]
