@@ -48,7 +48,7 @@ def test_reminders_set_in_the_chat_are_listed_and_cancelled_in_the_panel(browser
     # Before any conversation: the panel opens and says there is nothing.
     page.click("#reminders-open")
     assert page.get_attribute("#reminders-open", "aria-expanded") == "true"
-    page.wait_for_function("document.getElementById('reminders-status').textContent.includes('没有设置提醒')")
+    page.wait_for_function("() => document.getElementById('reminders-status').textContent.includes('没有设置提醒')")
     page.click("#reminders-close")
     assert page.locator("#reminders-panel").is_hidden()
 
@@ -69,7 +69,7 @@ def test_reminders_set_in_the_chat_are_listed_and_cancelled_in_the_panel(browser
     sender_id = session["sender_id"]
 
     page.click("#reminders-open")
-    page.wait_for_function("document.querySelectorAll('#reminders-list .reminders-item').length === 3")
+    page.wait_for_function("() => document.querySelectorAll('#reminders-list .reminders-item').length === 3")
     items = page.locator("#reminders-list .reminders-item").all_inner_texts()
     assert "办件状态提醒 · 编号 ZW2025****002" in items[0] and NUMBER not in " ".join(items)
     assert any("身份证到期提醒" in t and f"{year}年3月到期" in t for t in items)
@@ -78,8 +78,8 @@ def test_reminders_set_in_the_chat_are_listed_and_cancelled_in_the_panel(browser
 
     # Cancel the passport's reminder in the panel.
     page.locator("#reminders-list .reminders-item", has_text="护照到期提醒").locator(".reminders-cancel").click()
-    page.wait_for_function("document.getElementById('reminders-status').textContent.includes('已取消：护照到期提醒')")
-    page.wait_for_function("document.querySelectorAll('#reminders-list .reminders-item').length === 2")
+    page.wait_for_function("() => document.getElementById('reminders-status').textContent.includes('已取消：护照到期提醒')")
+    page.wait_for_function("() => document.querySelectorAll('#reminders-list .reminders-item').length === 2")
     kinds = [r.kind for r in reminders.list_reminders(settings.db_url, settings.secret(), "web", sender_id)]
     assert kinds == ["id_card_expiry"]
 
@@ -89,15 +89,15 @@ def test_reminders_set_in_the_chat_are_listed_and_cancelled_in_the_panel(browser
     assert "1. 办件 ZW2025****002" in listed and "2. 身份证到期提醒" in listed and "护照" not in listed
 
     page.click("#reminders-cancel-all")
-    page.wait_for_function("document.getElementById('reminders-status').textContent.includes('已全部取消')")
-    page.wait_for_function("document.querySelectorAll('#reminders-list .reminders-item').length === 0")
+    page.wait_for_function("() => document.getElementById('reminders-status').textContent.includes('已全部取消')")
+    page.wait_for_function("() => document.querySelectorAll('#reminders-list .reminders-item').length === 0")
     assert reminders.list_reminders(settings.db_url, settings.secret(), "web", sender_id) == []
     assert subscriptions.numbers_of(settings.db_url, settings.secret(), "web", sender_id) == []
 
     # A reminder set while the panel is open shows there.
     before = ask(page, f"身份证{year}年4月到期，提醒我")
     wait_bot_text(page, f"身份证{year}年4月到期", after=before)
-    page.wait_for_function("document.querySelectorAll('#reminders-list .reminders-item').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#reminders-list .reminders-item').length === 1")
     context.close()
 
 

@@ -22,6 +22,7 @@ from assistant.storage.tables import MaterialUpload
 from tests.materials_images import make_sample
 
 from .conftest import SHOTS, launch_browser
+from .test_kiosk import SIZES_JS
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -130,11 +131,16 @@ def test_the_document_camera_hands_in_the_missing_material(browser, live_server,
         assert page.inner_text("#supplement-open") == "拍照补交材料"
         height = page.evaluate("() => document.getElementById('supplement-open').getBoundingClientRect().height")
         assert height >= 100  # a large target
+        # Still full screen: nothing scrolls but the answer.
+        assert page.evaluate("() => document.scrollingElement.scrollHeight") <= PORTRAIT["height"]
 
         page.click("#supplement-open")
         page.wait_for_selector("#supplement:not([hidden])")
         assert "ZW2026****071" in page.inner_text("#supplement-intro") and MATERIAL in page.inner_text("#supplement-intro")
         assert page.get_attribute(f"#supplement-materials [role=radio]:has-text('{MATERIAL}')", "aria-checked") == "true"
+        sizes = page.evaluate(SIZES_JS)
+        assert sizes["small"] == [] and sizes["targets"] == [], sizes
+        _no_axe_violations(page)
         page.click("#supplement-shoot")
         page.wait_for_selector("#supplement-camera:not([hidden])")
         page.wait_for_function("() => document.getElementById('supplement-view').videoWidth > 0", timeout=15000)
@@ -208,6 +214,14 @@ def test_the_idle_reset_closes_it_for_the_next_person(browser, live_server, sett
         assert uploads_of(settings, IDLE_NUMBER) == []
     finally:
         context.close()
+
+
+def _no_axe_violations(page):
+    from axe_playwright_python.sync_playwright import Axe
+
+    options = {"rules": {"color-contrast-enhanced": {"enabled": True}}, "resultTypes": ["violations"]}
+    results = Axe().run(page, options=options)
+    assert results.violations_count == 0, results.generate_report()
 
 
 def _shot(name):

@@ -38,6 +38,7 @@
   var overlayEl = $("supplement");
   var closeEl = $("supplement-close");
   var introEl = $("supplement-intro");
+  var chooseEl = $("supplement-choose");
   var materialsEl = $("supplement-materials");
   var shootEl = $("supplement-shoot");
   var pickEl = $("supplement-pick");
@@ -122,10 +123,9 @@
 
   function renderWanted() {
     clearNode(materialsEl);
+    chooseEl.hidden = !state.wanted;  // all handed in: only the answer stays
     if (!state.wanted) {
       introEl.textContent = TEXT.done;
-      shootEl.disabled = true;
-      pickEl.disabled = true;
       return;
     }
     var materials = state.wanted.materials;
