@@ -464,7 +464,7 @@ class ActionProgressAnswer(Action):
         dispatcher.utter_message(text=progress_answer(catalog, view), buttons=buttons)
         logger.info("actions.progress.answered status=%s", view.status)
         # The verified number stays for a handoff summary and the reminder offer; the phone tail goes.
-        offer = await asyncio.to_thread(offer_events, dispatcher, tracker, number)
+        offer = await asyncio.to_thread(offer_events, dispatcher, tracker, number, view.status, view.pickup_method)
         return reset + [SlotSet(SLOT_ITEM, view.item_id), SlotSet(SLOT_STATUS, view.status)] + offer
 
 

@@ -12,6 +12,7 @@ from rasa.core.agent import Agent
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.lock_store import InMemoryLockStore, LockStore
 from rasa.core.tracker_store import InMemoryTrackerStore, TrackerStore
+from rasa.shared.core.events import SlotSet
 from rasa.utils.log_utils import configure_structlog
 from sqlalchemy.engine import make_url
 
@@ -184,6 +185,26 @@ class AssistantRuntime:
             answered_locally=record.answered_locally,
             unavailable=record.unavailable,
         )
+
+    async def slots(self, sender_id: str) -> Dict[str, Any]:
+        """The conversation's current slot values ({} for a new conversation); read only."""
+        assert self.agent is not None
+        tracker = await self.agent.tracker_store.retrieve(sender_id)
+        if tracker is None:
+            return {}
+        return dict(tracker.current_slot_values())
+
+    async def set_slots(self, sender_id: str, values: Dict[str, Any]) -> None:
+        """Set slots of the conversation between turns (the gateway answered a turn
+        itself, e.g. a question about a reminder it asked), under the turn lock."""
+        assert self.agent is not None
+        processor = self.agent.processor
+        assert processor is not None
+        async with self.agent.lock_store.lock(sender_id):
+            tracker = await processor.fetch_tracker_and_update_session(sender_id, CollectingOutputChannel())
+            for name, value in values.items():
+                tracker.update(SlotSet(name, value))
+            await processor.save_tracker(tracker)
 
     async def close(self) -> None:
         await self._endpoint.shutdown()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from fastapi import HTTPException
 from pydantic import BaseModel
@@ -137,17 +137,48 @@ async def relay_to_operator(
     }
 
 
-async def reminder_command(settings: Settings, sender_id: str, channel: str, command: str) -> Dict[str, Any]:
-    """"退订提醒" / "我的提醒": answered from the conversation's subscriptions."""
-    text = await asyncio.to_thread(
-        commands.run_command, settings.db_url, settings.secret(), command, channel, sender_id
+async def reminder_command(
+    conn: HTTPConnection, settings: Settings, sender_id: str, channel: str, said: commands.Said,
+    slots: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    """"我的提醒" / "退订提醒" / "身份证明年3月到期，提醒我" / the answer to a question
+    about a reminder: answered from the conversation's subscriptions and reminders.
+    What the dialogue knows (the verified number, a question pending) is read from its
+    slots, and a question asked or answered here is kept there (``pending_offer``)."""
+    runtime: Optional[AssistantRuntime] = getattr(conn.app.state, "runtime", None)
+    usable = runtime is not None and runtime.ready
+    if slots is None and usable and commands.needs_context(said):
+        slots = await runtime.slots(sender_id)  # type: ignore[union-attr]
+    context = commands.Context.of(slots or {})
+    reply = await asyncio.to_thread(
+        commands.run, settings.db_url, settings.secret(), said, channel, sender_id, settings.timezone, context
     )
-    logger.info("gateway.chat.reminder_command sender=%s channel=%s command=%s", hash_id(sender_id), channel, command)
+    before = (slots or {}).get(commands.SLOT_PENDING)
+    if usable and reply.pending != commands.KEEP and reply.pending != before and (reply.pending or before):
+        await runtime.set_slots(sender_id, {commands.SLOT_PENDING: reply.pending})  # type: ignore[union-attr]
+    command, kind = commands.described(said)
+    logger.info("gateway.chat.reminder_command sender=%s channel=%s command=%s kind=%s",
+                hash_id(sender_id), channel, command, kind)
     metrics.record_turn(None, channel, ANSWER_FOLLOWUP)
+    message = BotMessage(text=reply.text, buttons=[Button(**b) for b in reply.buttons] or None)
     return {
-        "messages": [BotMessage(text=text).dict(exclude_none=True)], "intent": None, "items": [], "item": None,
+        "messages": [message.dict(exclude_none=True)], "intent": None, "items": [], "item": None,
         "answer": ANSWER_FOLLOWUP,
     }
+
+
+async def pending_answer(conn: HTTPConnection, settings: Settings, sender_id: str, text: str
+                         ) -> Optional[Tuple[commands.Said, Dict[str, Any]]]:
+    """A date or month said while a question about a reminder is pending ("2027年3月"),
+    answered here; None for anything else (the dialogue answers it)."""
+    said = commands.answer_of(text, commands.today_in(settings.timezone))
+    if said is None:
+        return None
+    runtime = ready_runtime(conn.app)
+    slots = await runtime.slots(sender_id)
+    if commands.pending_kind(slots.get(commands.SLOT_PENDING)) is None:
+        return None
+    return said, slots
 
 
 async def conversation_turn(
@@ -160,9 +191,12 @@ async def conversation_turn(
         relayed = await relay_to_operator(conn, settings, sender_id, text, ticket)
         if relayed is not None:
             return relayed
-    command = commands.command_of(text)
-    if command is not None:
-        return await reminder_command(settings, sender_id, channel, command)
+    said = commands.parse(text, commands.today_in(settings.timezone))
+    if said is not None:
+        return await reminder_command(conn, settings, sender_id, channel, said)
+    answer = await pending_answer(conn, settings, sender_id, text)
+    if answer is not None:
+        return await reminder_command(conn, settings, sender_id, channel, *answer)
     # Relaying needs no model; answering does (503 while it loads).
     runtime = ready_runtime(conn.app)
     app = conn.app

@@ -62,9 +62,9 @@ def test_the_offer_taken_up_subscribes_and_a_status_change_queues_a_notice(clien
     assert all(m.get("text") != OFFER for m in again)
     listed = chat.texts("我的提醒")
     assert "ZW2025****002" in listed and NUMBER not in listed
-    assert "已经为您取消 1 个办件提醒" in chat.texts("退订提醒")
+    assert "已经为您取消 1 个提醒" in chat.texts("退订提醒")
     assert subscribed(settings, chat) == []
-    assert "没有设置办件提醒" in chat.texts("我的提醒")
+    assert "没有设置提醒" in chat.texts("我的提醒")
 
 
 def test_a_typed_yes_takes_the_offer_and_no_declines_it(client, settings, demo):

@@ -47,7 +47,7 @@ def test_create_list_and_cancel_with_the_conversation_token(api):
     assert client.delete(f"{path}/{body['id']}", headers={"X-Chat-Token": token}).json() == {"cancelled": 1}
     gone = client.delete(f"{path}/{body['id']}", headers={"X-Chat-Token": token})
     assert gone.status_code == 404 and chinese(gone) == "没有找到这条提醒，可能已经取消或发送过了。"
-    assert client.get(path, headers={"X-Chat-Token": token}).json() == {"reminders": []}
+    assert client.get(path, headers={"X-Chat-Token": token}).json() == {"reminders": [], "subscriptions": []}
     client.post(path, json={"kind": "passport_expiry", "expiry_month": "2031-01"}, headers={"X-Chat-Token": token})
     assert client.delete(path, headers={"X-Chat-Token": token}).json() == {"cancelled": 1}
 
@@ -108,3 +108,37 @@ def test_bad_paths_headers_and_bytes_are_4xx(api):
     huge = client.post(base, content=b"{" + b" " * 70000 + b"}", headers={**headers, "Content-Type": "application/json"})
     assert huge.status_code == 413
     assert client.put(base, json={}, headers=headers).status_code == 405
+
+
+def test_status_subscriptions_are_listed_beside_reminders_and_cancelled(api):
+    from assistant.services.progress import subscriptions
+
+    client, _, _, app_settings = api
+    session = client.post("/api/v1/chat/sessions").json()
+    sender_id, headers = session["sender_id"], {"X-Chat-Token": session["token"]}
+    db_url, secret = app_settings.db_url, app_settings.secret()
+    for number in ("ZW20251102003", "ZW20251102004"):
+        subscriptions.subscribe(db_url, secret, number, "web", sender_id, "reviewing")
+    listed = client.get(f"/api/v1/chat/{sender_id}/reminders", headers=headers).json()
+    assert [(s["number"], s["title"]) for s in listed["subscriptions"]] == [
+        ("ZW2025****003", "办件状态提醒"), ("ZW2025****004", "办件状态提醒")]
+    assert "ZW20251102003" not in str(listed)
+    first = listed["subscriptions"][0]["id"]
+    base = f"/api/v1/chat/{sender_id}/subscriptions"
+    assert client.delete(f"{base}/{first}", headers=headers).json() == {"cancelled": 1}
+    gone = client.delete(f"{base}/{first}", headers=headers)
+    assert gone.status_code == 404 and chinese(gone) == "没有找到这条提醒，可能已经取消或发送过了。"
+    # Another conversation cannot cancel this one's subscriptions.
+    other = client.post("/api/v1/chat/sessions").json()
+    second = listed["subscriptions"][1]["id"]
+    stranger = client.delete(f"/api/v1/chat/{other['sender_id']}/subscriptions/{second}",
+                             headers={"X-Chat-Token": other["token"]})
+    assert stranger.status_code == 404
+    assert client.delete(base, headers={"X-Chat-Token": other["token"]}).status_code == 403
+    assert client.delete(f"/api/v1/chat/{other['sender_id']}/subscriptions",
+                         headers={"X-Chat-Token": other["token"]}).json() == {"cancelled": 0}
+    assert client.delete(base).status_code == 401
+    assert client.delete(base, headers={"X-Chat-Token": "0" * 64}).status_code == 403
+    assert client.delete(f"{base}/0", headers=headers).status_code == 422
+    assert client.delete(base, headers=headers).json() == {"cancelled": 1}
+    assert subscriptions.numbers_of(db_url, secret, "web", sender_id) == []

@@ -1,5 +1,9 @@
 """A web-chat conversation's reminders (服务找人): ``POST/GET/DELETE
-/api/v1/chat/{conversation_id}/reminders`` (``assistant/services/progress/reminders.py``).
+/api/v1/chat/{conversation_id}/reminders`` (``assistant/services/progress/reminders.py``),
+and its status notices ("状态有变化时提醒我", ``subscriptions.py``): listed beside the
+reminders (``GET …/reminders`` → ``subscriptions``), cancelled with ``DELETE
+/api/v1/chat/{conversation_id}/subscriptions[/{id}]``. The web chat's "提醒" panel
+uses these; in the conversation "我的提醒" / "退订提醒" do the same (``commands.py``).
 
 Every call needs the conversation's token (from ``POST /api/v1/chat/sessions``),
 in the ``X-Chat-Token`` header or, for POST, in the body like the chat API: 401
@@ -21,12 +25,14 @@ from pydantic import BaseModel, Field, StrictStr
 from assistant.api.deps import BAD_TOKEN, MAX_ROW_ID, NEED_TOKEN, SettingsDep
 from assistant.api.schemas import SENDER_ID_RE, ErrorResponse
 from assistant.security import chat_session
-from assistant.services.progress import reminders
+from assistant.services.progress import reminders, subscriptions
+from assistant.services.progress.notices import masked_number
 
 router = APIRouter(prefix="/api/v1/chat", tags=["reminders"])
 
 CHANNEL = "web"
 NOT_FOUND = "没有找到这条提醒，可能已经取消或发送过了。"
+SUBSCRIPTION_TITLE = "办件状态提醒"
 BAD_CONVERSATION = "会话编号格式不正确"
 ERRORS = {401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
           422: {"model": ErrorResponse}}
@@ -101,10 +107,16 @@ async def get_reminders(
     conversation_id: str = ConversationId,
     x_chat_token: Optional[str] = Header(None, max_length=128),
 ) -> Dict:
-    """The conversation's pending reminders, soonest first (numbers masked)."""
+    """The conversation's pending reminders, soonest first, and its status
+    subscriptions, oldest first (numbers masked)."""
     recipient = _admit(settings, conversation_id, x_chat_token)
     listed = await asyncio.to_thread(reminders.list_reminders, settings.db_url, settings.secret(), CHANNEL, recipient)
-    return {"reminders": [r.as_dict() for r in listed]}
+    subscribed = await asyncio.to_thread(subscriptions.active, settings.db_url, settings.secret(), CHANNEL, recipient)
+    return {
+        "reminders": [r.as_dict() for r in listed],
+        "subscriptions": [{"id": sid, "number": masked_number(number), "title": SUBSCRIPTION_TITLE}
+                          for sid, number in subscribed],
+    }
 
 
 @router.delete("/{conversation_id}/reminders", responses=ERRORS)
@@ -130,6 +142,34 @@ async def cancel_one(
     recipient = _admit(settings, conversation_id, x_chat_token)
     ended = await asyncio.to_thread(reminders.cancel_reminder, settings.db_url, settings.secret(), CHANNEL, recipient,
                                     reminder_id)
+    if not ended:
+        raise HTTPException(404, NOT_FOUND)
+    return {"cancelled": ended}
+
+
+@router.delete("/{conversation_id}/subscriptions", responses=ERRORS)
+async def unsubscribe_all(
+    settings: SettingsDep,
+    conversation_id: str = ConversationId,
+    x_chat_token: Optional[str] = Header(None, max_length=128),
+) -> Dict:
+    """Cancel every status subscription of the conversation."""
+    recipient = _admit(settings, conversation_id, x_chat_token)
+    ended = await asyncio.to_thread(subscriptions.cancel, settings.db_url, settings.secret(), CHANNEL, recipient)
+    return {"cancelled": ended}
+
+
+@router.delete("/{conversation_id}/subscriptions/{subscription_id}", responses=ERRORS)
+async def unsubscribe_one(
+    settings: SettingsDep,
+    conversation_id: str = ConversationId,
+    subscription_id: int = Path(..., ge=1, le=MAX_ROW_ID),
+    x_chat_token: Optional[str] = Header(None, max_length=128),
+) -> Dict:
+    """Cancel one status subscription; 404 when the conversation has none with this id."""
+    recipient = _admit(settings, conversation_id, x_chat_token)
+    ended = await asyncio.to_thread(lambda: subscriptions.cancel(
+        settings.db_url, settings.secret(), CHANNEL, recipient, subscription_id=subscription_id))
     if not ended:
         raise HTTPException(404, NOT_FOUND)
     return {"cancelled": ended}

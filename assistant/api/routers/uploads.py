@@ -1,6 +1,9 @@
 """Missing materials handed in by photo or PDF (补交材料), and the desk's view of them.
 
-Citizen side (the conversation's token as for the chat, ``?token=``):
+Citizen side (the conversation's token as for the chat, ``?token=``): the web chat's
+attach bar, and the kiosk's "拍照补交材料" (document camera or file picker; a kiosk
+conversation ``kiosk-…`` has its token from ``POST /api/v1/voice/sessions``, and its
+uploads are recorded with channel ``kiosk``):
 
 * ``GET /api/v1/chat/{conversation_id}/uploads`` — what this conversation may hand in:
   ``{verified, number, materials, uploaded, max_bytes}`` (``verified`` false: no
@@ -42,6 +45,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from assistant.api.deps import SettingsDep, admit_conversation, check_token
 from assistant.api.schemas import SENDER_ID_RE, ErrorResponse
+from assistant.security import chat_session
 from assistant.security.access import AdminDep, OperatorDep
 from assistant.security.client import client_ip, client_key
 from assistant.security.pii import hash_id, is_application_number
@@ -57,6 +61,8 @@ FORM_SLACK_BYTES = 64 * 1024
 UPLOAD_PATH_RE = re.compile(r"^/api/v1/chat/[^/]+/(uploads|photos)$")
 UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
+WEB_CHANNEL = "web"
+KIOSK_CHANNEL = "kiosk"
 BAD_CONVERSATION = "会话编号格式不正确"
 NO_FILE = "请选择要上传的照片或 PDF 文件。"
 BAD_FORM = "上传格式不正确，请重新选择文件上传。"
@@ -105,6 +111,11 @@ async def _limit(request: Request, settings) -> None:
     if wait is not None:
         raise HTTPException(status_code=429, detail=TOO_MANY.format(minutes=max(1, -(-wait // 60))),
                             headers={"Retry-After": str(wait)})
+
+
+def channel_of(sender: str) -> str:
+    """The channel an upload came by: the kiosk's document camera (kiosk-…), else the web chat."""
+    return KIOSK_CHANNEL if sender.startswith(chat_session.KIOSK_PREFIX) else WEB_CHANNEL
 
 
 def _refused(exc: uploads.UploadError) -> HTTPException:
@@ -189,7 +200,7 @@ async def upload(
     services = runner.materials_of(request.app)
     try:
         stored = await uploads.store(settings, services.provider, services.case_system, sender,
-                                     "web", form["data"], form["material"])
+                                     channel_of(sender), form["data"], form["material"])
     except uploads.UploadError as exc:
         logger.info("materials.upload.refused sender=%s code=%s", hash_id(sender), exc.code)
         raise _refused(exc) from None

@@ -6,7 +6,7 @@ logged."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from sqlalchemy import select
 
@@ -38,7 +38,7 @@ def _active(session, secret: bytes, channel: str, recipient: str):
         ProgressSubscription.recipient_hash == keyed_hash(secret, PURPOSE, f"{channel}:{recipient}"),
         ProgressSubscription.channel == channel,
         ProgressSubscription.cancelled_at.is_(None),
-    )
+    ).order_by(ProgressSubscription.id)
 
 
 def subscribe(db_url: str, secret: bytes, number: str, channel: str, recipient: str, status: str) -> Subscribed:
@@ -71,11 +71,19 @@ def numbers_of(db_url: str, secret: bytes, channel: str, recipient: str) -> List
         return [row.number for row in session.execute(_active(session, secret, channel, recipient)).scalars()]
 
 
-def cancel(db_url: str, secret: bytes, channel: str, recipient: str, number: Optional[str] = None) -> int:
-    """Cancel one number's subscription, or all of the recipient's; how many ended."""
+def active(db_url: str, secret: bytes, channel: str, recipient: str) -> List[Tuple[int, str]]:
+    """The recipient's subscriptions as (id, number), oldest first."""
+    with session_factory(db_url)() as session:
+        return [(row.id, row.number) for row in session.execute(_active(session, secret, channel, recipient)).scalars()]
+
+
+def cancel(db_url: str, secret: bytes, channel: str, recipient: str, number: Optional[str] = None,
+           subscription_id: Optional[int] = None) -> int:
+    """Cancel one number's subscription (or the one with this id), or all of the
+    recipient's; how many ended."""
     with session_factory(db_url)() as session:
         rows = [r for r in session.execute(_active(session, secret, channel, recipient)).scalars()
-                if number is None or r.number == number]
+                if (number is None or r.number == number) and (subscription_id is None or r.id == subscription_id)]
         for row in rows:
             row.cancelled_at = utcnow()
         session.commit()

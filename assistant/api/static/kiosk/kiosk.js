@@ -236,6 +236,7 @@
     showChoices(buttons);
     answerEl.scrollTop = 0;
     document.body.setAttribute("data-answered", String(Date.now()));
+    replyHooks.forEach(function (hook) { try { hook(body); } catch (e) { /* the reply is shown anyway */ } });
   }
 
   function replyText(body) {
@@ -807,7 +808,8 @@
 
   /* ---------- idle reset ---------- */
   var idleTimer = null;
-  var resetHooks = [];   // run when the screen is cleared for the next person (prefill.js)
+  var resetHooks = [];   // run when the screen is cleared for the next person (prefill.js, supplement.js)
+  var replyHooks = [];   // run with each reply shown (supplement.js)
 
   function touched() {
     if (idleTimer) clearTimeout(idleTimer);
@@ -919,7 +921,11 @@
     release: stopCapture,
     voiceReady: function () { return state.voice; },
     busy: function () { return state.busy || !!capture; },
-    onReset: function (hook) { resetHooks.push(hook); }
+    onReset: function (hook) { resetHooks.push(hook); },
+    // For supplement.js: every reply shown (chat or voice turn), and speaking a text
+    // like a reply (POST /api/v1/tts; 重听 replays it).
+    onReply: function (hook) { replyHooks.push(hook); },
+    say: function (text) { state.turn++; newReplyAudio(); speak(text); }
   };
 
   /* ---------- start ---------- */

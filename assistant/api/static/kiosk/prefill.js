@@ -4,7 +4,7 @@
  * be photographed. The citizen picks an item, fills the fields with large inputs (or by
  * voice: tap a field, hold "按住说话填写"; kiosk.js streams the microphone with
  * mode=dictate and puts the answer into that field), photographs materials with the
- * document camera (getUserMedia; a camera whose name says it is a document camera is
+ * document camera (camera.js: getUserMedia; a camera named like a document camera is
  * preferred; a file picker when there is no camera), and submits: POST
  * /api/v1/kiosk/preapplications answers the receipt number at once, shown in large
  * type and printed (window.print of the receipt sheet) where the kiosk has a printer.
@@ -18,11 +18,6 @@
   var FORMS_URL = "/api/v1/kiosk/forms";
   var SUBMIT_URL = "/api/v1/kiosk/preapplications";
   var TIMEOUT_MS = 60000;
-  var MAX_SIDE = 2400;        // captured or re-encoded photos: at most this many pixels a side
-  var JPEG_QUALITY = 0.85;
-  var SENT_TYPES = /^image\/(jpeg|png)$/;
-  var DOCUMENT_CAMERA = /document|doc[\s_-]?cam|visuali[sz]er|scanner|高拍|文档|文件/i;
-  var CAMERA = { video: { width: { ideal: 2592 }, height: { ideal: 1944 } }, audio: false };
 
   var TEXT = {
     talk: "按住说话填写",
@@ -46,6 +41,7 @@
   };
 
   var kiosk = window.banshiKiosk;
+  var camera = window.banshiCamera;
   var $ = function (id) { return document.getElementById(id); };
   var openEl = $("prefill-open");
   var overlayEl = $("prefill");
@@ -85,7 +81,7 @@
     submitting: false
   };
 
-  if (!kiosk || !overlayEl) return;
+  if (!kiosk || !camera || !overlayEl) return;
 
   /* ---------- helpers ---------- */
   function clearNode(node) {
@@ -358,10 +354,9 @@
     if (e.key === " " || e.key === "Enter") { e.preventDefault(); kiosk.release(); }
   });
 
-  /* ---------- materials: the document camera, or a file ---------- */
-  var canFilm = !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
-
+  /* ---------- materials: the document camera, or a file (camera.js) ---------- */
   function renderMaterials(form) {
+    var canFilm = camera.available();
     clearNode(materialsEl);
     (form.photos || []).forEach(function (material) {
       var row = el("div", "material");
@@ -383,10 +378,10 @@
       return;
     }
     state.material = material;
-    if (!canFilm) { pickFile(); return; }
+    if (!camera.available()) { pickFile(); return; }
     stopCamera();
-    navigator.mediaDevices.getUserMedia(CAMERA).then(documentCamera).then(function (stream) {
-      if (state.material !== material) { stopStream(stream); return; }
+    camera.open().then(function (stream) {
+      if (state.material !== material) { camera.stop(stream); return; }
       state.stream = stream;
       videoEl.srcObject = stream;
       cameraEl.hidden = false;
@@ -394,61 +389,24 @@
       shootEl.focus();
     }).catch(function () {
       setError(TEXT.noCamera);
-      canFilm = false;
+      camera.disable();
       if (state.form) renderMaterials(state.form);
       pickFile();
     });
   }
 
-  // The first camera answered; a camera named like a document camera is preferred.
-  function documentCamera(stream) {
-    if (!navigator.mediaDevices.enumerateDevices) return stream;
-    var current = stream.getVideoTracks()[0];
-    var currentId = current && current.getSettings ? current.getSettings().deviceId : null;
-    return navigator.mediaDevices.enumerateDevices().then(function (devices) {
-      var wanted = devices.filter(function (d) {
-        return d.kind === "videoinput" && DOCUMENT_CAMERA.test(d.label || "") && d.deviceId !== currentId;
-      })[0];
-      if (!wanted) return stream;
-      stopStream(stream);
-      return navigator.mediaDevices.getUserMedia({
-        video: { deviceId: { exact: wanted.deviceId }, width: CAMERA.video.width, height: CAMERA.video.height }
-      });
-    }, function () { return stream; });
-  }
-
-  function stopStream(stream) {
-    if (stream) stream.getTracks().forEach(function (t) { t.stop(); });
-  }
-
   function stopCamera() {
-    stopStream(state.stream);
+    camera.stop(state.stream);
     state.stream = null;
     videoEl.srcObject = null;
     cameraEl.hidden = true;
-  }
-
-  function scaled(width, height) {
-    var ratio = Math.min(1, MAX_SIDE / Math.max(width, height));
-    return { width: Math.max(1, Math.round(width * ratio)), height: Math.max(1, Math.round(height * ratio)) };
-  }
-
-  function toJpeg(source, width, height) {
-    var size = scaled(width, height);
-    var canvas = document.createElement("canvas");
-    canvas.width = size.width;
-    canvas.height = size.height;
-    canvas.getContext("2d").drawImage(source, 0, 0, size.width, size.height);
-    return new Promise(function (resolve, reject) {
-      canvas.toBlob(function (blob) { blob ? resolve(blob) : reject(new Error("encode")); }, "image/jpeg", JPEG_QUALITY);
-    });
   }
 
   shootEl.addEventListener("click", function () {
     kiosk.touched();
     var material = state.material;
     if (!state.stream || !videoEl.videoWidth) return;
-    toJpeg(videoEl, videoEl.videoWidth, videoEl.videoHeight).then(function (blob) {
+    camera.snap(videoEl).then(function (blob) {
       stopCamera();
       addPhoto(material, blob);
     }).catch(function () { setError(TEXT.notPhoto); });
@@ -467,15 +425,9 @@
     var material = state.material;
     if (!file || !material) return;
     // JPEG and PNG within the bound go as they are (the kiosk checks them by content);
-    // other pictures are re-encoded here, what cannot be decoded is not a photo.
-    if (SENT_TYPES.test(file.type) && file.size <= state.limits.max_photo_bytes) {
-      addPhoto(material, file);
-      return;
-    }
-    if (typeof window.createImageBitmap !== "function") { setError(TEXT.notPhoto); return; }
-    window.createImageBitmap(file).then(function (bitmap) {
-      return toJpeg(bitmap, bitmap.width, bitmap.height);
-    }).then(function (blob) { addPhoto(material, blob); }, function () { setError(TEXT.notPhoto); });
+    // other pictures are re-encoded, what cannot be decoded is not a photo.
+    camera.fromFile(file, state.limits.max_photo_bytes).then(function (blob) { addPhoto(material, blob); },
+                                                             function () { setError(TEXT.notPhoto); });
   });
 
   function addPhoto(material, blob) {
