@@ -1,28 +1,22 @@
-"""A bounded check of a photo of a material, before it is stored: the type by its
-content (JPEG or PNG, never by a name), its size, its pixels (the header's dimensions
-are checked before anything is decoded: no decompression bombs), and that it decodes.
-
-TODO(merge): the materials branch (issue-15-materials) brings
-``assistant.services.materials.inspect.inspect_upload(data, limits) -> Inspected``
-raising ``UploadRefused(code, message)``; switch ``check_photo`` to it there and keep
-this module's ``PhotoRefused`` codes (they decide the HTTP status).
+"""A bounded check of a photo of a material, before it is stored: the checks of any
+upload (``materials.inspect.inspect_upload``: the type by its content, never by a name;
+the size; the header's dimensions before anything is decoded, so no decompression bombs;
+a full decode), narrowed to what a kiosk form takes (JPEG or PNG, at least
+``MIN_SIDE`` pixels a side), with this module's codes (they decide the HTTP status) and
+messages (they speak of a photo, not a file).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import warnings
 from dataclasses import dataclass
 
-from PIL import Image
-
 from assistant.config.settings import Settings
+from assistant.services.materials import inspect
 
 JPEG = "image/jpeg"
 PNG = "image/png"
 CONTENT_TYPES = (JPEG, PNG)
-_MAGIC = ((b"\xff\xd8\xff", JPEG, "JPEG"), (b"\x89PNG\r\n\x1a\n", PNG, "PNG"))
 MIN_SIDE = 200  # pixels: smaller photos of a document cannot be read
 MAX_SIDE = 20000
 
@@ -67,41 +61,30 @@ class Photo:
     sha256: str
 
 
-def sniff(data: bytes) -> str:
-    """The content type by the first bytes; ``PhotoRefused`` for anything else."""
-    for magic, content_type, _ in _MAGIC:
-        if data.startswith(magic):
-            return content_type
-    raise PhotoRefused("unsupported", UNSUPPORTED)
+# inspect's refusal codes → this module's.
+_CODES = {
+    inspect.EMPTY: "empty",
+    inspect.TOO_LARGE: "too_large",
+    inspect.TOO_MANY_PIXELS: "too_many_pixels",
+    inspect.NOT_ALLOWED_TYPE: "unsupported",
+}
+_MESSAGES = {"empty": EMPTY, "too_many_pixels": TOO_MANY_PIXELS, "unsupported": UNSUPPORTED, "broken": BROKEN}
 
 
 def check_photo(data: bytes, limits: PhotoLimits) -> Photo:
     """The photo's type, dimensions and hash; ``PhotoRefused`` (code, Chinese message)."""
-    if not data:
-        raise PhotoRefused("empty", EMPTY)
-    if len(data) > limits.max_bytes:
-        raise PhotoRefused("too_large", TOO_LARGE.format(mb=max(1, limits.max_bytes // (1024 * 1024))))
-    content_type = sniff(data)
-    pil_format = next(fmt for _, ctype, fmt in _MAGIC if ctype == content_type)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data), formats=[pil_format])
-            width, height = image.size
-            if width * height > limits.max_pixels or max(width, height) > MAX_SIDE:
-                raise PhotoRefused("too_many_pixels", TOO_MANY_PIXELS)
-            if min(width, height) < MIN_SIDE:
-                raise PhotoRefused("too_small", TOO_SMALL)
-            if content_type == JPEG:
-                # Decoded at 1/8 scale: the whole stream is read, in a fraction of the time.
-                image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-                image.load()
-            else:
-                image.verify()  # every chunk and its checksum, without inflating the pixels
-        except PhotoRefused:
-            raise
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-            raise PhotoRefused("too_many_pixels", TOO_MANY_PIXELS) from None
-        except (OSError, ValueError, SyntaxError, EOFError, Image.UnidentifiedImageError):
-            raise PhotoRefused("broken", BROKEN) from None
-    return Photo(content_type, width, height, len(data), hashlib.sha256(data).hexdigest())
+    if data and len(data) <= limits.max_bytes and inspect.sniff_mime(data) not in CONTENT_TYPES:
+        raise PhotoRefused("unsupported", UNSUPPORTED)  # a WebP or a PDF is fine elsewhere, not here
+    bounds = inspect.UploadLimits(max_bytes=limits.max_bytes, max_pixels=limits.max_pixels, max_pages=1,
+                                  max_side=MAX_SIDE)
+    try:
+        found = inspect.inspect_upload(data, bounds)
+    except inspect.UploadRefused as refused:
+        code = _CODES.get(refused.code, "broken")
+        if code == "too_large":
+            raise PhotoRefused(code, TOO_LARGE.format(mb=max(1, limits.max_bytes // (1024 * 1024)))) from None
+        raise PhotoRefused(code, _MESSAGES[code]) from None
+    assert found.width is not None and found.height is not None
+    if min(found.width, found.height) < MIN_SIDE:
+        raise PhotoRefused("too_small", TOO_SMALL)
+    return Photo(found.mime, found.width, found.height, found.size, hashlib.sha256(data).hexdigest())
