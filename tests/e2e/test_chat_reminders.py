@@ -8,27 +8,11 @@ from __future__ import annotations
 import pytest
 
 from assistant.services.progress import commands, reminders, subscriptions
+from tests.e2e.webchat import TURN_MS, ask, wait_bot_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
 NUMBER = "ZW20251102002"  # 审核中 in the demo data, phone tail 2002
-TURN_MS = 30000
-
-
-def ask(page, text):
-    count = page.locator(".msg.bot").count()
-    page.fill("#input", text)
-    page.press("#input", "Enter")
-    return count
-
-
-def wait_bot_text(page, fragment, after=0, timeout=TURN_MS):
-    page.wait_for_function(
-        """([fragment, after]) => [...document.querySelectorAll('.msg.bot')]
-              .slice(after).some(e => e.textContent.includes(fragment))""",
-        arg=[fragment, after], timeout=timeout,
-    )
-    return [t for t in page.locator(".msg.bot").all_inner_texts()[after:] if fragment in t][-1]
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from .conftest import SHOTS
+from tests.e2e.webchat import TURN_MS, ask, wait_bot_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -21,7 +22,6 @@ USERNAME = "desk.e2e"
 PASSWORD = "desk-e2e-password-1"
 DISPLAY_NAME = "测试坐席"
 # Bot turns right after start-up are slower than the ~50 ms of a warm model.
-TURN_MS = 30000
 # Live updates (handoff relay, desk events) arrive within a second or two.
 LIVE_MS = 15000
 
@@ -54,24 +54,6 @@ def desk(browser, live_server):
     page.goto(live_server + "/desk")
     yield page
     context.close()
-
-
-def ask(page, text):
-    """Type a message in the web chat and send it; the number of bot bubbles before."""
-    count = page.locator(".msg.bot").count()
-    page.fill("#input", text)
-    page.press("#input", "Enter")
-    return count
-
-
-def wait_bot_text(page, fragment, after=0, timeout=TURN_MS):
-    page.wait_for_function(
-        """([fragment, after]) => [...document.querySelectorAll('.msg.bot')]
-              .slice(after).some(e => e.textContent.includes(fragment))""",
-        arg=[fragment, after],
-        timeout=timeout,
-    )
-    return [t for t in page.locator(".msg.bot").all_inner_texts()[after:] if fragment in t][-1]
 
 
 def login(page, username, password):

@@ -17,6 +17,7 @@ from assistant.security import accounts
 from assistant.services.progress import notices
 from tests.materials_images import make_sample
 from tests.notify_support import CMS_SECRET, signed_event
+from tests.e2e.webchat import TURN_MS, ask, wait_bot_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -24,24 +25,7 @@ NUMBER = "ZW20251102002"  # 居民身份证补领, 审核中 in the demo data, p
 MATERIAL = "居民户口簿"
 USERNAME = "desk.followup"
 PASSWORD = "desk-followup-password-1"
-TURN_MS = 30000
 UPLOAD_MS = 60000  # OCR on two shared cores
-
-
-def ask(page, text):
-    count = page.locator(".msg.bot").count()
-    page.fill("#input", text)
-    page.press("#input", "Enter")
-    return count
-
-
-def wait_bot_text(page, fragment, after=0, timeout=TURN_MS):
-    page.wait_for_function(
-        """([fragment, after]) => [...document.querySelectorAll('.msg.bot')]
-              .slice(after).some(e => e.textContent.includes(fragment))""",
-        arg=[fragment, after], timeout=timeout,
-    )
-    return [t for t in page.locator(".msg.bot").all_inner_texts()[after:] if fragment in t][-1]
 
 
 def verify(page):

@@ -26,6 +26,7 @@ from assistant.storage.tables import AuditRecord, MaterialUpload
 from tests.materials_images import LONG_TERM, make_sample
 
 from .conftest import SHOTS
+from tests.e2e.webchat import TURN_MS, ask, wait_bot_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -33,7 +34,6 @@ NUMBER = "ZW20251102003"  # 社会保障卡申领, phone tail 3003
 MATERIAL = "居民身份证"
 USERNAME = "desk.uploads"
 PASSWORD = "desk-uploads-password-1"
-TURN_MS = 30000
 UPLOAD_MS = 60000  # OCR on two shared cores
 
 
@@ -56,23 +56,6 @@ def operator(settings, live_server):
     except DuplicateUsername:
         pass
     return USERNAME
-
-
-def ask(page, text):
-    count = page.locator(".msg.bot").count()
-    page.fill("#input", text)
-    page.press("#input", "Enter")
-    return count
-
-
-def wait_bot_text(page, fragment, after=0, timeout=TURN_MS):
-    page.wait_for_function(
-        """([fragment, after]) => [...document.querySelectorAll('.msg.bot')]
-              .slice(after).some(e => e.textContent.includes(fragment))""",
-        arg=[fragment, after],
-        timeout=timeout,
-    )
-    return [t for t in page.locator(".msg.bot").all_inner_texts()[after:] if fragment in t][-1]
 
 
 def valid_id_card_back():
