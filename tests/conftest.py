@@ -8,6 +8,7 @@ unchanged); every test session gets a fresh SQLite database.
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import subprocess
 import sys
@@ -184,11 +185,28 @@ def wechat_api(settings):
 
 
 @pytest.fixture(scope="session")
-def client(live_server):
+def _session_client(live_server):
     import httpx
 
     with httpx.Client(base_url=live_server, timeout=30) as http:
         yield http
+
+
+_client_networks = itertools.count(1)
+
+
+@pytest.fixture
+def client(_session_client):
+    """The session's HTTP client to the live server, as one citizen's network: each test
+    comes from its own address (X-Forwarded-For via the trusted local peer), so the
+    per-IP limits of progress lookups count per test, not across the whole suite. A
+    request's own X-Forwarded-For header still wins."""
+    n = next(_client_networks)
+    _session_client.headers["X-Forwarded-For"] = f"198.18.{n // 250 % 250}.{n % 250 + 1}"
+    try:
+        yield _session_client
+    finally:
+        _session_client.headers.pop("X-Forwarded-For", None)
 
 
 @pytest.fixture(scope="session")
