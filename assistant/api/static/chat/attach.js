@@ -39,11 +39,7 @@
   var wanted = { materials: [], maxBytes: 0 };
   var uploading = false;
 
-  function fill(template, values) {
-    return template.replace(/\{(\w+)\}/g, function (_, key) {
-      return values[key] == null ? "" : String(values[key]);
-    });
-  }
+  var fill = chat.fill;
 
   function url(current) {
     return "/api/v1/chat/" + encodeURIComponent(current.sender_id) + "/uploads?token=" +

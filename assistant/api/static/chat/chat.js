@@ -592,7 +592,15 @@
     } catch (e) { /* an old browser without CustomEvent: the extras stay off */ }
   }
 
+  /* "{name}" placeholders of a message template, filled from values (empty when missing). */
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (_, key) {
+      return values[key] == null ? "" : String(values[key]);
+    });
+  }
+
   window.banshiChat = {
+    fill: fill,
     ensureSession: ensureSession,
     session: function () { return session; },
     addBotMessage: addBotMessage,

@@ -36,11 +36,7 @@
 
   var busy = false;
 
-  function fill(template, values) {
-    return template.replace(/\{(\w+)\}/g, function (_, key) {
-      return values[key] == null ? "" : String(values[key]);
-    });
-  }
+  var fill = chat.fill;
 
   function base(current) {
     return "/api/v1/chat/" + encodeURIComponent(current.sender_id);
