@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import List
 
 import pytest
 
 from assistant.services.progress import notices, subscriptions
 from assistant.services.progress.importer import load_demo_data
+from tests.chat_session import Chat
 
 pytestmark = pytest.mark.model
 
@@ -21,34 +22,13 @@ def demo(settings):
     load_demo_data(settings.db_url, settings.secret())
 
 
-class Chat:
-    def __init__(self, client, channel: str = "web"):
-        session = client.post("/api/v1/chat/sessions")
-        assert session.status_code == 201
-        self.sender_id, self.token = session.json()["sender_id"], session.json()["token"]
-        self.client, self.channel = client, channel
-
-    def say(self, text: str) -> Dict:
-        body = {"sender_id": self.sender_id, "text": text, "channel": self.channel, "token": self.token}
-        response = self.client.post("/api/v1/chat", json=body)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def verified_lookup(self) -> List[Dict]:
-        assert "手机号的后四位" in self.texts(f"帮我查一下{NUMBER}的进度")
-        return self.say("2002")["messages"]
-
-    def texts(self, text: str) -> str:
-        return "\n".join(m.get("text") or "" for m in self.say(text)["messages"])
-
-
 def subscribed(settings, chat: Chat) -> List[str]:
     return subscriptions.numbers_of(settings.db_url, settings.secret(), chat.channel, chat.sender_id)
 
 
 def test_the_offer_taken_up_subscribes_and_a_status_change_queues_a_notice(client, settings, demo):
     chat = Chat(client)
-    messages = chat.verified_lookup()
+    messages = chat.verified_lookup(NUMBER, "2002")
     assert "身份证" in messages[0]["text"]  # the progress answer comes first
     offer = next(m for m in messages if m.get("text") == OFFER)
     assert [b["title"] for b in offer["buttons"]] == ["提醒我", "不用了"]
@@ -58,7 +38,7 @@ def test_the_offer_taken_up_subscribes_and_a_status_change_queues_a_notice(clien
     # The next status change is queued for this conversation (the dispatcher sends it).
     assert notices.enqueue(settings.db_url, NUMBER, "completed", settings.timezone) >= 1
     # Asked again, no second offer for the same number.
-    again = chat.verified_lookup()
+    again = chat.verified_lookup(NUMBER, "2002")
     assert all(m.get("text") != OFFER for m in again)
     listed = chat.texts("我的提醒")
     assert "ZW2025****002" in listed and NUMBER not in listed
@@ -69,12 +49,12 @@ def test_the_offer_taken_up_subscribes_and_a_status_change_queues_a_notice(clien
 
 def test_a_typed_yes_takes_the_offer_and_no_declines_it(client, settings, demo):
     yes = Chat(client)
-    yes.verified_lookup()
+    yes.verified_lookup(NUMBER, "2002")
     assert "我会在这里提醒您" in yes.texts("好的")
     assert subscribed(settings, yes) == [NUMBER]
 
     no = Chat(client)
-    no.verified_lookup()
+    no.verified_lookup(NUMBER, "2002")
     assert "不提醒您" in no.texts("不用了")
     assert subscribed(settings, no) == []
     assert "还有其他想问的吗" in no.texts("好的")  # nothing pending any more
@@ -83,7 +63,7 @@ def test_a_typed_yes_takes_the_offer_and_no_declines_it(client, settings, demo):
 
 def test_no_offer_where_nothing_can_be_pushed_and_none_without_verification(client, settings, demo):
     kiosk = Chat(client, channel="kiosk")
-    assert all(m.get("text") != OFFER for m in kiosk.verified_lookup())
+    assert all(m.get("text") != OFFER for m in kiosk.verified_lookup(NUMBER, "2002"))
     assert "还有其他想问的吗" in kiosk.texts("好的")
     assert subscribed(settings, kiosk) == []
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import pytest
 
 from assistant.services.progress import commands, reminders, subscriptions
 from assistant.services.progress.importer import import_csv, load_demo_data
+from tests.chat_session import Chat
 
 pytestmark = pytest.mark.model
 
@@ -39,27 +40,6 @@ def demo(settings, tmp_path_factory):
 
 def today(settings) -> dt.date:
     return commands.today_in(settings.timezone)
-
-
-class Chat:
-    def __init__(self, client, channel: str = "web"):
-        session = client.post("/api/v1/chat/sessions")
-        assert session.status_code == 201
-        self.sender_id, self.token = session.json()["sender_id"], session.json()["token"]
-        self.client, self.channel = client, channel
-
-    def say(self, text: str) -> Dict:
-        body = {"sender_id": self.sender_id, "text": text, "channel": self.channel, "token": self.token}
-        response = self.client.post("/api/v1/chat", json=body)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def texts(self, text: str) -> str:
-        return "\n".join(m.get("text") or "" for m in self.say(text)["messages"])
-
-    def verified_lookup(self, number: str, tail: str) -> List[Dict]:
-        assert "手机号的后四位" in self.texts(f"帮我查一下{number}的进度")
-        return self.say(tail)["messages"]
 
 
 def reminders_of(settings, chat: Chat) -> List[reminders.ReminderView]:
