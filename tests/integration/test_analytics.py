@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import itertools
 import threading
 from collections import Counter, defaultdict
 from typing import Dict, List, Optional, Tuple
@@ -19,7 +18,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from assistant.api.app import create_app
-from assistant.security import accounts
 from assistant.services.analytics import export, rollup
 from assistant.services.analytics.report import Filters, build_report
 from assistant.storage.database import session_factory
@@ -27,6 +25,7 @@ from assistant.storage.analytics_tables import AnalyticsDay, AnalyticsTurn
 from assistant.storage.tables import AuditRecord
 from tests.analytics_seed import DAYS, FIRST_DAY, LAST_DAY, PII_TEXT, SeedWeek, seed_week
 from tests.conftest import isolated_settings, routes_under, run_cli
+from tests.staff import new_staff
 
 API = "/api/v1/admin/analytics"
 WEEK = {"start": FIRST_DAY.isoformat(), "end": LAST_DAY.isoformat()}
@@ -39,7 +38,6 @@ TOPICS = {
     "嗯那个就是说吧": "嗯那个就是说吧",
     "嗯嗯嗯": "嗯嗯嗯",
 }
-_names = itertools.count(1)
 
 
 def _analytics_routes() -> List[Tuple[str, str]]:
@@ -70,12 +68,7 @@ def week(app, app_settings) -> SeedWeek:
 
 
 def login(app, role: str) -> TestClient:
-    name = f"an{role[:3]}{next(_names):03d}"
-    accounts.create_operator(app.state.settings.db_url, name, PASSWORD, role=role)
-    client = TestClient(app)
-    reply = client.post("/api/v1/desk/login", json={"username": name, "password": PASSWORD})
-    assert reply.status_code == 200, reply.text
-    return client
+    return new_staff(app, role, PASSWORD, prefix="an")[0]
 
 
 @pytest.fixture(scope="module")

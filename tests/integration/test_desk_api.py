@@ -5,7 +5,7 @@ may call it. The real app without the model (the desk does not need it), real SQ
 from __future__ import annotations
 
 import itertools
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,8 +17,8 @@ from assistant.security import accounts
 from assistant.services.handoff import relay, tickets
 from assistant.storage.database import session_factory
 from assistant.storage.tables import AuditRecord, SuggestionMark
-from tests.conftest import routes_under
-from tests.conftest import isolated_settings
+from tests import staff
+from tests.conftest import isolated_settings, routes_under
 
 DESK_PREFIX = "/api/v1/desk"
 PUBLIC = {("POST", f"{DESK_PREFIX}/login")}
@@ -59,11 +59,8 @@ def operator(app_settings):
     return name
 
 
-def login(app, username: str) -> Tuple[TestClient, dict]:
-    client = TestClient(app)
-    response = client.post(f"{DESK_PREFIX}/login", json={"username": username, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return client, {"X-CSRF-Token": response.json()["csrf_token"]}
+def login(app, username: str) -> Tuple[TestClient, Dict[str, str]]:
+    return staff.login(app, username, PASSWORD)
 
 
 def new_ticket(app_settings, conversation_id=None):

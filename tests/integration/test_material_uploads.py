@@ -35,6 +35,7 @@ from assistant.services.progress.providers import load_view
 from assistant.services.progress.records import CST
 from assistant.storage.database import session_factory
 from assistant.storage.tables import AuditRecord, MaterialUpload
+from tests import staff
 from tests.conftest import isolated_settings, routes_under, serve_in_thread
 
 NUMBER = "ZW20251102003"  # 需补正 in the demo data
@@ -145,10 +146,7 @@ def audits(app_settings, action: str) -> List[AuditRecord]:
 
 
 def login(app, username: str) -> Tuple[TestClient, Dict[str, str]]:
-    desk = TestClient(app)
-    response = desk.post("/api/v1/desk/login", json={"username": username, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return desk, {"X-CSRF-Token": response.json()["csrf_token"]}
+    return staff.login(app, username, PASSWORD)
 
 
 @pytest.fixture(scope="module")

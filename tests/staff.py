@@ -1,0 +1,28 @@
+"""Staff (operators and admins) in tests: an account and a logged-in desk client."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Dict, Tuple
+
+from fastapi.testclient import TestClient
+
+from assistant.security import accounts
+
+LOGIN_PATH = "/api/v1/desk/login"
+_names = itertools.count(1)
+
+
+def login(app, username: str, password: str) -> Tuple[TestClient, Dict[str, str]]:
+    """A client of ``app`` logged in as ``username``, and the CSRF header for unsafe calls."""
+    client = TestClient(app)
+    response = client.post(LOGIN_PATH, json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return client, {"X-CSRF-Token": response.json()["csrf_token"]}
+
+
+def new_staff(app, role: str, password: str, prefix: str = "st") -> Tuple[TestClient, Dict[str, str]]:
+    """A new account with ``role`` on ``app``'s database, logged in."""
+    name = f"{prefix}{role[:3]}{next(_names):03d}"
+    accounts.create_operator(app.state.settings.db_url, name, password, role=role)
+    return login(app, name, password)
