@@ -2,7 +2,7 @@
 action server): an operator asks the desk for suggestions on a caller's question and
 marks the first one "不对"; an admin opens /admin/reviews, finds it in the queue —
 masked — assigns the right item and intent and accepts it, the open count going down;
-no CSP violation or script error on the page."""
+no CSP violation or script error on the page, and axe-core finds nothing."""
 
 from __future__ import annotations
 
@@ -92,6 +92,10 @@ def test_a_wrong_mark_on_the_desk_reaches_the_review_queue(browser, live_server,
     row.locator("button.open-review").click()
     page.wait_for_selector("#editor", state="visible")
     assert MASKED in page.inner_text("#editor-text")
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, options={"resultTypes": ["violations"]})
+    assert results.violations_count == 0, results.generate_report()
     page.select_option("#assign-item", ITEM)
     page.select_option("#assign-intent", "ask_materials")
     assert page.is_disabled("#accept-btn")

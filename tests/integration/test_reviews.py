@@ -11,6 +11,7 @@ import datetime as dt
 import itertools
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Dict, List
 
@@ -311,6 +312,36 @@ def test_trend_counts_reviews_open_at_each_days_end(app_settings):
     before = days["2030-01-08"]["open"]
     assert days["2030-01-08"]["new"] == 2 + 0 and days["2030-01-09"]["open"] == before - 1
     assert days["2030-01-10"]["open"] == before and days["2030-01-10"]["new"] == 1
+
+
+def test_two_replicas_collecting_at_once_add_each_row_once(app, app_settings):
+    """Marks written meanwhile, collected by several threads at once (as several
+    gateway replicas showing the queue): each mark becomes one review."""
+    operator = login(app, "operator")
+    ids = []
+    for n in range(12):
+        reply = operator.post("/api/v1/desk/marks", json={"query": f"并发测试问题{n}号怎么办", "rank": 1, "mark": "wrong"})
+        assert reply.status_code == 201
+        ids.append(reply.json()["id"])
+    errors: List[BaseException] = []
+
+    def run() -> None:
+        try:
+            collect.collect(app_settings)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    collect.collect(app_settings)  # whatever a lost race left for the next round
+    assert errors == []
+    with session_factory(app_settings.db_url)() as db:
+        sources = [r.source for r in db.execute(select(ReviewItem).where(ReviewItem.reason == "wrong_mark")).scalars()]
+    for mark_id in ids:
+        assert sources.count(f"mark:{mark_id}") == 1
 
 
 # ------------------------------------------------------------------- access
