@@ -148,7 +148,7 @@ def test_every_source_appears_in_the_queue_masked(admin, seeded, app_settings):
     assert rating["text"] == "差评，答非所问" and rating["detail"] == "差评：差评，答非所问"
     (mark,) = found["wrong_mark"]
     assert mark["text"] == "我叫张*，手机138****5678，社保卡丢了怎么补" and mark["item_id"] == ITEM
-    assert "materials" in mark["detail"] and mark["confidence"] == pytest.approx(0.62)
+    assert "（建议回答：要带什么材料）" in mark["detail"] and mark["confidence"] == pytest.approx(0.62)
     stored = all_review_text(app_settings.db_url)
     for secret in (PHONE, ID_NUMBER, NAME):
         assert secret not in stored

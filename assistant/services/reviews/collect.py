@@ -43,6 +43,7 @@ from assistant.storage.review_tables import (
     ReviewItem,
 )
 from assistant.storage.tables import HandoffTicket, SuggestionMark
+from knowledge.answers import QUESTION_LABELS
 from knowledge.db import Feedback
 
 logger = logging.getLogger(__name__)
@@ -246,7 +247,7 @@ def _add_mark(session: Session, mark: SuggestionMark) -> bool:
         channel = ticket.channel[:16] if ticket is not None and ticket.channel else None
     detail = f"坐席 {mark.operator} 标记第{mark.rank}条建议有误"
     if mark.question_type:
-        detail += f"（问题类型：{mark.question_type}）"
+        detail += f"（建议回答：{QUESTION_LABELS.get(mark.question_type, mark.question_type)}）"
     _, created = add_item(
         session, REASON_WRONG_MARK, clip(mark.query) or NO_TEXT, channel=channel, source=f"mark:{mark.id}",
         item_id=_short(mark.item_id, 64), confidence=mark.confidence, answer=_short(mark.question_type, 32),
