@@ -282,6 +282,21 @@ def test_rasa_data_validate_accepts_the_exported_examples(admin, app_settings, t
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
+def test_an_export_that_cannot_be_written_still_accepts_and_says_so(app, admin, app_settings, tmp_path):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("x")
+    review = collect.note_turn(app_settings.db_url, "导出失败测试的问题", "web",
+                               {"intent": {"name": "nlu_fallback", "confidence": 0.1}}, {"answer": None})
+    assert admin.post(f"{API}/{review}/assign", json={"intent": "ask_service"}).status_code == 200
+    app.state.settings = app_settings.copy(update={"review_export_dir": blocked})
+    try:
+        reply = admin.post(f"{API}/{review}/accept")
+    finally:
+        app.state.settings = app_settings
+    assert reply.status_code == 200 and reply.json()["files"] is None
+    assert reply.json()["review"]["outcome"] == "accepted" and "导出文件没有写成功" in reply.json()["warning"]
+
+
 def test_every_action_is_audited(admin, seeded, app_settings):
     with session_factory(app_settings.db_url)() as db:
         rows = db.execute(select(AuditRecord).where(AuditRecord.actor == f"operator:{admin.username}")).scalars().all()

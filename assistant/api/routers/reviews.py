@@ -51,6 +51,7 @@ page_router = APIRouter(include_in_schema=False)
 AUDIT_CHANNEL = "admin"
 NO_FILE = "没有这个导出文件"
 NOT_EXPORTED = "还没有审核通过的数据，暂无导出文件"
+EXPORT_FAILED = "已审核通过，但导出文件没有写成功，请联系系统管理员检查导出目录"
 ReviewId = Path(..., ge=1, le=MAX_ROW_ID, description="a review's id")
 
 
@@ -171,7 +172,11 @@ async def accept(admin: AdminDep, request: Request, review_id: int = ReviewId) -
 
     def work() -> Dict[str, Any]:
         done = queue.finish(settings.db_url, catalog, review_id, admin.username, OUTCOME_ACCEPTED)
-        return {"review": done, "files": export.write_exports(settings, catalog)}
+        try:
+            return {"review": done, "files": export.write_exports(settings, catalog)}
+        except OSError:  # accepted all the same: the next accept rewrites every file
+            logger.exception("admin.review.export_failed id=%s", review_id)
+            return {"review": done, "files": None, "warning": EXPORT_FAILED}
 
     return await _step(request, admin, "admin.review.accept", review_id, work)
 

@@ -227,8 +227,7 @@
     showError("editor-error", "");
     Array.prototype.forEach.call($("assign-form").querySelectorAll("button"), function (b) { b.disabled = true; });
     request("POST", API + "/" + review.id + "/" + path, body).then(function (result) {
-      done(result);
-      return load();
+      return load().then(function () { done(result); });
     }, function (error) {
       showError("editor-error", error.message || NETWORK_ERROR);
     }).then(function () {
@@ -257,9 +256,10 @@
   }
 
   function accept() {
-    act("accept", {}, function () {
+    act("accept", {}, function (result) {
       closeEditor();
-      $("status").textContent = "已审核通过，已写入导出文件。";
+      if (result && result.warning) showError("error", result.warning);
+      $("status").textContent = result && result.warning ? "已审核通过。" : "已审核通过，已写入导出文件。";
     });
   }
 
