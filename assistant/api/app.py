@@ -35,6 +35,7 @@ from assistant.api.routers import (
     reminders as reminders_router,
     prefill as prefill_router,
     metrics as metrics_router,
+    reviews as reviews_router,
     tts as tts_router,
     uploads as uploads_router,
     voice as voice_router,
@@ -299,6 +300,8 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.include_router(admin_router.router)
     app.include_router(analytics_router.router)
     app.include_router(analytics_router.page_router)
+    app.include_router(reviews_router.router)
+    app.include_router(reviews_router.page_router)
     app.include_router(tts_router.router)
     app.include_router(voice_router.router)
     app.include_router(voice_router.page_router)

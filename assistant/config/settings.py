@@ -204,6 +204,10 @@ class Settings(BaseSettings):
     metrics_token: Optional[str] = Field(None, min_length=16, max_length=256)
     metrics_allow: str = ""
 
+    # Where accepted reviews are exported as reviewable data files (assistant/services/reviews/export.py);
+    # default: data_dir/reviews.
+    review_export_dir: Optional[Path] = None
+
     log_level: str = "INFO"
     # Level of Rasa's own (structured) logs; DEBUG prints every tracker state.
     rasa_log_level: str = "WARNING"

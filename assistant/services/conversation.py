@@ -19,6 +19,7 @@ from assistant.security.pii import hash_id
 from assistant.services import degraded, metrics
 from assistant.services.handoff import relay, tickets
 from assistant.services.progress import commands
+from assistant.services.reviews import collect as reviews
 from assistant.storage import tables
 
 logger = logging.getLogger(__name__)
@@ -181,6 +182,26 @@ async def pending_answer(conn: HTTPConnection, settings: Settings, sender_id: st
     return said, slots
 
 
+# Reviews being noted in the background (a reference keeps each task alive).
+_noting: set = set()
+
+
+def note_for_review(settings: Settings, text: str, channel: str, parse_data: Dict[str, Any],
+                    response: Dict[str, Any]) -> None:
+    """Put a turn that was not understood (or understood with low confidence) in the
+    review queue, in the background: the reply never waits for it, nor fails with it."""
+
+    async def note() -> None:
+        try:
+            await asyncio.to_thread(reviews.note_turn, settings.db_url, text, channel, parse_data, response)
+        except Exception as exc:  # the database is restarting: this one is not reviewed
+            logger.warning("reviews.turn.failed channel=%s error=%s", channel, type(exc).__name__)
+
+    task = asyncio.get_running_loop().create_task(note())
+    _noting.add(task)
+    task.add_done_callback(_noting.discard)
+
+
 async def conversation_turn(
     conn: HTTPConnection, settings: Settings, sender_id: str, text: str, channel: str
 ) -> Dict[str, Any]:
@@ -228,6 +249,7 @@ async def conversation_turn(
         **reply,
     }
     metrics.record_turn(intent, channel, response.get("answer"))
+    note_for_review(settings, text, channel, result.parse_data, response)
     opened = handoff_of(result.messages)
     if opened is not None:
         response[HANDOFF_KEY] = opened
