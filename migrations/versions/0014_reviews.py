@@ -1,6 +1,6 @@
 """Reviews: the improvement loop's queue and its read cursors.
 
-Revision ID: 0015
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-05 08:00:00
 """
@@ -9,7 +9,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0015'
+revision = '0014'
 down_revision = '0013'
 branch_labels = None
 depends_on = None
