@@ -24,12 +24,11 @@ from typing import Any, Dict, Optional
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from assistant.api.paths import STATIC_DIR
+from assistant.api.admin_pages import NO_STORE, admin_page
 from assistant.api.schemas import ErrorResponse
 from assistant.security import access, audit as audit_log
 from assistant.security.access import AdminDep
-from assistant.security.accounts import ROLE_ADMIN
-from assistant.security.sessions import Principal, principal_from_request
+from assistant.security.sessions import Principal
 from assistant.services.analytics import labels
 from assistant.services.analytics.export import to_csv
 from assistant.services.analytics.report import (
@@ -55,8 +54,6 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 BAD_DATE = "日期格式不正确，请使用 年-月-日，例如 2026-11-02"
 NO_TABLE = "没有这张统计表"
 AUDIT_CHANNEL = "admin"
-PAGE_DIR = STATIC_DIR / "admin"
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _date(value: Optional[str]) -> Optional[dt.date]:
@@ -158,10 +155,4 @@ def export_csv(
 @page_router.get("/admin/analytics")
 def analytics_page(request: Request) -> FileResponse:
     """The dashboard for admins; a login form (401) or a refusal (403) for anyone else."""
-    principal = principal_from_request(request)
-    if principal is None:
-        return FileResponse(PAGE_DIR / "login.html", status_code=401, headers=NO_STORE)
-    if principal.role != ROLE_ADMIN:
-        logger.warning("desk.admin.forbidden user=%s path=%s", principal.username, request.url.path)
-        return FileResponse(PAGE_DIR / "forbidden.html", status_code=403, headers=NO_STORE)
-    return FileResponse(PAGE_DIR / "analytics.html", headers=NO_STORE)
+    return admin_page(request, "analytics.html")
