@@ -379,3 +379,30 @@ def test_every_review_route_refuses_operators_and_anonymous_users(app, method, p
     if method != "GET":
         del admin.headers["X-CSRF-Token"]
         assert admin.request(method, concrete, json={}).status_code == 403
+
+
+def test_reviews_past_their_retention_are_deleted_accepted_ones_stay(settings, tmp_path):
+    from assistant.services.reviews.config import TUNABLES
+    from assistant.storage.database import get_engine
+    from assistant.storage.migrate import migrate
+
+    own = isolated_settings(settings, tmp_path / "purge")
+    migrate(get_engine(own.db_url))
+    now = dt.datetime(2030, 6, 1, 4, 0)
+    old_open = now - dt.timedelta(days=TUNABLES.open_days + 1)
+    old_done = now - dt.timedelta(days=TUNABLES.dismissed_days + 1)
+    rows = {  # text: (status, outcome, last seen, done)
+        "旧的待处理": ("open", None, old_open, None),
+        "近的待处理": ("open", None, now - dt.timedelta(days=1), None),
+        "旧的已驳回": ("done", "dismissed", old_done, old_done),
+        "近的已驳回": ("done", "dismissed", old_done, now - dt.timedelta(days=1)),
+        "旧的已采纳": ("done", "accepted", old_open, old_open),
+    }
+    with session_factory(own.db_url)() as db, db.begin():
+        for text, (status, outcome, seen, done) in rows.items():
+            db.add(ReviewItem(reason="handoff", status=status, outcome=outcome, text=text, text_key=text,
+                              seen=1, not_covered=False, created_at=seen, last_seen_at=seen, done_at=done))
+    assert queue.purge(own.db_url, now=now) == 2
+    with session_factory(own.db_url)() as db:
+        left = set(db.execute(select(ReviewItem.text)).scalars())
+    assert left == {"近的待处理", "近的已驳回", "旧的已采纳"}

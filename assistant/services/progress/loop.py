@@ -25,6 +25,7 @@ from typing import Any, Dict, Optional
 
 from assistant.services.progress import dispatch, reminders, webchat
 from assistant.services.progress.dispatch import Sender
+from assistant.services.reviews import queue as review_queue
 from assistant.storage import leases
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,8 @@ class NoticeLoop:
         if time.monotonic() - self._last_housekeeping >= HOUSEKEEPING_S:
             self._last_housekeeping = time.monotonic()
             counts["purged"] = {"chat_notices": await asyncio.to_thread(webchat.purge, self.db_url),
-                                "reminders": await asyncio.to_thread(reminders.purge, self.db_url)}
+                                "reminders": await asyncio.to_thread(reminders.purge, self.db_url),
+                                "reviews": await asyncio.to_thread(review_queue.purge, self.db_url)}
         return counts
 
     async def _run(self) -> None:

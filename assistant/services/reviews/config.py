@@ -19,6 +19,8 @@ class ReviewTunables:
     max_page_size: int
     trend_days: int
     max_trend_days: int
+    open_days: int
+    dismissed_days: int
 
     @classmethod
     def load(cls, path: Path = CONFIG_PATH) -> "ReviewTunables":
@@ -31,6 +33,8 @@ class ReviewTunables:
             max_page_size=int(data["queue"]["max_page_size"]),
             trend_days=int(data["queue"]["trend_days"]),
             max_trend_days=int(data["queue"]["max_trend_days"]),
+            open_days=int(data["retention"]["open_days"]),
+            dismissed_days=int(data["retention"]["dismissed_days"]),
         )
 
 

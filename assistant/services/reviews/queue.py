@@ -11,10 +11,11 @@ from functools import lru_cache
 from typing import Any, Dict, FrozenSet, List, Optional
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 
 from assistant.services.analytics import labels
 from assistant.services.analytics.rollup import day_bounds, local_day
+from assistant.services.reviews.config import TUNABLES
 from assistant.storage.database import session_factory, utcnow
 from assistant.storage.review_tables import (
     OUTCOME_ACCEPTED,
@@ -256,3 +257,19 @@ def accepted(db_url: str) -> List[ReviewItem]:
         return list(db.execute(
             select(r).where(r.status == REVIEW_DONE, r.outcome == OUTCOME_ACCEPTED).order_by(r.id)
         ).scalars().all())
+
+
+def purge(db_url: str, now: Optional[dt.datetime] = None) -> int:
+    """Delete reviews past their retention (``reviews.yml``): not taken up, or dismissed;
+    how many. Accepted reviews stay (the export files are made of them)."""
+    now = now or utcnow()
+    r = ReviewItem
+    stale = or_(
+        and_(r.status != REVIEW_DONE, r.last_seen_at < now - dt.timedelta(days=TUNABLES.open_days)),
+        and_(r.status == REVIEW_DONE, r.outcome == OUTCOME_DISMISSED,
+             r.done_at < now - dt.timedelta(days=TUNABLES.dismissed_days)),
+    )
+    with session_factory(db_url)() as db:
+        gone = db.execute(delete(r).where(stale).execution_options(synchronize_session=False)).rowcount
+        db.commit()
+        return int(gone or 0)
