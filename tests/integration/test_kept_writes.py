@@ -408,7 +408,12 @@ async def test_wechat_sent_mark_lost_with_the_database_does_not_send_twice(
         postgres_server.restart()
     monkeypatch.setattr(channel.api, "send_text", send)
     await asyncio.sleep(0.3)
-    await deliver(channel)  # drains the spool before claiming anything
+    # Due again by now, but not claimed while its "sent" mark waits in the spool (a
+    # restarted server may refuse connections for a moment: no claim meanwhile either).
+    await deliver(channel)
+    assert api.messages_to(openid) == ["您好，我是人工客服。"]
+    settle(pg)  # the mark reaches the database once it accepts connections again
+    await deliver(channel)
     [row] = rows(pg, select(WeChatOutgoing).where(WeChatOutgoing.sender_id == sender))
     assert row.sent_at is not None
     assert api.messages_to(openid) == ["您好，我是人工客服。"]
