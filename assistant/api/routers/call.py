@@ -44,10 +44,11 @@ from assistant.services.assist import QUESTION_ORDER
 from assistant.services.callmode import store
 from assistant.services.callmode.config import TUNABLES
 from assistant.services.callmode.draft import mask_name
-from assistant.services.callmode.phrases import CALLER, OPERATOR, SPEAKERS, PhraseStream, open_phrase_stream
+from assistant.services.callmode.phrases import CALLER, SPEAKERS, Final, PhraseStream, open_phrase_stream
 from assistant.services.callmode.session import CallSession
-from assistant.services.speech import corrected_text, voice_of
+from assistant.services.speech import corrected_text, heard_text, voice_of
 from voice.asr import AsrUnavailable
+from voice.biased import DualAsr
 from voice.audio import AudioError, check_pcm16
 
 logger = logging.getLogger(__name__)
@@ -135,13 +136,16 @@ class Call:
         self.session = CallSession(self.app.state.catalog)
         self.streams: Dict[int, PhraseStream] = {}
         self.asr: Any = None
+        self.biased: Any = None  # the catalog-biased recogniser, for the caller's input
         self.ended = False
         self.max_seconds = settings.call_max_minutes * 60.0
 
     async def start(self) -> None:
         try:
-            await voice_of(self.app).ready_asr()
+            recognizer = await voice_of(self.app).ready_asr()
             self.asr = voice_of(self.app).asr
+            if isinstance(recognizer, DualAsr) and recognizer.biased is not recognizer.free:
+                self.biased = recognizer.biased
         except AsrUnavailable as exc:
             logger.warning("desk.call.asr_unavailable reason=%s", exc.reason)
         await _send(self.websocket, {"type": "ready", "asr": self.asr is not None, "inputs": self.inputs})
@@ -156,7 +160,8 @@ class Call:
         channel, pcm = data[0], data[1:]
         stream = self.streams.get(channel)
         if stream is None:
-            stream = self.streams[channel] = await open_phrase_stream(self.asr, SPEAKERS[channel])
+            biased = self.biased if SPEAKERS[channel] == CALLER else None
+            stream = self.streams[channel] = await open_phrase_stream(self.asr, SPEAKERS[channel], biased)
         try:
             check_pcm16(pcm, max_seconds=self.max_seconds, already_seconds=stream.seconds)
         except AudioError as exc:
@@ -164,18 +169,23 @@ class Call:
         heard = await stream.feed(pcm)
         await self._heard(stream.speaker, heard.partial, heard.finals)
 
-    async def _heard(self, speaker: str, partial: Optional[str], finals: List[str]) -> None:
-        for text in finals:
-            await self.phrase(speaker, text)
+    async def _heard(self, speaker: str, partial: Optional[str], finals: List[Final]) -> None:
+        for final in finals:
+            await self.phrase(speaker, final.text, final.biased)
         if partial is not None:
             await _send(self.websocket, {"type": "partial", "speaker": speaker, "text": partial})
 
-    async def phrase(self, speaker: str, text: str) -> None:
+    async def phrase(self, speaker: str, text: str, biased: Optional[str] = None) -> None:
+        """A final phrase: shown as heard (free decoding); the caller's are ranked by the
+        transcript the item linker is surer of (free or biased), corrected with the
+        catalog's terms."""
         text = " ".join(text.split())[:MAX_PHRASE_CHARS]
         if not text:
             return
         corrected = None
-        if speaker == CALLER:
+        if speaker == CALLER and biased:
+            _, corrected = await heard_text(self.app, self.settings, {"free": text, "biased": biased})
+        elif speaker == CALLER:
             _, corrected = await corrected_text(self.app, self.settings, text)
         update = await self.session.hear(self.app.state.runtime, speaker, text, corrected)
         seq = len(self.session.phrases) - 1

@@ -31,7 +31,7 @@ _MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 _LANDLINE = re.compile(r"(?<!\d)0\d{9,11}(?!\d)")
 _LOCAL = re.compile(r"(?:电话|号码|手机|联系|打)[^\d]{0,6}(?<!\d)([2-9]\d{6,7})(?!\d)")
 _NAME_CUE = re.compile(rf"(?:我叫|我的名字叫|名字叫|名字是|姓名是|姓名|叫我)\s*([{_HAN}]{{2,4}})")
-_I_AM = re.compile(rf"我是\s*([{_HAN}]{{2,3}})")
+_I_AM = re.compile(rf"我是\s*([{_HAN}]{{2,4}})")
 _SURNAME_CUE = re.compile(rf"(?:我姓|姓)\s*([{_HAN}]{{1,2}})")
 # What cannot be part of a name said after a cue.
 _NAME_STOP = re.compile(r"(电话|手机|号码|身份证|住在|住|家在|地址|今年|的|啊|呀|吧|呢|哈|嘛|哦|了|是|在|想|要|问|给|我|你|他|她)")
@@ -41,7 +41,7 @@ _ADDRESS_SUFFIX = (
 )
 _UNIT_SUFFIX = "号楼|号院|号|栋|幢|单元|室|楼"
 _ADDRESS = re.compile(
-    rf"(?:[{_HAN}\d]{{1,10}}?(?:{_ADDRESS_SUFFIX}))+(?:[\d零一二三四五六七八九十百幺两]+(?:{_UNIT_SUFFIX}))*"
+    rf"[{_HAN}\d]{{1,10}}?(?:{_ADDRESS_SUFFIX})(?:[{_HAN}\d]{{0,10}}?(?:{_ADDRESS_SUFFIX}))*(?:[\d零一二三四五六七八九十百幺两]+(?:{_UNIT_SUFFIX}))*"
 )
 _STRONG_SUFFIX = re.compile(r"(区|路|街|巷|胡同|村|镇|县|小区|社区|号|栋|单元|大道|苑|花园|家园)")
 # Words that end in a place suffix but are no address.
@@ -124,19 +124,21 @@ def find_name(texts: Sequence[str], tunables: DraftTunables = TUNABLES.draft) ->
     """The caller's name, or their surname alone (王) when only that was said."""
     name: Optional[str] = None
     surname: Optional[str] = None
-    for text in texts:
+    for n, text in enumerate(texts):
         for match in _NAME_CUE.finditer(text):
             name = _trim_name(match.group(1), tunables) or name
         for match in _I_AM.finditer(text):
             candidate = match.group(1)
-            if candidate[0] in tunables.surnames and not (set(candidate) & _NOT_NAME_CHARS):
+            compound = any(candidate.startswith(s) for s in tunables.compound_surnames)
+            if (compound or candidate[0] in tunables.surnames) and not (set(candidate[:3]) & _NOT_NAME_CHARS):
                 name = _trim_name(candidate, tunables) or name
         for match in _SURNAME_CUE.finditer(text):
             said = match.group(1)
             said = said if said in tunables.compound_surnames else said[0]
             if said in tunables.compound_surnames or said in tunables.surnames:
                 surname = said
-                full = _full_name_after(text[match.start(1) + len(said) :], said, tunables)
+                rest = " ".join([text[match.start(1) + len(said) :], *texts[n + 1 : n + 2]])
+                full = _full_name_after(rest, said, tunables)
                 if full:
                     name = full
     return name or surname
@@ -222,7 +224,7 @@ def build_draft(
     name = find_name(caller_phrases, tunables)
     address = find_address(caller_phrases, tunables)
     category = find_category(caller_phrases, tunables)
-    spoken_answer = "".join(" ".join(p.split()) for p in operator_phrases)
+    spoken_answer = "，".join(" ".join(p.split()) for p in operator_phrases)
     answer = spoken_answer or (suggested_answer or "")
     return TicketDraft(
         caller_name=name,

@@ -4,6 +4,13 @@ into phrases when the speaker pauses.
 The recogniser's own end-of-utterance rules wait 0.5-1 s of silence; on a call the
 next words come quickly, so a phrase also ends after ``phrase_end_silence_s`` of
 quiet (frames under ``silence_rms``) following speech (``callmode.yml``).
+
+The caller's input may also be decoded by the catalog-biased recogniser
+(``voice.biased``) on the same audio: it keeps the service words that free decoding
+loses. It ends its phrases when the free one does; each final phrase carries the
+biased transcript as an alternative (the gateway chooses what to rank with, as the
+kiosk does: ``assistant.services.speech.heard_text``). The free transcript is what the
+operator reads.
 """
 
 from __future__ import annotations
@@ -24,21 +31,31 @@ FRAME_SAMPLES = SAMPLE_RATE // 50  # 20 ms
 
 
 @dataclass
+class Final:
+    text: str  # the free transcript
+    biased: Optional[str] = None  # the catalog-biased one, when decoded
+
+
+@dataclass
 class Heard:
     """What one piece of audio brought: the phrase in progress (when it changed) and
     the phrases that ended."""
 
     partial: Optional[str] = None
-    finals: List[str] = field(default_factory=list)
+    finals: List[Final] = field(default_factory=list)
 
 
 class PhraseStream:
     """One input's recogniser stream and its pause detector (not thread-safe: one
     feeding task per input)."""
 
-    def __init__(self, speaker: str, stream: AsrStream, tunables: AsrTunables = TUNABLES.asr) -> None:
+    def __init__(
+        self, speaker: str, stream: AsrStream, biased: Optional[AsrStream] = None, tunables: AsrTunables = TUNABLES.asr
+    ) -> None:
         self.speaker = speaker
         self.stream = stream
+        self.biased = biased
+        self._biased_done = 0
         self.tunables = tunables
         self._done = 0
         self._quiet_s = 0.0
@@ -68,14 +85,23 @@ class PhraseStream:
                 ended, self._voiced = True, False
         return ended
 
-    def _new_finals(self) -> List[str]:
+    def _new_finals(self, finishing: bool = False) -> List[Final]:
         segments = self.stream.segments
-        finals = [s for s in segments[self._done :] if s.strip()]
+        texts = [s for s in segments[self._done :] if s.strip()]
         self._done = len(segments)
+        finals = [Final(text) for text in texts]
+        if finals and self.biased is not None:
+            if not finishing:
+                self.biased.end_phrase_sync()
+            said = self.biased.segments
+            finals[-1].biased = " ".join(s for s in said[self._biased_done :] if s.strip()) or None
+            self._biased_done = len(said)
         return finals
 
     def feed_sync(self, pcm16: bytes) -> Heard:
         self.stream.feed_sync(pcm16)
+        if self.biased is not None:
+            self.biased.feed_sync(pcm16)
         if self._pause_ended(pcm16):
             self.stream.end_phrase_sync()
         heard = Heard(finals=self._new_finals())
@@ -87,7 +113,9 @@ class PhraseStream:
 
     def finish_sync(self) -> Heard:
         self.stream.finish_sync()
-        return Heard(partial="" if self._last_partial else None, finals=self._new_finals())
+        if self.biased is not None:
+            self.biased.finish_sync()
+        return Heard(partial="" if self._last_partial else None, finals=self._new_finals(finishing=True))
 
     async def feed(self, pcm16: bytes) -> Heard:
         return await asyncio.to_thread(self.feed_sync, pcm16)
@@ -96,9 +124,10 @@ class PhraseStream:
         return await asyncio.to_thread(self.finish_sync)
 
 
-async def open_phrase_stream(asr, speaker: str) -> PhraseStream:
-    """A phrase stream on a new recogniser stream of ``asr`` (a ``voice.asr.Asr``)."""
-    return PhraseStream(speaker, await asr.open_stream())
+async def open_phrase_stream(asr, speaker: str, biased=None) -> PhraseStream:
+    """A phrase stream on a new recogniser stream of ``asr`` (a ``voice.asr.Asr``) and,
+    with ``biased`` (the catalog-biased ``Asr``), one of that too."""
+    return PhraseStream(speaker, await asr.open_stream(), await biased.open_stream() if biased is not None else None)
 
 
 async def finish_all(streams: List[PhraseStream]) -> List[Heard]:
