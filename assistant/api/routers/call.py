@@ -182,14 +182,14 @@ class Call:
         text = " ".join(text.split())[:MAX_PHRASE_CHARS]
         if not text:
             return
+        # The transcript first (the operator reads along), then what follows from it.
+        await _send(self.websocket, {"type": "final", "speaker": speaker, "text": text, "seq": len(self.session.phrases)})
         corrected = None
         if speaker == CALLER and biased:
             _, corrected = await heard_text(self.app, self.settings, {"free": text, "biased": biased})
         elif speaker == CALLER:
             _, corrected = await corrected_text(self.app, self.settings, text)
         update = await self.session.hear(self.app.state.runtime, speaker, text, corrected)
-        seq = len(self.session.phrases) - 1
-        await _send(self.websocket, {"type": "final", "speaker": speaker, "text": text, "seq": seq})
         if speaker == CALLER:
             await _send(self.websocket, update.assist_message())
         await _send(self.websocket, update.draft_message())

@@ -98,18 +98,22 @@ class PhraseStream:
             self._biased_done = len(said)
         return finals
 
-    def feed_sync(self, pcm16: bytes) -> Heard:
-        self.stream.feed_sync(pcm16)
-        if self.biased is not None:
-            self.biased.feed_sync(pcm16)
-        if self._pause_ended(pcm16):
-            self.stream.end_phrase_sync()
+    def _heard(self) -> Heard:
         heard = Heard(finals=self._new_finals())
         partial = self.stream.partial
         if partial != self._last_partial:
             self._last_partial = partial
             heard.partial = partial
         return heard
+
+    def feed_sync(self, pcm16: bytes) -> Heard:
+        """Blocking :meth:`feed` (the two recognisers one after the other)."""
+        self.stream.feed_sync(pcm16)
+        if self.biased is not None:
+            self.biased.feed_sync(pcm16)
+        if self._pause_ended(pcm16):
+            self.stream.end_phrase_sync()
+        return self._heard()
 
     def finish_sync(self) -> Heard:
         self.stream.finish_sync()
@@ -118,7 +122,16 @@ class PhraseStream:
         return Heard(partial="" if self._last_partial else None, finals=self._new_finals(finishing=True))
 
     async def feed(self, pcm16: bytes) -> Heard:
-        return await asyncio.to_thread(self.feed_sync, pcm16)
+        """Decode more audio: the free and the biased recogniser side by side (Vosk
+        releases the GIL), in worker threads."""
+        if self.biased is None:
+            return await asyncio.to_thread(self.feed_sync, pcm16)
+        await asyncio.gather(
+            asyncio.to_thread(self.stream.feed_sync, pcm16), asyncio.to_thread(self.biased.feed_sync, pcm16)
+        )
+        if self._pause_ended(pcm16):
+            await asyncio.to_thread(self.stream.end_phrase_sync)
+        return await asyncio.to_thread(self._heard)
 
     async def finish(self) -> Heard:
         return await asyncio.to_thread(self.finish_sync)
@@ -128,7 +141,3 @@ async def open_phrase_stream(asr, speaker: str, biased=None) -> PhraseStream:
     """A phrase stream on a new recogniser stream of ``asr`` (a ``voice.asr.Asr``) and,
     with ``biased`` (the catalog-biased ``Asr``), one of that too."""
     return PhraseStream(speaker, await asr.open_stream(), await biased.open_stream() if biased is not None else None)
-
-
-async def finish_all(streams: List[PhraseStream]) -> List[Heard]:
-    return list(await asyncio.gather(*(s.finish() for s in streams)))

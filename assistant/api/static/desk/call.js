@@ -3,7 +3,7 @@
  * "开始通话" opens a panel over the ticket. The call audio (the default microphone:
  * the headset, or a line carrying the caller; with "双路输入" a second input is the
  * operator's own headset) is captured with getUserMedia, brought to 16 kHz PCM16 by
- * the kiosk's AudioWorklet (a ScriptProcessor where worklets are missing) and
+ * the kiosk's AudioWorklet (static/kiosk/pcm16-worklet.js) and
  * streamed over WS /api/v1/desk/call: one byte of input (0 caller, 1 operator), then
  * the samples. The server sends the transcript (partial and final phrases), the
  * suggestions and knowledge card (re-ranked on each caller phrase, stable), and the
@@ -16,8 +16,6 @@
   var desk = window.banshiDesk;
   var URL_PATH = "/api/v1/desk/call";
   var WORKLET_URL = "/static/kiosk/pcm16-worklet.js";
-  var TARGET_RATE = 16000;
-  var FRAME_SAMPLES = 1600;
   var SPEAKERS = { caller: "群众", operator: "坐席" };
   var QUESTION_TYPES = {
     overview: "办理概述", materials: "所需材料", conditions: "办理条件", process: "办理流程",
@@ -29,7 +27,7 @@
     liveNoAsr: "通话中（语音识别不可用，请手动补录）",
     ended: "通话已结束，请核对并保存工单",
     micDenied: "无法使用麦克风：请在浏览器中允许本页面使用麦克风。",
-    noMic: "没有找到可用的麦克风。",
+    noMic: "没有找到可用的麦克风，或浏览器版本过旧。",
     network: "网络连接有问题，通话转写已中断。",
     saved: "工单已保存，编号 ",
     closed: "连接已断开。",
@@ -81,38 +79,12 @@
   }
 
   /* ---------- audio capture ---------- */
-  function scriptCapture(context, onFrame) {
-    var node = context.createScriptProcessor(4096, 1, 1);
-    var step = context.sampleRate / TARGET_RATE;
-    var pos = 0, sum = 0, count = 0;
-    var frame = new Int16Array(FRAME_SAMPLES), filled = 0;
-    node.onaudioprocess = function (event) {
-      var data = event.inputBuffer.getChannelData(0);
-      for (var i = 0; i < data.length; i++) {
-        sum += data[i]; count++; pos += 1;
-        if (pos >= step) {
-          pos -= step;
-          var s = Math.max(-1, Math.min(1, sum / count));
-          sum = 0; count = 0;
-          frame[filled++] = s < 0 ? s * 32768 : s * 32767;
-          if (filled === FRAME_SAMPLES) { onFrame(frame.slice(0).buffer); filled = 0; }
-        }
-      }
-    };
-    return node;
-  }
-
   function captureNode(context, onFrame) {
-    if (context.audioWorklet && typeof window.AudioWorkletNode === "function") {
-      return context.audioWorklet.addModule(WORKLET_URL).then(function () {
-        var node = new window.AudioWorkletNode(context, "pcm16-capture");
-        node.port.onmessage = function (event) { if (event.data instanceof ArrayBuffer) onFrame(event.data); };
-        return { node: node, worklet: true };
-      }, function () {
-        return { node: scriptCapture(context, onFrame), worklet: false };
-      });
-    }
-    return Promise.resolve({ node: scriptCapture(context, onFrame), worklet: false });
+    return context.audioWorklet.addModule(WORKLET_URL).then(function () {
+      var node = new window.AudioWorkletNode(context, "pcm16-capture");
+      node.port.onmessage = function (event) { if (event.data instanceof ArrayBuffer) onFrame(event.data); };
+      return node;
+    });
   }
 
   function openInput(context, deviceId, channel) {
@@ -120,10 +92,9 @@
     if (deviceId) audio.deviceId = { exact: deviceId };
     return navigator.mediaDevices.getUserMedia({ audio: audio }).then(function (stream) {
       var input = { stream: stream, source: context.createMediaStreamSource(stream) };
-      return captureNode(context, function (buffer) { sendFrame(channel, buffer); }).then(function (made) {
-        input.node = made.node;
-        input.source.connect(made.node);
-        if (!made.worklet) made.node.connect(context.destination);
+      return captureNode(context, function (buffer) { sendFrame(channel, buffer); }).then(function (node) {
+        input.node = node;
+        input.source.connect(node);
         return input;
       });
     });
@@ -290,8 +261,12 @@
       if (call === current && !current.ended) { showError(TEXT.closed); finishLocally(current); }
     };
     ws.onerror = function () { if (call === current && !current.ended) showError(TEXT.network); };
-    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) { showError(TEXT.noMic); return; }
     var Context = window.AudioContext || window.webkitAudioContext;
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || !Context ||
+        typeof window.AudioWorkletNode !== "function") {
+      showError(TEXT.noMic);
+      return;
+    }
     var context = current.context = new Context();
     var opened = [openInput(context, null, 0)];
     if (two) opened.push(openInput(context, el.second.value, 1));
