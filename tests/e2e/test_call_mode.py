@@ -102,7 +102,8 @@ def test_a_call_is_transcribed_suggested_and_drafted(microphone_browser, live_se
         phrases = page.locator("#call-transcript .call-phrase").count()
         assert phrases >= 2
         SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / "desk_call_mode.png"), full_page=True)
+        page.eval_on_selector("#call-panel", "panel => { panel.scrollTop = 0; }")
+        page.screenshot(path=str(SHOTS / "desk_call_mode.png"))
         assert not errors, errors
     finally:
         context.close()

@@ -20,7 +20,8 @@ knowledge card and a ticket draft (工单) that follow the conversation.
   /api/v1/desk/calls/{id}`` — one with its data and transcript (audited).
 
 Transcripts never reach the logs (counts only); they are stored only in a saved
-ticket, sealed, and deleted after ``call_retention_days``.
+ticket, sealed, and deleted after ``call_retention_days`` (checked whenever a ticket
+is saved or the list is read).
 """
 
 from __future__ import annotations
@@ -228,6 +229,7 @@ class Call:
             answer=body.answer,
         )
         seconds = time.monotonic() - self.session.started
+        await asyncio.to_thread(store.purge, self.settings)  # tickets past retention, on every save
         ticket_id = await asyncio.to_thread(
             store.save_ticket, self.settings, self.username, ticket, self.session.transcript(), seconds
         )

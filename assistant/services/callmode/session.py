@@ -44,6 +44,7 @@ class Phrase:
     speaker: str
     text: str
     at_s: float  # seconds since the call started
+    ranked: Optional[str] = None  # the text ranked (biased or corrected), when it differs
 
 
 @dataclass
@@ -150,7 +151,8 @@ class CallSession:
         text = " ".join(text.split())
         seq = len(self.phrases)
         if text and len(self.phrases) < MAX_PHRASES:
-            self.phrases.append(Phrase(seq, speaker, text, round(time.monotonic() - self.started, 2)))
+            ranked = corrected if corrected and corrected != text else None
+            self.phrases.append(Phrase(seq, speaker, text, round(time.monotonic() - self.started, 2), ranked))
             if speaker == CALLER and runtime is not None and runtime.ready:
                 parse_text = (corrected or text)[: runtime.settings.max_text_chars]
                 parse_data = await runtime.parse(parse_text)
@@ -176,7 +178,7 @@ class CallSession:
         leader = self.ranking.leader
         record = self.catalog.records.get(leader) if leader else None
         seqs = self.ranking.support.get(leader, [])[:NEED_PHRASES] if leader else []
-        need = [self.phrases[s].text for s in seqs]
+        need = [self.phrases[s].ranked or self.phrases[s].text for s in seqs]
         question = self.ranking.question_type if leader else None
         return build_draft(
             self.texts(CALLER),
