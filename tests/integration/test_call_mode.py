@@ -104,7 +104,8 @@ def call_messages(ws, until: str) -> List[dict]:
             return messages
 
 
-def test_typed_phrases_fill_the_draft_and_the_ticket_is_saved_sealed(app, app_settings, operator):
+def test_typed_phrases_fill_the_draft_and_the_ticket_is_saved_sealed(app, app_settings, operator, caplog):
+    caplog.set_level("DEBUG")
     client = login(app, operator)
     with client.websocket_connect(CALL, headers={"Origin": "http://testserver"}) as ws:
         ready = ws.receive_json()
@@ -171,6 +172,10 @@ def test_typed_phrases_fill_the_draft_and_the_ticket_is_saved_sealed(app, app_se
         ).all()
     assert (store.AUDIT_START, None) in actions
     assert (store.AUDIT_SAVE, f"call:{ticket_id}") in actions and (store.AUDIT_VIEW, f"call:{ticket_id}") in actions
+    # What was said never reaches the logs.
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "desk.call.saved" in logged
+    assert not any(secret in logged for secret in ("15022334455", "沈佳怡", "创业路", "居住证怎么办"))
 
 
 def test_tickets_past_retention_lose_their_personal_data(app, app_settings, operator):
@@ -206,6 +211,7 @@ def test_bad_frames_end_the_call_with_a_clear_error(app, operator):
 
 # ------------------------------------------------------------------ a spoken call
 CALLER_PHRASES = ["我家孩子上个月刚出生 想给他上户口", "出生证明有了 还要带什么"]
+OPERATOR_PHRASE = "您好 请您慢慢说"
 
 
 @pytest.fixture(scope="module")
@@ -216,14 +222,12 @@ def spoken_call(tmp_path_factory, settings) -> List[bytes]:
     folder = tmp_path_factory.mktemp("call-audio")
     return [
         pcm16_from_wav(mandarin_wav(text, folder / f"{n}.wav"), max_bytes=50_000_000, max_seconds=60)
-        for n, text in enumerate(CALLER_PHRASES)
+        for n, text in enumerate(CALLER_PHRASES + [OPERATOR_PHRASE])
     ]
 
 
-@pytest.mark.model
-async def test_a_spoken_call_is_transcribed_and_followed_by_suggestions(live_server, settings, spoken_call):
+async def live_cookie(live_server: str, settings) -> str:
     import httpx
-    import websockets
 
     try:
         accounts.create_operator(settings.db_url, "call-live", PASSWORD)
@@ -232,24 +236,36 @@ async def test_a_spoken_call_is_transcribed_and_followed_by_suggestions(live_ser
     async with httpx.AsyncClient(base_url=live_server) as http:
         response = await http.post("/api/v1/desk/login", json={"username": "call-live", "password": PASSWORD})
         assert response.status_code == 200
-        cookie = "; ".join(f"{k}={v}" for k, v in response.cookies.items())
-    url = live_server.replace("http://", "ws://") + CALL
-    silence = b"\x00\x00" * 16000  # a second between phrases
+        return "; ".join(f"{k}={v}" for k, v in response.cookies.items())
+
+
+async def stream(live_server: str, cookie: str, clips: List[Tuple[int, bytes]], inputs: int = 1) -> List[dict]:
+    """Send (input, PCM) clips at real time, a second of silence after each; every message."""
+    import websockets
+
+    url = live_server.replace("http://", "ws://") + f"{CALL}?inputs={inputs}"
+    silence = b"\x00\x00" * 16000
     received: List[dict] = []
     async with websockets.connect(url, extra_headers={"Cookie": cookie}) as ws:
         ready = json.loads(await ws.recv())
-        assert ready["type"] == "ready" and ready["asr"] is True
-        for clip in spoken_call:
+        assert ready["type"] == "ready" and ready["asr"] is True and ready["inputs"] == inputs
+        for channel, clip in clips:
             audio = clip + silence
             for start in range(0, len(audio), 3200):  # 0.1-s frames, at real time
-                await ws.send(b"\x00" + audio[start : start + 3200])
+                await ws.send(bytes([channel]) + audio[start : start + 3200])
                 await asyncio.sleep(0.1)
         await ws.send(json.dumps({"type": "end"}))
         while True:
             message = json.loads(await asyncio.wait_for(ws.recv(), timeout=60))
             received.append(message)
             if message["type"] == "ended":
-                break
+                return received
+
+
+@pytest.mark.model
+async def test_a_spoken_call_is_transcribed_and_followed_by_suggestions(live_server, settings, spoken_call):
+    cookie = await live_cookie(live_server, settings)
+    received = await stream(live_server, cookie, [(0, clip) for clip in spoken_call[: len(CALLER_PHRASES)]])
     kinds = [m["type"] for m in received]
     assert "partial" in kinds
     finals = [m for m in received if m["type"] == "final"]
@@ -261,3 +277,17 @@ async def test_a_spoken_call_is_transcribed_and_followed_by_suggestions(live_ser
     assert assists[-1]["card"]["item_id"] == "newborn_hukou" and assists[-1]["card"]["materials"]
     drafts = [m for m in received if m["type"] == "draft"]
     assert drafts[-1]["draft"]["item_id"] == "newborn_hukou"
+
+
+@pytest.mark.model
+async def test_two_inputs_label_the_speakers(live_server, settings, spoken_call):
+    cookie = await live_cookie(live_server, settings)
+    received = await stream(live_server, cookie, [(1, spoken_call[-1]), (0, spoken_call[0])], inputs=2)
+    finals = [m for m in received if m["type"] == "final"]
+    speakers = [m["speaker"] for m in finals]
+    assert "operator" in speakers and "caller" in speakers, finals
+    assert speakers.index("operator") < speakers.index("caller")
+    # Suggestions follow the caller only: none after the operator's phrases.
+    for n, message in enumerate(received[:-1]):
+        if message["type"] == "final" and message["speaker"] == "operator":
+            assert received[n + 1]["type"] != "assist"
