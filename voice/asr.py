@@ -183,6 +183,8 @@ class AsrStream:
         self.busy_seconds = 0.0
         # Recognised words with times and confidences ({"word", "start", "end", "conf"}).
         self.words: List[Dict[str, Any]] = []
+        # The words of the phrase being decoded now (not yet a segment).
+        self.partial = ""
 
     @property
     def seconds(self) -> float:
@@ -227,11 +229,26 @@ class AsrStream:
             if self._rec.AcceptWaveform(data[start : start + CHUNK_BYTES]):
                 self._collect(self._rec.Result())
         partial = json.loads(self._rec.PartialResult()).get("partial", "")
+        self.partial = normalize_transcript(partial)
         current = self._current(partial)
         if current == self._last:
             return None
         self._last = current
         return current
+
+    @property
+    def segments(self) -> List[str]:
+        """The phrases recognised so far (the recogniser found their end)."""
+        return list(self._segments)
+
+    def end_phrase_sync(self) -> None:
+        """End the phrase being decoded now (the speaker paused; a call's caller does not
+        wait for the recogniser's own end-of-utterance rules): its words become a
+        segment and decoding goes on with the next audio."""
+        with self._lock:
+            if self._final is None and self.partial:
+                self._collect(self._rec.FinalResult())
+                self.partial = ""
 
     def finish_sync(self) -> str:
         """Blocking :meth:`finish`."""

@@ -26,6 +26,7 @@ from assistant.api.routers import (
     analytics as analytics_router,
     applications,
     assist,
+    call as call_router,
     conversation,
     desk,
     desk_auth,
@@ -297,6 +298,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.include_router(desk_auth.router)
     app.include_router(desk.router)
     app.include_router(desk.page_router)
+    app.include_router(call_router.router)
     app.include_router(admin_router.router)
     app.include_router(analytics_router.router)
     app.include_router(analytics_router.page_router)

@@ -176,6 +176,12 @@ class Settings(BaseSettings):
     prefill_max_pending: int = Field(500, ge=1, le=100_000)
     prefill_retention_days: int = Field(30, ge=1, le=3650)
 
+    # Call mode on the desk (assistant/services/callmode/): tickets saved from a call
+    # (transcript and caller's data sealed) are kept this long; one call streams at most
+    # call_max_minutes of audio.
+    call_retention_days: int = Field(180, ge=1, le=3650)
+    call_max_minutes: int = Field(90, ge=1, le=600)
+
     # WeChat official account (公众号) channel at /channels/wechat; off without a token.
     # The token, app id and secret come from the account's developer settings
     # (开发 → 基本配置); the EncodingAESKey (43 characters) for compatible/safe mode.

@@ -1,7 +1,8 @@
 """Security headers on every HTTP response: a Content-Security-Policy without inline
 script, no framing (``frame-ancestors 'none'`` and ``X-Frame-Options: DENY``), no
 MIME sniffing, a strict Referrer-Policy and a Permissions-Policy that allows the
-microphone and the camera only to the kiosk page, on this origin.
+microphone and the camera only to the kiosk page (the microphone also to the desk's
+call mode), on this origin.
 
 The pages (``assistant/api/static``) load their scripts and styles from files only:
 no ``<script>`` bodies, no ``on…=`` attributes, no ``javascript:`` URLs, no
@@ -56,6 +57,9 @@ _FEATURES_OFF = "geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), di
 PERMISSIONS = f"microphone=(), camera=(), {_FEATURES_OFF}"
 # The kiosk page: the microphone (hold to talk) and the document camera (materials).
 KIOSK_PERMISSIONS = f"microphone=(self), camera=(self), {_FEATURES_OFF}"
+# The desk page: the microphone (call mode: the headset or a line carrying the caller).
+DESK_PATH = "/desk"
+DESK_PERMISSIONS = f"microphone=(self), camera=(), {_FEATURES_OFF}"
 
 COMMON: Dict[str, str] = {
     "X-Content-Type-Options": "nosniff",
@@ -72,7 +76,7 @@ def headers_for(path: str) -> List[Tuple[str, str]]:
     return [
         *COMMON.items(),
         ("Content-Security-Policy", DOCS_CSP if docs else CSP),
-        ("Permissions-Policy", KIOSK_PERMISSIONS if kiosk else PERMISSIONS),
+        ("Permissions-Policy", KIOSK_PERMISSIONS if kiosk else DESK_PERMISSIONS if path == DESK_PATH else PERMISSIONS),
     ]
 
 

@@ -37,3 +37,17 @@ def launch_browser(extra_args: Sequence[str] = ()) -> Iterator:
 def browser():
     with launch_browser() as launched:
         yield launched
+
+
+@pytest.fixture(scope="module")
+def microphone_browser(fake_microphone_wav: Path):
+    """Chromium whose microphone plays ``fake_microphone_wav`` (a fixture of the test
+    module: a WAV file), with the permission prompt answered yes."""
+    with launch_browser(
+        [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={fake_microphone_wav}",
+        ]
+    ) as launched:
+        yield launched

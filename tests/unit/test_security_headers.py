@@ -47,7 +47,7 @@ def test_pages_and_static_files_have_the_headers(client, path):
     assert "'unsafe-inline'" not in response.headers["content-security-policy"]
     assert "'unsafe-eval'" not in response.headers["content-security-policy"]
     assert policy["object-src"] == ["'none'"]
-    microphone = "microphone=(self)" if path == "/kiosk" else "microphone=()"
+    microphone = "microphone=(self)" if path in ("/kiosk", "/desk") else "microphone=()"
     assert microphone in response.headers["permissions-policy"]
 
 

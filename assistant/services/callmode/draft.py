@@ -1,0 +1,239 @@
+"""The ticket draft (工单) of a hotline call, filled by rules from what was said.
+
+* phone: spoken Chinese digits ("幺三八 幺二四五…", "一八六零…") become digits
+  (``voice.dictation.DIGITS``; a lone digit word such as 一个/两天 stays a word),
+  groups said apart are joined, and the last mobile (or landline) number said wins, as
+  a caller who corrects a number says the right one last;
+* name: after 我叫/名字叫/姓名, or 我是 + a surname, or 我姓X then a name starting with X;
+* address: a run of place words ending in 区/路/街/号/小区… (the cue before it cut off);
+* category: 投诉/建议/求助 by keywords (``callmode.yml``), else 咨询;
+* summary: one paragraph from the item, the question type and the caller's own words
+  (masked); answer given: the operator's words, else the first suggestion's answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+from assistant.security.pii import mask_pii
+from assistant.services.callmode.config import TUNABLES, DraftTunables
+from knowledge.answers import QUESTION_LABELS
+from voice.dictation import DIGITS
+
+SPOKEN_DIGITS = {**DIGITS, "拐": "7"}
+_HAN = "\u4e00-\u9fff"
+_DIGIT_WORD_RUN = re.compile("[" + "".join(SPOKEN_DIGITS) + "]+")
+_MEASURE_WORDS = set("个天年月次遍份位块岁趟下点")
+_GROUP_GAP = re.compile(r"(?<=\d)[\s\-－—,，、.。]+(?=\d)")
+_MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+_LANDLINE = re.compile(r"(?<!\d)0\d{9,11}(?!\d)")
+_LOCAL = re.compile(r"(?:电话|号码|手机|联系|打)[^\d]{0,6}(?<!\d)([2-9]\d{6,7})(?!\d)")
+_NAME_CUE = re.compile(rf"(?:我叫|我的名字叫|名字叫|名字是|姓名是|姓名|叫我)\s*([{_HAN}]{{2,4}})")
+_I_AM = re.compile(rf"我是\s*([{_HAN}]{{2,4}})")
+_SURNAME_CUE = re.compile(rf"(?:我姓|姓)\s*([{_HAN}]{{1,2}})")
+# What cannot be part of a name said after a cue.
+_NAME_STOP = re.compile(r"(电话|手机|号码|身份证|住在|住|家在|地址|今年|的|啊|呀|吧|呢|哈|嘛|哦|了|是|在|想|要|问|给|我|你|他|她)")
+_NOT_NAME_CHARS = set("区路市县镇村街号的了吗呢吧啊想要在个人们这那")
+_ADDRESS_SUFFIX = (
+    "省|市|区|县|镇|乡|街道|大道|路|街|巷|胡同|村|小区|社区|花园|家园|新村|苑|大厦|广场"
+)
+_UNIT_SUFFIX = "号楼|号院|号|栋|幢|单元|室|楼"
+_ADDRESS = re.compile(
+    rf"[{_HAN}\d]{{1,10}}?(?:{_ADDRESS_SUFFIX})(?:[{_HAN}\d]{{0,10}}?(?:{_ADDRESS_SUFFIX}))*(?:[\d零一二三四五六七八九十百幺两]+(?:{_UNIT_SUFFIX}))*"
+)
+_STRONG_SUFFIX = re.compile(r"(区|路|街|巷|胡同|村|镇|县|小区|社区|号|栋|单元|大道|苑|花园|家园)")
+# Words that end in a place suffix but are no address.
+_NOT_ADDRESS = re.compile(r"(市民|热线|地区|误区|社区医院|服务区|办事大厅|政务区|大厅)$")
+MIN_ADDRESS_CHARS = 4
+
+
+@dataclass
+class TicketDraft:
+    """What the operator sees in the form (``caller_name`` is the full name: mask it
+    when showing it, see :meth:`shown`)."""
+
+    caller_name: Optional[str] = None
+    phone: Optional[str] = None
+    address: Optional[str] = None
+    item_id: Optional[str] = None
+    item_name: Optional[str] = None
+    question_type: Optional[str] = None
+    category: str = TUNABLES.draft.default_category
+    summary: str = ""
+    answer: str = ""
+
+    def shown(self) -> Dict[str, Any]:
+        """The draft for the screen: the name masked (王**)."""
+        data = asdict(self)
+        data["caller_name"] = mask_name(self.caller_name)
+        return data
+
+
+def mask_name(name: Optional[str]) -> Optional[str]:
+    if not name:
+        return name
+    return name[0] + "*" * max(1, len(name) - 1)
+
+
+# ------------------------------------------------------------------- phone
+def digits_of(text: str) -> str:
+    """Spoken Chinese digits as digits (runs of two or more; a lone 一/两 is a word),
+    digit groups said apart joined."""
+    def convert(match: re.Match) -> str:
+        run = match.group(0)
+        # 一个/两天 after the number: the last digit word belongs to the measure word.
+        kept = ""
+        if match.end() < len(text) and text[match.end()] in _MEASURE_WORDS:
+            run, kept = run[:-1], run[-1]
+        if len(run) < 2:
+            return match.group(0)
+        return "".join(SPOKEN_DIGITS[c] for c in run) + kept
+
+    return _GROUP_GAP.sub("", _DIGIT_WORD_RUN.sub(convert, text))
+
+
+def find_phone(texts: Sequence[str]) -> Optional[str]:
+    """The last phone number said: a mobile number, a landline with its area code, or a
+    local number after a cue (电话/号码…)."""
+    joined = digits_of(" ".join(texts))
+    found: List[tuple] = []
+    for pattern in (_MOBILE, _LANDLINE):
+        found.extend((m.start(), m.group(0)) for m in pattern.finditer(joined))
+    found.extend((m.start(1), m.group(1)) for m in _LOCAL.finditer(joined))
+    if not found:
+        return None
+    return max(found)[1]
+
+
+# -------------------------------------------------------------------- name
+def _trim_name(raw: str, tunables: DraftTunables) -> Optional[str]:
+    stop = _NAME_STOP.search(raw)
+    name = raw[: stop.start()] if stop else raw
+    if any(name.startswith(s) for s in tunables.compound_surnames):
+        name = name[:4]
+        return name if len(name) >= 3 else None
+    if not name or name[0] not in tunables.surnames:
+        return None
+    name = name[:3]
+    return name if len(name) >= 2 else None
+
+
+def find_name(texts: Sequence[str], tunables: DraftTunables = TUNABLES.draft) -> Optional[str]:
+    """The caller's name, or their surname alone (王) when only that was said."""
+    name: Optional[str] = None
+    surname: Optional[str] = None
+    for n, text in enumerate(texts):
+        for match in _NAME_CUE.finditer(text):
+            name = _trim_name(match.group(1), tunables) or name
+        for match in _I_AM.finditer(text):
+            candidate = match.group(1)
+            compound = any(candidate.startswith(s) for s in tunables.compound_surnames)
+            if (compound or candidate[0] in tunables.surnames) and not (set(candidate[:3]) & _NOT_NAME_CHARS):
+                name = _trim_name(candidate, tunables) or name
+        for match in _SURNAME_CUE.finditer(text):
+            said = match.group(1)
+            said = said if said in tunables.compound_surnames else said[0]
+            if said in tunables.compound_surnames or said in tunables.surnames:
+                surname = said
+                rest = " ".join([text[match.start(1) + len(said) :], *texts[n + 1 : n + 2]])
+                full = _full_name_after(rest, said, tunables)
+                if full:
+                    name = full
+    return name or surname
+
+
+def _full_name_after(rest: str, surname: str, tunables: DraftTunables) -> Optional[str]:
+    """After 我姓王: a name starting with 王 said as its own word (王秀英), if any."""
+    for token in re.split(rf"[^{_HAN}]+", rest):
+        start = token.find(surname)
+        while start != -1:
+            name = _trim_name(token[start:], tunables)
+            if name and len(name) > len(surname) and "的" not in token[start : start + len(name) + 1]:
+                return name
+            start = token.find(surname, start + 1)
+    return None
+
+
+# ----------------------------------------------------------------- address
+def find_address(texts: Sequence[str], tunables: DraftTunables = TUNABLES.draft) -> Optional[str]:
+    """The longest place said (cue words before it cut off)."""
+    best: Optional[str] = None
+    for text in texts:
+        for match in _ADDRESS.finditer(text):
+            place = match.group(0)
+            for cue in tunables.address_cues:
+                cut = place.rfind(cue)
+                if cut != -1:
+                    place = place[cut + len(cue) :]
+                    break
+            if len(place) < MIN_ADDRESS_CHARS or not _STRONG_SUFFIX.search(place) or _NOT_ADDRESS.search(place):
+                continue
+            if best is None or len(place) > len(best):
+                best = place
+    return best
+
+
+# ---------------------------------------------------------------- category
+def find_category(texts: Iterable[str], tunables: DraftTunables = TUNABLES.draft) -> str:
+    joined = " ".join(texts)
+    for category, words in tunables.categories:
+        if any(word in joined for word in words):
+            return category
+    return tunables.default_category
+
+
+# ----------------------------------------------------------------- summary
+def summary_of(
+    caller: Optional[str],
+    category: str,
+    item_name: Optional[str],
+    question_type: Optional[str],
+    need: Sequence[str],
+    has_phone: bool,
+    tunables: DraftTunables = TUNABLES.draft,
+) -> str:
+    """One paragraph: who called about what, in their own (masked) words."""
+    who = f"{mask_name(caller)}（来电人）" if caller else "来电人"
+    about = f"“{item_name}”" if item_name else "未确定的事项"
+    parts = [f"{who}来电{category}{about}"]
+    if question_type in QUESTION_LABELS:
+        parts.append(f"，关注{QUESTION_LABELS[question_type]}")
+    words = "，".join(" ".join(p.split()) for p in need if p.strip())
+    if words:
+        words = mask_pii(words)[: tunables.summary_need_chars]
+        parts.append(f"。来电所述：{words}")
+    parts.append("。已登记回访电话。" if has_phone else "。未留回访电话。")
+    return "".join(parts)
+
+
+def build_draft(
+    caller_phrases: Sequence[str],
+    operator_phrases: Sequence[str],
+    item_id: Optional[str],
+    item_name: Optional[str],
+    question_type: Optional[str],
+    need_phrases: Sequence[str],
+    suggested_answer: Optional[str],
+    tunables: DraftTunables = TUNABLES.draft,
+) -> TicketDraft:
+    """The draft from everything said so far (the caller's words first; the operator
+    reading a number back counts when the caller's words hold none)."""
+    phone = find_phone(caller_phrases) or find_phone(operator_phrases)
+    name = find_name(caller_phrases, tunables)
+    address = find_address(caller_phrases, tunables)
+    category = find_category(caller_phrases, tunables)
+    spoken_answer = "，".join(" ".join(p.split()) for p in operator_phrases)
+    answer = spoken_answer or (suggested_answer or "")
+    return TicketDraft(
+        caller_name=name,
+        phone=phone,
+        address=address,
+        item_id=item_id,
+        item_name=item_name,
+        question_type=question_type,
+        category=category,
+        summary=summary_of(name, category, item_name, question_type, need_phrases, bool(phone), tunables),
+        answer=answer[: tunables.answer_chars],
+    )
