@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import func, select, text, update
+from sqlalchemy import false, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from assistant.config.settings import Settings
@@ -130,15 +130,19 @@ def pending_count(db_url: str) -> int:
 
 
 def _serialize_allocation(session, kiosk_id: str, day: str) -> None:
-    """On PostgreSQL, one transaction at a time takes this kiosk's next number of the day
-    (a transaction-level advisory lock, released at commit or rollback): under READ
-    COMMITTED, concurrent ``max(seq) + 1`` would otherwise collide again and again.
-    SQLite serialises writers by itself; a collision there is retried by ``submit``."""
-    if session.bind.dialect.name != "postgresql":
-        return
-    digest = hashlib.sha256(f"banshi.receipt:{kiosk_id}:{day}".encode("utf-8")).digest()
-    key = int.from_bytes(digest[:8], "big", signed=True)
-    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    """One transaction at a time takes a kiosk's next number of the day: concurrent
+    ``max(seq) + 1`` would otherwise collide again and again. PostgreSQL: a
+    transaction-level advisory lock for this kiosk and day (released at commit or
+    rollback). SQLite: a write that changes nothing takes the database's write lock
+    first, so the ``max`` below is read by the only writer (others wait up to the
+    connection's busy timeout)."""
+    dialect = session.bind.dialect.name
+    if dialect == "postgresql":
+        digest = hashlib.sha256(f"banshi.receipt:{kiosk_id}:{day}".encode("utf-8")).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    elif dialect == "sqlite":
+        session.execute(update(Preapplication).where(false()).values(seq=Preapplication.seq))
 
 
 def _next_seq(session, kiosk_id: str, day: str) -> int:
