@@ -168,10 +168,10 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
             outbox_worker = OutboxWorker(settings)
             outbox_worker.start()
         app.state.outbox = outbox_worker
-        # Pre-applications: personal data deleted after delivery (kiosk) or retention (central).
-        from assistant.services.prefill.central import purge_periodically
+        # Personal data deleted after its retention: pre-applications, call tickets.
+        from assistant.services import retention
 
-        purger = asyncio.get_running_loop().create_task(purge_periodically(settings), name="banshi-prefill-purge")
+        purger = asyncio.get_running_loop().create_task(retention.purge_periodically(settings), name="banshi-retention")
         if settings.kiosk_mode:  # a kiosk: speech model and voice ready before the first visitor
             app.state.voice_warm_up = speech.start_warm_up(app)
         # WeChat official account: deliveries by the customer-service API, desk relay.

@@ -192,6 +192,33 @@ def test_tickets_past_retention_lose_their_personal_data(app, app_settings, oper
     assert opened["item_id"] == "passport"  # what is no personal data stays
 
 
+def test_the_gateways_retention_task_purges_call_tickets_without_a_visit(app_settings, operator):
+    """Nobody opens the desk: the gateway's hourly retention task purges on its own."""
+    from assistant.services import retention
+
+    ticket = store.SavedTicket("周小林", "13700002222", "西湖路2号", "passport", None, "咨询", "摘要", "答复")
+    ticket_id = store.save_ticket(app_settings, operator, ticket, [{"seq": 0, "speaker": "caller", "text": "护照", "at_s": 0}], 30)
+    old = utcnow() - dt.timedelta(days=app_settings.call_retention_days + 1)
+    with session_factory(app_settings.db_url)() as session, session.begin():
+        session.execute(update(CallTicket).where(CallTicket.id == ticket_id).values(created_at=old))
+
+    async def one_round() -> None:
+        task = asyncio.ensure_future(retention.purge_periodically(app_settings, interval_s=3600))
+        try:
+            for _ in range(200):
+                with session_factory(app_settings.db_url)() as session:
+                    if session.get(CallTicket, ticket_id).fields_sealed is None:
+                        return
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+
+    asyncio.run(one_round())
+    with session_factory(app_settings.db_url)() as session:
+        row = session.get(CallTicket, ticket_id)
+        assert row.fields_sealed is None and row.transcript_sealed is None and row.phone_masked is None
+
+
 def test_bad_frames_end_the_call_with_a_clear_error(app, operator):
     client = login(app, operator)
     for frame in (b"\x01" + b"\x00" * 3200, b"\x00" * (70 * 1024)):  # no second input; too large

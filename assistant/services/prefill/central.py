@@ -8,7 +8,6 @@ removes sealed files that no row refers to.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import logging
@@ -40,7 +39,6 @@ _FIELD_ID_RE = re.compile(FIELD_ID)
 _ITEM_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 ORPHAN_AGE = dt.timedelta(days=1)  # sealed files without a row are removed after this
-PURGE_INTERVAL_S = 3600.0
 
 STATE_PENDING = "pending"  # still at the kiosk (looked up at the kiosk)
 STATE_RECEIVED = "received"  # the central server has it
@@ -421,14 +419,3 @@ def purge(settings: Settings, now: Optional[dt.datetime] = None) -> PurgeReport:
             "prefill.purged fields=%d photos=%d orphans=%d", report.fields, report.photos, report.orphans
         )
     return report
-
-
-async def purge_periodically(settings: Settings, interval_s: float = PURGE_INTERVAL_S) -> None:
-    """:func:`purge` now and then every ``interval_s`` (a gateway's background task; with
-    several replicas each runs it: every step is idempotent)."""
-    while True:
-        try:
-            await asyncio.to_thread(purge, settings)
-        except Exception:  # the database is unreachable: next time
-            logger.exception("prefill.purge.failed")
-        await asyncio.sleep(interval_s)
