@@ -10,6 +10,7 @@ from alembic import context
 
 import assistant.storage.tables  # noqa: F401  (registers the gateway tables on Base)
 import knowledge.db  # noqa: F401  (registers the catalog and feedback tables on Base)
+import assistant.storage.catalog_tables  # noqa: F401  (published catalog edits)
 from assistant.storage.database import Base
 
 target_metadata = Base.metadata
