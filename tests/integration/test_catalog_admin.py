@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 import tarfile
 import time
 from pathlib import Path
@@ -127,8 +128,21 @@ def test_validate_refuses_what_banshi_kb_validate_refuses(admin):
         assert reply.status_code == 422, name
         body = reply.json()
         assert body["detail"] == "草稿未通过校验，请按下列问题修改后再试。", name
-        assert any(fragment in p for p in body["problems"]), (name, body["problems"])
-        assert not any("/work/" in p or "/tmp/" in p for p in body["problems"])  # no server paths
+        assert any(fragment in p for p in body["details"] + body["problems"]), (name, body)
+        assert not any("/work/" in p or "/tmp/" in p for p in body["details"])  # no server paths
+        assert all(re.search(r"[\u4e00-\u9fff]", p) for p in body["problems"]), body["problems"]
+    # Explained in Chinese for the maintainers, field by its label on the page.
+    explained = {
+        "missing fee source": "收费标准的来源：缺少来源",
+        "alias of another record": "已经是事项 id_card_reissue 的别名",
+        "situation naming the service": "直接写了事项名称“普通护照签发”",
+        "too few aliases": "别名：至少需要3项",
+        "unknown field": "price：不支持此字段",
+        "date in the future": "核实日期：日期不能晚于今天",
+    }
+    for name, text in explained.items():
+        problems = client.post(f"{API}/records/{ITEM}/validate", json={"document": cases[name][0]}).json()["problems"]
+        assert any(text in p for p in problems), (name, problems)
     ok = client.post(f"{API}/records/{ITEM}/validate", json={"document": doc})
     assert ok.status_code == 200 and ok.json()["ok"] is True
 
@@ -148,7 +162,9 @@ def test_a_changed_fact_keeps_or_updates_its_source_and_date(admin):
     assert any("核实日期（verified）不能早于" in p for p in problems)
     # The fact under test (knowledge/facts.tsv) is reported, not refused: the change is on purpose.
     reply = client.post(f"{API}/records/{ITEM}/validate", json={"document": fee_edit(doc, NEW_FEE)})
-    assert reply.status_code == 200 and any("facts.tsv" in w for w in reply.json()["warnings"])
+    warnings = reply.json()["warnings"]
+    assert reply.status_code == 200 and len(warnings) == 1, warnings
+    assert "事实核对表（knowledge/facts.tsv）" in warnings[0] and "收费标准应包含“普通护照每本120元”" in warnings[0]
 
 
 def test_bad_bodies_get_clean_chinese_4xx(admin):

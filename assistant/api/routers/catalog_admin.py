@@ -28,7 +28,7 @@ from assistant.security.access import AdminDep
 from assistant.security.accounts import ROLE_ADMIN
 from assistant.security.sessions import Principal, principal_from_request
 from assistant.storage import catalog_tables
-from knowledge import answers, revisions
+from knowledge import answers, problems_zh, revisions
 from knowledge.catalog import Catalog
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,16 @@ def _problems(request: Request, problems: List[str]) -> List[str]:
 
 
 def _refused(request: Request, problems: List[str]) -> JSONResponse:
-    return JSONResponse({"detail": INVALID, "problems": _problems(request, problems)}, status_code=422)
+    """422: the problems in Chinese (``problems``) and as ``banshi kb validate`` prints them (``details``)."""
+    details = _problems(request, problems)
+    return JSONResponse(
+        {"detail": INVALID, "problems": [problems_zh.explain(p) for p in details], "details": details},
+        status_code=422,
+    )
+
+
+def _warnings(request: Request, warnings: List[str]) -> List[str]:
+    return list(dict.fromkeys(problems_zh.explain_fact(w) for w in _problems(request, warnings)))
 
 
 def _matches(record, query: str) -> bool:
@@ -185,7 +194,7 @@ async def validate_draft(body: Draft, admin: AdminDep, request: Request, record_
     checked = await asyncio.to_thread(_check, request, record_id, body.document)
     if checked.problems:
         return _refused(request, checked.problems)
-    return {"ok": True, "warnings": _problems(request, checked.warnings)}
+    return {"ok": True, "warnings": _warnings(request, checked.warnings)}
 
 
 @router.post("/records/{record_id}/preview", responses={422: {"model": ErrorResponse}})
@@ -199,7 +208,7 @@ async def preview_draft(body: Draft, admin: AdminDep, request: Request, record_i
     labels = {answers.OVERVIEW: "概况", **answers.QUESTION_LABELS}
     return {
         "answers": [{"question": q, "label": labels.get(q, q), "text": t} for q, t in texts.items()],
-        "warnings": _problems(request, checked.warnings),
+        "warnings": _warnings(request, checked.warnings),
     }
 
 
@@ -218,10 +227,13 @@ async def _publish(
         _audit(request, admin, audit_action, record_id, "invalid")
         return _refused(request, exc.problems)
     _audit(request, admin, audit_action, record_id, "ok")
-    await request.app.state.catalog_watcher.refresh()  # this process at once; the others poll
+    try:
+        await request.app.state.catalog_watcher.refresh()  # this process at once; the others poll
+    except Exception:  # published all the same: the watcher's next poll takes it up
+        logger.warning("admin.catalog.refresh_failed record=%s", record_id, exc_info=True)
     logger.info("admin.catalog.published record=%s revision=%s user=%s", record_id, revision, admin.username)
     return JSONResponse(
-        {"revision": revision, "version": version, "warnings": _problems(request, checked.warnings)},
+        {"revision": revision, "version": version, "warnings": _warnings(request, checked.warnings)},
         status_code=201,
     )
 
