@@ -23,8 +23,9 @@ logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _bases: "weakref.WeakSet[ItemLinker]" = weakref.WeakSet()
-# id(base) → (base, derived); replaced as a whole (one assignment) on every install.
-_derived: Dict[int, Tuple[ItemLinker, ItemLinker]] = {}
+# id(base) → (a weak reference to the base, derived); replaced as a whole (one assignment)
+# on every install.
+_derived: Dict[int, Tuple["weakref.ref[ItemLinker]", ItemLinker]] = {}
 _installed: Optional[Tuple[Catalog, Catalog]] = None  # (effective, files)
 
 
@@ -49,7 +50,7 @@ def install(catalog: Catalog, files: Catalog) -> int:
     added = added_texts(catalog, files)
     with _lock:
         bases = list(_bases)
-        derived = {id(base): (base, _derive(base, catalog, added)) for base in bases}
+        derived = {id(base): (weakref.ref(base), _derive(base, catalog, added)) for base in bases}
         _derived = derived
         _installed = (catalog, files)
     logger.info("knowledge.live.installed version=%s linkers=%d added=%d", catalog.fingerprint, len(derived), len(added))
@@ -63,14 +64,14 @@ def register(base: ItemLinker) -> None:
         _bases.add(base)
         if _installed is not None:
             catalog, files = _installed
-            _derived = {**_derived, id(base): (base, _derive(base, catalog, added_texts(catalog, files)))}
+            _derived = {**_derived, id(base): (weakref.ref(base), _derive(base, catalog, added_texts(catalog, files)))}
 
 
 def current(base: Optional[ItemLinker]) -> Optional[ItemLinker]:
     if base is None:
         return None
     pair = _derived.get(id(base))
-    return pair[1] if pair is not None and pair[0] is base else base
+    return pair[1] if pair is not None and pair[0]() is base else base
 
 
 def installed_version() -> Optional[str]:

@@ -7,6 +7,7 @@ a published alias and situation. SQLite or PostgreSQL (BANSHI_TEST_BACKEND)."""
 
 from __future__ import annotations
 
+import argparse
 import copy
 import itertools
 import re
@@ -18,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.api.app import create_app
+from assistant.cli.kb import cmd_kb
 from assistant.security import accounts, audit
 from assistant.security.sessions import CSRF_HEADER
 from knowledge import live, revisions
@@ -233,6 +235,8 @@ def test_the_file_version_comes_back_after_a_restart(app_settings, admin, restor
     client, _ = admin
     draft = fee_edit(document(client), NEW_FEE)
     assert client.post(f"{API}/records/{ITEM}/publish", json={"document": draft, "reason": "重启前发布"}).status_code == 201
+    # `banshi kb load` reloads the files into the database with the revisions applied.
+    assert cmd_kb(argparse.Namespace(kb_command="load"), app_settings) == 0
     # A new process (a restart, or a replica started later) loads the files plus the revisions.
     with TestClient(create_app(app_settings, load_model=False)) as fresh:
         assert fresh.get(f"/api/v1/items/{ITEM}").json()["fees"] == NEW_FEE
