@@ -85,8 +85,10 @@ def load_files_into(url: str, catalog_dir, override=None) -> Catalog:
 def read_catalog(url: str, spec=None) -> Catalog:
     """The catalog as stored in the database (what the running services answer from)."""
     with session_factory(url)() as session:
-        rows = session.execute(select(CatalogEntry)).scalars().all()
+        # The version first: rows published meanwhile make it look older, never newer
+        # (the pollers then read again), so a change is never skipped.
         meta = session.get(CatalogMeta, "fingerprint")
+        rows = session.execute(select(CatalogEntry)).scalars().all()
     records: Dict[str, Record] = {}
     for row in rows:
         data = json.loads(row.record)
