@@ -188,6 +188,18 @@ def _apply_override(
             records[item_id] = updated
 
 
+def _check_spec(path: Path, record: Record, spec: Dict[str, SpecEntry], spec_name: str) -> List[str]:
+    entry = spec.get(record.id)
+    if entry is None:
+        return [f"{path}: id: {record.id!r} is not in {spec_name}"]
+    problems = []
+    if entry.kind != record.kind:
+        problems.append(f"{path}: kind: spec says {entry.kind!r}")
+    if entry.name != record.name:
+        problems.append(f"{path}: name: spec says {entry.name!r}")
+    return problems
+
+
 def load_catalog(
     catalog_dir: Path = DEFAULT_CATALOG_DIR,
     override: Optional[Path] = None,
@@ -214,19 +226,30 @@ def load_catalog(
             problems.append(f"{path}: id: {record.id!r} does not match the file name")
         if path.parent.name != expected_dir:
             problems.append(f"{path}: kind: a {record.kind} belongs in {expected_dir}/")
-        entry = spec.get(record.id)
-        if entry is None:
-            problems.append(f"{path}: id: {record.id!r} is not in {spec_path.name}")
-        else:
-            if entry.kind != record.kind:
-                problems.append(f"{path}: kind: spec says {entry.kind!r}")
-            if entry.name != record.name:
-                problems.append(f"{path}: name: spec says {entry.name!r}")
+        problems += _check_spec(path, record, spec, spec_path.name)
         records[record.id] = record
 
     if override is not None:
         _apply_override(records, override, problems)
 
+    problems += check_records(records, spec, catalog_dir, failed)
+    if problems:
+        raise CatalogError(problems)
+    fingerprint_paths = files + ([override] if override else [])
+    return Catalog(records=records, fingerprint=fingerprint_files(fingerprint_paths), spec=spec)
+
+
+def record_path(catalog_dir: Path, record: Record) -> Path:
+    return catalog_dir / KIND_DIRS[record.kind] / f"{record.id}.yml"
+
+
+def check_records(
+    records: Dict[str, Record], spec: Dict[str, SpecEntry], catalog_dir: Path, failed: Iterable[str] = ()
+) -> List[str]:
+    """The checks across records (``file: field: message``): every spec id present,
+    bundle members and bundle rules, aliases owned by one record, situations."""
+    problems: List[str] = []
+    failed = set(failed)
     for item_id, entry in spec.items():
         if item_id not in records and item_id not in failed:
             sub = KIND_DIRS.get(entry.kind, "items")
@@ -234,7 +257,7 @@ def load_catalog(
 
     alias_owner: Dict[str, str] = {}
     for record in records.values():
-        path = catalog_dir / KIND_DIRS[record.kind] / f"{record.id}.yml"
+        path = record_path(catalog_dir, record)
         if isinstance(record, BundleRecord):
             for member in record.members:
                 target = records.get(member)
@@ -246,11 +269,34 @@ def load_catalog(
             if owner != record.id:
                 problems.append(f"{path}: aliases: {alias!r} is also an alias of {owner}")
         problems += [f"{path}: {problem}" for problem in check_situations(records, record)]
+    return problems
 
+
+def with_documents(
+    base: Catalog, documents: Dict[str, Dict[str, Any]], catalog_dir: Path, fingerprint: str
+) -> Catalog:
+    """``base`` (the files) with whole records replaced by published documents
+    (``{id: record as a mapping}``), validated as :func:`load_catalog` validates the
+    files; raise CatalogError listing all problems."""
+    problems: List[str] = []
+    records = dict(base.records)
+    for item_id, document in documents.items():
+        entry = base.spec.get(item_id)
+        kind = entry.kind if entry else str(document.get("kind", "item"))
+        path = catalog_dir / KIND_DIRS.get(kind, "items") / f"{item_id}.yml"
+        record = _parse_record(path, document, problems)
+        if record is None:
+            continue
+        if record.id != item_id:
+            problems.append(f"{path}: id: {record.id!r} does not match {item_id!r}")
+            continue
+        problems += _check_spec(path, record, base.spec, SPEC_ITEMS.name)
+        records[item_id] = record
+    if not problems:
+        problems = check_records(records, base.spec, catalog_dir)
     if problems:
         raise CatalogError(problems)
-    fingerprint_paths = files + ([override] if override else [])
-    return Catalog(records=records, fingerprint=fingerprint_files(fingerprint_paths), spec=spec)
+    return Catalog(records=records, fingerprint=fingerprint, spec=base.spec)
 
 
 def check_situations(records: Dict[str, Record], record: Record) -> List[str]:

@@ -12,7 +12,7 @@ from sqlalchemy import Column, DateTime, Integer, String, Text, delete, select
 
 from assistant.storage import spool
 from assistant.storage.database import Base, session_factory, utcnow
-from knowledge.catalog import Catalog, load_catalog
+from knowledge.catalog import Catalog
 from knowledge.schema import BundleRecord, ItemRecord, Record
 
 
@@ -73,17 +73,22 @@ def sync_catalog(url: str, catalog: Catalog, force: bool = False) -> bool:
 
 
 def load_files_into(url: str, catalog_dir, override=None) -> Catalog:
-    """Load and validate the catalog files, store them if changed, return what is stored."""
-    files = load_catalog(catalog_dir, override)
-    sync_catalog(url, files)
+    """Load and validate the catalog files with the edits published on the admin page
+    (``knowledge.revisions``), store them if changed, return what is stored."""
+    from knowledge.revisions import effective_catalog
+
+    catalog, files = effective_catalog(url, catalog_dir, override)
+    sync_catalog(url, catalog)
     return read_catalog(url, spec=files.spec)
 
 
 def read_catalog(url: str, spec=None) -> Catalog:
     """The catalog as stored in the database (what the running services answer from)."""
     with session_factory(url)() as session:
-        rows = session.execute(select(CatalogEntry)).scalars().all()
+        # The version first: rows published meanwhile make it look older, never newer
+        # (the pollers then read again), so a change is never skipped.
         meta = session.get(CatalogMeta, "fingerprint")
+        rows = session.execute(select(CatalogEntry)).scalars().all()
     records: Dict[str, Record] = {}
     for row in rows:
         data = json.loads(row.record)

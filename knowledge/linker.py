@@ -22,6 +22,7 @@ close enough, so out-of-scope messages are not forced onto an item.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass
@@ -79,6 +80,10 @@ class LinkerConfig:
     retrieval_temperature: float = 0.05
     # Retrieval: an item's similarity is the mean of its best this-many matches.
     retrieval_top: int = 2
+    # Texts published after training (new situations and sample questions,
+    # ``with_catalog``): a message this similar to one (the larger of the character
+    # bigram overlap and the sentence embedding's cosine) is linked to its item.
+    live_match_min: float = 0.7
 
 
 @dataclass
@@ -231,6 +236,8 @@ class ItemLinker:
         self._proto_vectors: Optional[np.ndarray] = None
         self._proto_owner: Optional[np.ndarray] = None
         self._proto_items: List[str] = []
+        self._live: List[Tuple[str, str, frozenset]] = []  # (item, text, bigrams): with_catalog
+        self._live_vectors: Optional[np.ndarray] = None
         if encoder is not None and prototypes is not None:
             vectors, owners = prototypes
             self._proto_items = sorted(set(owners))
@@ -387,6 +394,38 @@ class ItemLinker:
             prototypes,
         )
 
+    # ------------------------------------------------------------ live catalog
+    def with_catalog(self, catalog: Catalog, added: Sequence[Tuple[str, str]] = ()) -> "ItemLinker":
+        """This trained linker on an edited catalog, without retraining: the alias rules,
+        names and bundles rebuilt from ``catalog``; ``added`` ``(text, item_id)`` (situations
+        and sample questions published since training) linked by similarity."""
+        clone = copy.copy(self)
+        aliases, _ = self.training_corpus(catalog)
+        clone.matcher = AliasMatcher(aliases, self.config.subsumed_factor)
+        clone.names = {r.id: r.name for r in catalog.items()}
+        clone.bundles = {r.id: list(r.members) for r in catalog.items() if r.kind == "bundle"}
+        clone._live = [(item, text, _bigrams(text)) for text, item in added if compact(text)]
+        clone._live_vectors = None
+        if clone._live and self.encoder is not None:
+            clone._live_vectors = np.asarray(
+                self.encoder.encode([normalize_for_embedding(t) for _, t, _ in clone._live]), dtype=np.float32
+            )
+        return clone
+
+    def live_scores(self, text: str, vector: Optional[np.ndarray]) -> Dict[str, float]:
+        """Items whose published-since-training texts the message is close to."""
+        if not self._live:
+            return {}
+        grams = _bigrams(text)
+        cosines = self._live_vectors @ vector if self._live_vectors is not None and vector is not None else None
+        found: Dict[str, float] = {}
+        for i, (item, _, live_grams) in enumerate(self._live):
+            overlap = 2 * len(grams & live_grams) / max(1, len(grams) + len(live_grams))
+            similarity = max(overlap, float(cosines[i]) if cosines is not None else 0.0)
+            if similarity >= self.config.live_match_min:
+                found[item] = max(found.get(item, 0.0), min(0.95, similarity))
+        return found
+
     # -------------------------------------------------------------- inference
     def rule_scores(self, text: str, syl: Optional[Sequence[str]] = None) -> Dict[str, float]:
         return self.matcher.scores(text, syl)
@@ -486,6 +525,8 @@ class ItemLinker:
             else:
                 score = model.get(item_id, 0.0)
             combined[item_id] = score
+        for item_id, score in self.live_scores(text, vector).items():
+            combined[item_id] = max(combined.get(item_id, 0.0), score)
         # A bundle asked for as a whole outranks its members.
         for bundle_id, score in self._joint_bundles(text, rules).items():
             for member in self.bundles[bundle_id]:
@@ -502,6 +543,11 @@ class ItemLinker:
 def normalize_for_embedding(text: str) -> str:
     """What the sentence model reads: simplified characters, original spacing kept."""
     return normalize(text, lower=False).strip()
+
+
+def _bigrams(text: str) -> frozenset:
+    norm = compact(text)
+    return frozenset(norm[i:i + 2] for i in range(len(norm) - 1)) or frozenset([norm])
 
 
 def _tfidf_dot(features: Tuple, idf: np.ndarray, weights: np.ndarray, doc: str) -> np.ndarray:

@@ -10,6 +10,10 @@ from alembic import context
 
 import assistant.storage.tables  # noqa: F401  (registers the gateway tables on Base)
 import knowledge.db  # noqa: F401  (registers the catalog and feedback tables on Base)
+import assistant.storage.catalog_tables  # noqa: F401  (published catalog edits)
+import assistant.storage.analytics_tables  # noqa: F401  (the analytics rollup)
+import assistant.storage.review_tables  # noqa: F401  (the review queue)
+import assistant.storage.call_tables  # noqa: F401  (tickets saved from calls)
 from assistant.storage.database import Base
 
 target_metadata = Base.metadata

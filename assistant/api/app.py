@@ -24,6 +24,7 @@ from assistant.api.paths import STATIC_DIR
 from assistant.api.routers import (
     admin as admin_router,
     analytics as analytics_router,
+    catalog_admin as catalog_admin_router,
     applications,
     assist,
     call as call_router,
@@ -49,6 +50,7 @@ from assistant.security.headers import SecurityHeaders
 from assistant.security.pii import install_log_masking
 from assistant.services import speech
 from assistant.services.materials.runner import Materials
+from assistant.services.catalog_live import CatalogWatcher
 from assistant.services.live import ChangeFeed
 from assistant.services.progress import polling
 from assistant.services.progress.loop import NoticeLoop
@@ -158,6 +160,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         app.state.catalog = await asyncio.to_thread(
             db.load_files_into, settings.db_url, settings.catalog_dir, settings.region_override
         )
+        await app.state.catalog_watcher.start(app.state.catalog)  # catalog edits published later
         await app.state.live.start()
         spool.start_replayer(settings.db_url)  # writes kept while the database was unreachable
         # Kiosk: deliver the outbox (handoffs, ratings) to the central server.
@@ -204,6 +207,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         if outbox_worker is not None:
             await outbox_worker.stop()
         await app.state.live.stop()
+        await app.state.catalog_watcher.stop()
         await app.state.runtime.close()
 
     app = FastAPI(
@@ -216,6 +220,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     openapi.install(app)  # errors as they are answered, nullable optional fields
     app.state.runtime = AssistantRuntime(settings)
     app.state.live = ChangeFeed(settings.db_url)
+    app.state.catalog_watcher = CatalogWatcher(app, settings)
     app.state.notices = None  # the notice scheduler (NoticeLoop), started with the app
     # Channel name → async push(conversation_id, text) for operator replies (see api/routers/desk.py).
     app.state.pushers = {}
@@ -304,6 +309,8 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.include_router(analytics_router.page_router)
     app.include_router(reviews_router.router)
     app.include_router(reviews_router.page_router)
+    app.include_router(catalog_admin_router.router)
+    app.include_router(catalog_admin_router.page_router)
     app.include_router(tts_router.router)
     app.include_router(voice_router.router)
     app.include_router(voice_router.page_router)

@@ -10,6 +10,7 @@ as root: as root, the cluster belongs to the ``postgres`` system user.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -21,7 +22,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 logger = logging.getLogger(__name__)
 
@@ -324,3 +325,20 @@ class NginxInstance:
         self.proc = None
         if remove:
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_postgres_redis(prefix: str) -> Iterator[Tuple[Path, "PostgresInstance", "RedisInstance"]]:
+    """A temporary directory with a PostgreSQL and a Redis server running in it (benches)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(work, 0o711)  # the postgres user must reach its data directory
+    postgres, redis = PostgresInstance(work / "postgres"), RedisInstance(work / "redis")
+    postgres.start()
+    try:
+        redis.start()
+        try:
+            yield work, postgres, redis
+        finally:
+            redis.stop()
+    finally:
+        postgres.stop()

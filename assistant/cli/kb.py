@@ -61,8 +61,11 @@ def cmd_kb(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.kb_command == "load" or args.kb_command == "import":
         from knowledge import db
+        from knowledge.revisions import effective_catalog
 
-        db.sync_catalog(settings.db_url, catalog, force=True)
+        # With the edits published on the admin page (knowledge/revisions.py) applied.
+        effective, _ = effective_catalog(settings.db_url, catalog_dir, settings.region_override)
+        db.sync_catalog(settings.db_url, effective, force=True)
     items = sum(1 for r in catalog.items() if r.kind == "item")
     bundles = len(catalog.records) - items
     print(f"catalog ok: {items} items, {bundles} bundles, fingerprint {catalog.fingerprint}")

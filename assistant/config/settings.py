@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     catalog_dir: Path = Field(PROJECT_ROOT / "knowledge" / "catalog")
     # Optional regional override file (YAML) replacing any field of any item.
     region_override: Optional[Path] = None
+    # Seconds between checks for a catalog version published on the admin page (every gateway).
+    catalog_poll_seconds: float = Field(1.0, ge=0.2, le=60)
 
     # A specific model archive; default: the newest in models_dir.
     model_path: Optional[Path] = None

@@ -183,6 +183,35 @@ def test_the_desk_on_one_replica_sees_a_ticket_opened_on_the_other(cluster):
     assert time.monotonic() - started <= 2.0
 
 
+def test_a_catalog_edit_published_on_one_replica_is_answered_by_both_within_5_seconds(cluster):
+    """Knowledge administration: a fee published on gateway 1 is in the chat answers of
+    both gateways (through the action servers) within 5 s, without retraining."""
+    from assistant.security import accounts
+
+    name = f"cat{uuid.uuid4().hex[:6]}"
+    accounts.create_operator(cluster.database_url, name, PASSWORD, role="admin")
+    login = desk_login(cluster.gateway(1), name, PASSWORD)
+    assert login.status_code == 200, login.text
+    admin = {"cookies": login.cookies, "headers": {"X-CSRF-Token": login.json()["csrf_token"]}, "timeout": 30}
+    api = f"{cluster.gateway(1)}/api/v1/admin/catalog/records/passport"
+    doc = httpx.get(api, **admin).json()["document"]
+    fee = "普通护照每本133元（副本测试）。"
+    for index in range(1, REPLICAS + 1):  # the first turns of a process build its graphs: not timed
+        assert fee not in text_of(chat(cluster.gateway(index), f"cat-{uuid.uuid4().hex[:8]}", "办护照要多少钱"))
+    published = httpx.post(f"{api}/publish", json={"document": {**doc, "fees": fee}, "reason": "副本测试"}, **admin)
+    assert published.status_code == 201, published.text
+    started = time.monotonic()
+    try:
+        for index in range(1, REPLICAS + 1):
+            cluster.wait(lambda: fee.rstrip("。") in text_of(chat(cluster.gateway(index), f"cat-{uuid.uuid4().hex[:8]}",
+                                                                  "办护照要多少钱")),
+                         5, f"the new fee in gateway {index}'s chat answer")
+        assert time.monotonic() - started <= 5.0
+    finally:
+        reverted = httpx.post(f"{api}/revert", json={"revision": 0, "reason": "副本测试结束"}, **admin)
+        assert reverted.status_code == 201, reverted.text
+
+
 def test_login_limits_are_shared_by_the_replicas(cluster):
     username = f"nobody{uuid.uuid4().hex[:6]}"
     codes = [desk_login(cluster.gateway(1 + i % REPLICAS), username, "wrong-password").status_code

@@ -3,7 +3,9 @@
 Output property ``service_items``: ``[{"id", "name", "score"}, ...]`` best first
 (possibly empty). The ``service_item`` entity is reserved for explicit choices
 (quick-reply payloads such as ``/ask_materials{"service_item": "passport"}``). The index is built from the catalog at training time and stored
-with the model, so a model answers the same way wherever it is loaded.
+with the model, so a model answers the same way wherever it is loaded; catalog edits
+published since (``knowledge.revisions``) are applied live by ``knowledge.live``
+(aliases, names, new situations), without retraining.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from assistant.config.embedding_spec import resolve_spec
 from knowledge.catalog import DEFAULT_CATALOG_DIR, catalog_files, fingerprint_files, load_catalog
+from knowledge import live
 from knowledge.embedding import load_encoder
 from knowledge.linker import ItemLinker, LinkerConfig
 from knowledge.not_covered import NOT_COVERED_FILE, load_not_covered
@@ -115,16 +118,19 @@ class ServiceItemLinker(GraphComponent):
         except ValueError:
             logger.warning("nlu.item_linker.not_trained: no index in the model")
             linker = None
+        if linker is not None:
+            live.register(linker)
         return cls(config, model_storage, resource, linker)
 
     def process(self, messages: List[Message]) -> List[Message]:
+        linker = live.current(self._linker)  # the catalog in effect (edits published since training)
         for message in messages:
-            ranked, scope = self._linker.link_details(message.get(TEXT) or "") if self._linker else ([], {})
+            ranked, scope = linker.link_details(message.get(TEXT) or "") if linker else ([], {})
             named = set(scope.pop("named", []))
             items = [
                 {
                     "id": item_id,
-                    "name": self._linker.names.get(item_id, item_id),
+                    "name": linker.names.get(item_id, item_id),
                     "score": score,
                     "named": item_id in named,  # an alias is in the text, not only inferred
                 }

@@ -1,0 +1,327 @@
+/* 办事助手 — catalog editor (admins).
+ *
+ * Lists and searches items and bundles (GET /api/v1/admin/catalog/records), loads the
+ * record in effect into the form, validates and previews the draft (the chat answers
+ * citizens would see), publishes it with a reason, shows the history and reverts to
+ * any version in one click. Server text is only ever inserted with textContent.
+ */
+(function () {
+  "use strict";
+
+  var API = "/api/v1/admin/catalog";
+  var DESK = "/api/v1/desk";
+  var NETWORK_ERROR = "网络连接有问题，请稍后再试。";
+  var BAD_JSON = "“{field}”不是正确的 JSON，请检查括号、引号和逗号。";
+  var ACTIONS = { publish: "发布", revert: "恢复" };
+
+  function $(id) { return document.getElementById(id); }
+
+  var state = { csrf: "", id: null, document: null, busy: false };
+
+  /* ------------------------------------------------------------ helpers */
+  function ApiError(status, message, problems) {
+    this.status = status; this.message = message; this.problems = problems || [];
+  }
+
+  function request(method, url, body) {
+    var headers = { "Accept": "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (method !== "GET") headers["X-CSRF-Token"] = state.csrf;
+    return fetch(url, {
+      method: method, headers: headers, credentials: "same-origin", cache: "no-store",
+      body: body === undefined ? undefined : JSON.stringify(body)
+    }).then(function (res) {
+      return res.text().then(function (raw) {
+        var data = null;
+        try { data = raw ? JSON.parse(raw) : null; } catch (e) { data = null; }
+        if (res.ok) return data;
+        if (res.status === 401) window.location.reload(); // the server shows the login form
+        var detail = data && typeof data.detail === "string" ? data.detail : "操作失败（" + res.status + "）";
+        throw new ApiError(res.status, detail, data && data.problems);
+      });
+    }, function () { throw new ApiError(0, NETWORK_ERROR); });
+  }
+
+  function showError(message) {
+    $("error").textContent = message || "";
+    $("error").hidden = !message;
+  }
+
+  function setStatus(message) { $("status").textContent = message; }
+
+  function fillList(listId, boxId, lines) {
+    var list = $(listId);
+    list.textContent = "";
+    (lines || []).forEach(function (line) {
+      var li = document.createElement("li");
+      li.textContent = line;
+      list.appendChild(li);
+    });
+    $(boxId).hidden = !lines || !lines.length;
+  }
+
+  function lines(text) {
+    return text.split("\n").map(function (s) { return s.trim(); }).filter(function (s) { return s; });
+  }
+
+  function ids(text) {
+    return text.split(/[,，\s]+/).map(function (s) { return s.trim(); }).filter(function (s) { return s; });
+  }
+
+  function pretty(value) { return JSON.stringify(value, null, 2); }
+
+  function asList(value) { return Array.isArray(value) ? value : (value ? [value] : []); }
+
+  /* ------------------------------------------------------------ list */
+  function loadList() {
+    var params = new URLSearchParams();
+    if ($("search").value.trim()) params.set("q", $("search").value.trim());
+    if ($("kind").value) params.set("kind", $("kind").value);
+    return request("GET", API + "/records?" + params.toString()).then(function (data) {
+      var list = $("records");
+      list.textContent = "";
+      data.records.forEach(function (row) {
+        var li = document.createElement("li");
+        var button = document.createElement("button");
+        button.type = "button";
+        button.dataset.id = row.id;
+        button.textContent = row.name;
+        if (row.id === state.id) button.setAttribute("aria-current", "true");
+        if (row.revision) {
+          var note = document.createElement("span");
+          note.className = "revised";
+          note.textContent = "已在线修改（版本 " + row.revision + "）";
+          button.appendChild(note);
+        }
+        button.addEventListener("click", function () { openRecord(row.id); });
+        li.appendChild(button);
+        list.appendChild(li);
+      });
+      $("count").textContent = "共 " + data.total + " 项";
+    }, function (err) { showError(err.message); });
+  }
+
+  /* ------------------------------------------------------------ editor */
+  function fillForm(doc) {
+    $("record-name").textContent = doc.name + (doc.kind === "bundle" ? "（一件事）" : "");
+    $("record-meta").textContent = "编号 " + doc.id + " · 部门 " + (doc.department || (doc.departments || []).join("、"));
+    $("f-summary").value = doc.summary || "";
+    $("f-fees").value = doc.fees || "";
+    $("f-fees-source").value = asList(doc.fees_source).join(", ");
+    $("f-time-limit").value = doc.time_limit || "";
+    $("f-time-limit-source").value = asList(doc.time_limit_source).join(", ");
+    $("f-window").value = doc.where.window || "";
+    $("f-online").value = (doc.where.online || []).join("\n");
+    $("f-phone").value = doc.where.phone || "";
+    $("f-materials").value = pretty(doc.materials || []);
+    $("f-materials-source").value = asList(doc.materials_source).join(", ");
+    $("f-aliases").value = (doc.aliases || []).join("\n");
+    $("f-situations").value = (doc.situations || []).join("\n");
+    $("f-sources").value = pretty(doc.sources || []);
+    $("f-verified").value = doc.verified || "";
+  }
+
+  function parseJSON(id, label) {
+    try {
+      return JSON.parse($(id).value);
+    } catch (e) {
+      throw new ApiError(0, BAD_JSON.replace("{field}", label));
+    }
+  }
+
+  function draft() {
+    var doc = JSON.parse(JSON.stringify(state.document));
+    doc.summary = $("f-summary").value.trim();
+    doc.fees = $("f-fees").value.trim();
+    doc.fees_source = ids($("f-fees-source").value);
+    doc.time_limit = $("f-time-limit").value.trim();
+    doc.time_limit_source = ids($("f-time-limit-source").value);
+    doc.where = { window: $("f-window").value.trim(), online: lines($("f-online").value), phone: $("f-phone").value.trim() };
+    doc.materials = parseJSON("f-materials", "材料清单");
+    doc.materials_source = ids($("f-materials-source").value);
+    doc.aliases = lines($("f-aliases").value);
+    doc.situations = lines($("f-situations").value);
+    doc.sources = parseJSON("f-sources", "来源");
+    doc.verified = $("f-verified").value;
+    return doc;
+  }
+
+  function clearResults() {
+    fillList("problems", "problems-box", []);
+    fillList("warnings", "warnings-box", []);
+    $("preview-box").hidden = true;
+    showError("");
+  }
+
+  function refused(err) {
+    showError(err.message);
+    fillList("problems", "problems-box", err.problems);
+    setStatus("");
+  }
+
+  function busy(on) {
+    state.busy = on;
+    ["validate-btn", "preview-btn", "publish-btn", "revert-file"].forEach(function (id) { $(id).disabled = on; });
+  }
+
+  function withDraft(action) {
+    if (state.busy || !state.document) return;
+    clearResults();
+    var body;
+    try {
+      body = { document: draft() };
+    } catch (err) {
+      refused(err);
+      return;
+    }
+    busy(true);
+    action(body).then(function () { busy(false); }, function (err) { busy(false); refused(err); });
+  }
+
+  function openRecord(id) {
+    clearResults();
+    setStatus("正在打开…");
+    return request("GET", API + "/records/" + encodeURIComponent(id)).then(function (data) {
+      state.id = id;
+      state.document = data.document;
+      fillForm(data.document);
+      $("editor").hidden = false;
+      $("reason").value = "";
+      setStatus("正在修改：" + data.name + "（当前版本 " + (data.revision || "目录文件") + "）");
+      Array.prototype.forEach.call(document.querySelectorAll("#records button"), function (b) {
+        if (b.dataset.id === id) b.setAttribute("aria-current", "true"); else b.removeAttribute("aria-current");
+      });
+      return loadHistory();
+    }, function (err) { showError(err.message); });
+  }
+
+  function validate() {
+    withDraft(function (body) {
+      return request("POST", API + "/records/" + state.id + "/validate", body).then(function (data) {
+        fillList("warnings", "warnings-box", data.warnings);
+        setStatus("校验通过，可以发布。");
+      });
+    });
+  }
+
+  function preview() {
+    withDraft(function (body) {
+      return request("POST", API + "/records/" + state.id + "/preview", body).then(function (data) {
+        var box = $("preview");
+        box.textContent = "";
+        data.answers.forEach(function (a) {
+          var item = document.createElement("div");
+          item.className = "answer";
+          item.dataset.question = a.question;
+          var label = document.createElement("div");
+          label.className = "answer-label";
+          label.textContent = "问“" + a.label + "”：";
+          var text = document.createElement("p");
+          text.className = "answer-text";
+          text.textContent = a.text;
+          item.appendChild(label);
+          item.appendChild(text);
+          box.appendChild(item);
+        });
+        $("preview-box").hidden = false;
+        fillList("warnings", "warnings-box", data.warnings);
+        setStatus("以下是发布后群众会看到的答复。");
+      });
+    });
+  }
+
+  function publish(event) {
+    event.preventDefault();
+    var reason = $("reason").value.trim();
+    if (reason.length < 2) {
+      showError("请填写修改原因（2到500个字）。");
+      $("reason").focus();
+      return;
+    }
+    withDraft(function (body) {
+      body.reason = reason;
+      return request("POST", API + "/records/" + state.id + "/publish", body).then(function (data) {
+        setStatus("已发布（版本 " + data.revision + "），各服务节点将在几秒内使用新内容。");
+        fillList("warnings", "warnings-box", data.warnings);
+        return openAfterChange();
+      });
+    });
+  }
+
+  function openAfterChange() {
+    var id = state.id, message = $("status").textContent;
+    return openRecord(id).then(function () { setStatus(message); return loadList(); });
+  }
+
+  /* ------------------------------------------------------------ history */
+  function revert(revision) {
+    if (state.busy) return;
+    var reason = $("reason").value.trim() || (revision ? "恢复到版本 " + revision : "恢复为目录文件中的版本");
+    clearResults();
+    busy(true);
+    request("POST", API + "/records/" + state.id + "/revert", { revision: revision, reason: reason })
+      .then(function (data) {
+        busy(false);
+        setStatus("已恢复（新版本 " + data.revision + "）。");
+        return openAfterChange();
+      }, function (err) { busy(false); refused(err); });
+  }
+
+  function loadHistory() {
+    return request("GET", API + "/records/" + state.id + "/history").then(function (data) {
+      var body = $("history");
+      body.textContent = "";
+      data.revisions.forEach(function (row, index) {
+        var tr = document.createElement("tr");
+        var what = row.action === "revert"
+          ? ACTIONS.revert + (row.reverted_to ? "到版本 " + row.reverted_to : "为目录文件版本")
+          : ACTIONS.publish;
+        [String(row.id) + "（" + what + "）", row.created_at.replace("T", " ").replace("Z", " UTC"),
+         row.author.replace(/^operator:/, ""), row.reason].forEach(function (text) {
+          var td = document.createElement("td");
+          td.textContent = text;
+          tr.appendChild(td);
+        });
+        var cell = document.createElement("td");
+        if (index > 0) {
+          var button = document.createElement("button");
+          button.type = "button";
+          button.className = "revert";
+          button.dataset.revision = String(row.id);
+          button.textContent = "恢复此版本";
+          button.addEventListener("click", function () { revert(row.id); });
+          cell.appendChild(button);
+        } else {
+          cell.textContent = "当前版本";
+        }
+        tr.appendChild(cell);
+        body.appendChild(tr);
+      });
+      $("history-empty").hidden = data.revisions.length > 0;
+      $("revert-file").hidden = data.revisions.length === 0;
+      $("history-box").hidden = false;
+    }, function (err) { showError(err.message); });
+  }
+
+  /* ------------------------------------------------------------ start */
+  function start() {
+    request("GET", DESK + "/me").then(function (me) {
+      state.csrf = me.csrf_token || "";
+      $("who").textContent = me.display_name || me.username;
+    }, function (err) { showError(err.message); });
+    $("search-form").addEventListener("submit", function (event) { event.preventDefault(); loadList(); });
+    $("kind").addEventListener("change", loadList);
+    $("validate-btn").addEventListener("click", validate);
+    $("preview-btn").addEventListener("click", preview);
+    $("editor").addEventListener("submit", publish);
+    $("revert-file").addEventListener("click", function () { revert(0); });
+    $("logout").addEventListener("click", function () {
+      $("logout").disabled = true;
+      request("POST", DESK + "/logout").then(function () { window.location.reload(); },
+        function () { window.location.reload(); });
+    });
+    loadList();
+  }
+
+  start();
+}());
