@@ -75,6 +75,11 @@ def test_a_wrong_mark_on_the_desk_reaches_the_review_queue(browser, live_server,
         page.click("#login-btn")
     page.wait_for_selector("body[data-loaded='1']")
     assert page.title() == "待审核消息 - 办事助手"
+    # The admin pages link to each other; this one is marked as the current page.
+    nav = page.locator("#admin-nav a")
+    assert nav.all_inner_texts() == ["数据分析", "事项管理", "待审核消息", "人工坐席"]
+    assert page.locator("#admin-nav a[aria-current='page']").inner_text() == "待审核消息"
+    assert page.inner_text("#who")  # the signed-in admin's name (admin.js)
     row = page.locator("#rows tr", has_text=MASKED)
     row.wait_for(state="visible")
     text = row.inner_text()

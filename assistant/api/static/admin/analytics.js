@@ -9,8 +9,7 @@
   "use strict";
 
   var API = "/api/v1/admin/analytics";
-  var DESK = "/api/v1/desk";
-  var NETWORK_ERROR = "网络连接有问题，请稍后再试。";
+  var NETWORK_ERROR = window.banshiAdmin.NETWORK_ERROR;
   var CHANNEL_COLORS = {
     web: "#0072B2", wechat: "#009E73", kiosk: "#E69F00", hotline: "#CC79A7",
     api: "#56B4E9", cli: "#7f7f7f", sms: "#D55E00", other: "#333333"
@@ -21,7 +20,7 @@
 
   function $(id) { return document.getElementById(id); }
 
-  var state = { csrf: "", charts: {}, query: "" };
+  var state = { charts: {}, query: "" };
 
   /* ------------------------------------------------------------ helpers */
   function ApiError(status, message) { this.status = status; this.message = message; }
@@ -395,12 +394,6 @@
     load();
   }
 
-  function logout() {
-    $("logout").disabled = true;
-    fetch(DESK + "/logout", { method: "POST", headers: { "X-CSRF-Token": state.csrf }, credentials: "same-origin" })
-      .then(function () { window.location.reload(); }, function () { window.location.reload(); });
-  }
-
   function start() {
     if (!window.Chart) {
       showError("图表组件没有加载成功，请刷新页面。");
@@ -410,11 +403,8 @@
     $("filters").addEventListener("submit", function (event) { event.preventDefault(); load(); });
     $("last7").addEventListener("click", function () { quickRange(7); });
     $("last30").addEventListener("click", function () { quickRange(30); });
-    $("logout").addEventListener("click", logout);
-    Promise.all([getJSON(DESK + "/me"), getJSON(API + "/options")]).then(function (found) {
-      var me = found[0], options = found[1];
-      state.csrf = me.csrf_token || "";
-      $("who").textContent = me.display_name || me.username;
+    Promise.all([window.banshiAdmin.signIn(), getJSON(API + "/options")]).then(function (found) {
+      var options = found[1];
       addOptions($("channel"), options.channels);
       addOptions($("item"), options.items);
       fillForm(new URLSearchParams(window.location.search));

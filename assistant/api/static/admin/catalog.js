@@ -9,38 +9,16 @@
   "use strict";
 
   var API = "/api/v1/admin/catalog";
-  var DESK = "/api/v1/desk";
-  var NETWORK_ERROR = "网络连接有问题，请稍后再试。";
   var BAD_JSON = "“{field}”不是正确的 JSON，请检查括号、引号和逗号。";
   var ACTIONS = { publish: "发布", revert: "恢复" };
 
   function $(id) { return document.getElementById(id); }
 
-  var state = { csrf: "", id: null, document: null, busy: false };
+  var state = { id: null, document: null, busy: false };
 
   /* ------------------------------------------------------------ helpers */
-  function ApiError(status, message, problems) {
-    this.status = status; this.message = message; this.problems = problems || [];
-  }
-
-  function request(method, url, body) {
-    var headers = { "Accept": "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (method !== "GET") headers["X-CSRF-Token"] = state.csrf;
-    return fetch(url, {
-      method: method, headers: headers, credentials: "same-origin", cache: "no-store",
-      body: body === undefined ? undefined : JSON.stringify(body)
-    }).then(function (res) {
-      return res.text().then(function (raw) {
-        var data = null;
-        try { data = raw ? JSON.parse(raw) : null; } catch (e) { data = null; }
-        if (res.ok) return data;
-        if (res.status === 401) window.location.reload(); // the server shows the login form
-        var detail = data && typeof data.detail === "string" ? data.detail : "操作失败（" + res.status + "）";
-        throw new ApiError(res.status, detail, data && data.problems);
-      });
-    }, function () { throw new ApiError(0, NETWORK_ERROR); });
-  }
+  var admin = window.banshiAdmin;
+  var request = admin.request;
 
   function showError(message) {
     $("error").textContent = message || "";
@@ -305,21 +283,13 @@
 
   /* ------------------------------------------------------------ start */
   function start() {
-    request("GET", DESK + "/me").then(function (me) {
-      state.csrf = me.csrf_token || "";
-      $("who").textContent = me.display_name || me.username;
-    }, function (err) { showError(err.message); });
+    admin.signIn().then(null, function (err) { showError(err.message); });
     $("search-form").addEventListener("submit", function (event) { event.preventDefault(); loadList(); });
     $("kind").addEventListener("change", loadList);
     $("validate-btn").addEventListener("click", validate);
     $("preview-btn").addEventListener("click", preview);
     $("editor").addEventListener("submit", publish);
     $("revert-file").addEventListener("click", function () { revert(0); });
-    $("logout").addEventListener("click", function () {
-      $("logout").disabled = true;
-      request("POST", DESK + "/logout").then(function () { window.location.reload(); },
-        function () { window.location.reload(); });
-    });
     loadList();
   }
 

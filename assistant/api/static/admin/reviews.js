@@ -10,36 +10,15 @@
   "use strict";
 
   var API = "/api/v1/admin/reviews";
-  var DESK = "/api/v1/desk";
-  var NETWORK_ERROR = "网络连接有问题，请稍后再试。";
+  var NETWORK_ERROR = window.banshiAdmin.NETWORK_ERROR;
 
   function $(id) { return document.getElementById(id); }
 
-  var state = { csrf: "", chart: null, query: "", items: {}, intents: {}, current: null };
+  var state = { chart: null, query: "", items: {}, intents: {}, current: null };
 
   /* ------------------------------------------------------------ helpers */
-  function ApiError(status, message) { this.status = status; this.message = message; }
-
-  function request(method, url, body) {
-    var headers = { "Accept": "application/json" };
-    if (method !== "GET") {
-      headers["X-CSRF-Token"] = state.csrf;
-      headers["Content-Type"] = "application/json";
-    }
-    return fetch(url, {
-      method: method, credentials: "same-origin", cache: "no-store", headers: headers,
-      body: method === "GET" ? undefined : JSON.stringify(body || {})
-    }).then(function (res) {
-      return res.text().then(function (raw) {
-        var data = null;
-        try { data = raw ? JSON.parse(raw) : null; } catch (e) { data = null; }
-        if (res.ok) return data;
-        if (res.status === 401) window.location.reload(); // the server shows the login form
-        var detail = data && typeof data.detail === "string" ? data.detail : "操作失败（" + res.status + "）";
-        throw new ApiError(res.status, detail);
-      });
-    }, function () { throw new ApiError(0, NETWORK_ERROR); });
-  }
+  var admin = window.banshiAdmin;
+  var request = admin.request;
 
   function showError(id, message) {
     $(id).textContent = message || "";
@@ -270,12 +249,6 @@
     });
   }
 
-  function logout() {
-    $("logout").disabled = true;
-    fetch(DESK + "/logout", { method: "POST", headers: { "X-CSRF-Token": state.csrf }, credentials: "same-origin" })
-      .then(function () { window.location.reload(); }, function () { window.location.reload(); });
-  }
-
   function start() {
     $("filters").addEventListener("submit", function (event) { event.preventDefault(); load(); });
     $("assign-form").addEventListener("submit", assign);
@@ -286,11 +259,8 @@
       $("assign-item").disabled = $("assign-not-covered").checked;
       if ($("assign-not-covered").checked) $("assign-item").value = "";
     });
-    $("logout").addEventListener("click", logout);
-    Promise.all([request("GET", DESK + "/me"), request("GET", API + "/options")]).then(function (found) {
-      var me = found[0], options = found[1];
-      state.csrf = me.csrf_token || "";
-      $("who").textContent = me.display_name || me.username;
+    Promise.all([admin.signIn(), request("GET", API + "/options")]).then(function (found) {
+      var options = found[1];
       addOptions($("reason"), options.reasons);
       addOptions($("channel"), options.channels);
       addOptions($("assign-item"), options.items, true);
