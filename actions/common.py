@@ -8,6 +8,7 @@ import time
 from typing import Optional
 
 from rasa_sdk import Tracker
+from sqlalchemy.exc import SQLAlchemyError
 
 from assistant.config.settings import get_settings
 from assistant.config.tunables import TUNABLES
@@ -50,7 +51,13 @@ class CatalogCache:
             if self._catalog is None:
                 self._catalog = await asyncio.to_thread(self._load_sync)
             elif now - self._checked >= TUNABLES.catalog_refresh_seconds:
-                fingerprint = await asyncio.to_thread(self._fingerprint_sync)
+                try:
+                    fingerprint = await asyncio.to_thread(self._fingerprint_sync)
+                except SQLAlchemyError as exc:
+                    # The database is out of reach: the catalog already loaded still answers;
+                    # the check is tried again after the next refresh interval.
+                    logger.warning("actions.catalog.check_failed error=%s", type(exc).__name__)
+                    fingerprint = self._catalog.fingerprint
                 if fingerprint != self._catalog.fingerprint:
                     self._catalog = await asyncio.to_thread(self._load_sync)
                     logger.info("actions.catalog.reloaded fingerprint=%s", fingerprint)
