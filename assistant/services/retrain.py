@@ -50,10 +50,11 @@ EXITED = "训练失败（退出码 {code}），请查看网关日志"
 NOT_STARTED = "无法启动训练：{error}"
 PHASE_STARTING = "正在启动"
 PHASE_DONE = "已完成"
+PHASE_SKIPPED = "输入未变，沿用现有模型"
 # (pattern of an output line, phase shown on the page); the first that matches wins.
 PHASES = (
     (re.compile(r"train\.generated|Generat", re.I), "生成训练数据"),
-    (re.compile(r"train\.skipped", re.I), "输入未变，沿用现有模型"),
+    (re.compile(r"train\.skipped", re.I), PHASE_SKIPPED),
     (re.compile(r"Starting to train component '?(\w+)", re.I), "训练组件 {0}"),
     (re.compile(r"Finished training component '?(\w+)", re.I), "完成组件 {0}"),
     (re.compile(r"Training (NLU|Core) model", re.I), "训练 {0} 模型"),
@@ -202,7 +203,8 @@ class Retrainer:
         if progress.changed:
             self._write(run_id, progress)
         if code == 0:
-            training_tables.update_running(self.url, run_id, phase=PHASE_DONE, progress=100)
+            phase = PHASE_SKIPPED if progress.phase == PHASE_SKIPPED else PHASE_DONE  # `banshi train` had nothing to do
+            training_tables.update_running(self.url, run_id, phase=phase, progress=100)
             training_tables.finish_run(self.url, run_id, training_tables.STATUS_SUCCEEDED, exit_code=0,
                                        model_path=progress.model_path)
             logger.info("retrain.succeeded run=%s model=%s", run_id, progress.model_path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from assistant.services.retrain import PHASE_STARTING, Progress, command_for
+from assistant.services.retrain import PHASE_SKIPPED, PHASE_STARTING, Progress, command_for
 
 
 def feed(*lines: str) -> Progress:
@@ -32,7 +32,7 @@ def test_phases_percent_and_model_path_from_rasa_output():
 
 def test_blank_and_undecodable_lines_keep_the_last_line():
     progress = feed("train.skipped model=banshi-0123abcd.tar.gz (inputs unchanged)", "   ")
-    assert progress.phase == "输入未变，沿用现有模型"
+    assert progress.phase == PHASE_SKIPPED
     progress.feed(b"\xff\xfe broken")
     assert progress.last_line.endswith("broken") and Progress().phase == PHASE_STARTING
 

@@ -320,6 +320,7 @@
       parts.push("开始于 " + when(run.started_at));
     } else if (run.status !== "idle") {
       parts.push("开始 " + when(run.started_at) + "，结束 " + when(run.finished_at));
+      if (run.status === "succeeded" && run.phase) parts.push(run.phase);
       if (run.model_path) parts.push("新模型：" + run.model_path + "（网关下次启动时启用）");
       if (run.error) parts.push(run.error);
     }
