@@ -205,3 +205,19 @@ def test_the_catalog_page_has_the_retrain_button(admin_a):
     assert page.status_code == 200 and 'id="retrain"' in page.text and 'id="retrain-status"' in page.text
     script = client.get("/static/admin/catalog.js")
     assert script.status_code == 200 and "/retrain" in script.text
+
+
+def test_a_gateway_that_stops_ends_its_training_and_marks_it_failed(settings, tmp_path):
+    held = tmp_path / "never"
+    own = isolated_settings(settings, tmp_path / "data", retrain_command=f"{sys.executable} {SCRIPT} --hold {held}")
+    application = create_app(own, load_model=False)
+    with TestClient(application):
+        client, _ = login(application)
+        assert client.post(API).status_code == 202
+        wait_for(client, lambda s: s.get("progress") == 100, "progress")
+        pid = training_tables.latest_run(own.db_url).pid
+    run = training_tables.latest_run(own.db_url)  # the lifespan's end stopped the process
+    assert run.status == training_tables.STATUS_FAILED and run.error == retrain.STOPPED
+    assert run.exit_code == -signal.SIGTERM
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
