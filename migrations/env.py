@@ -14,6 +14,7 @@ import assistant.storage.catalog_tables  # noqa: F401  (published catalog edits)
 import assistant.storage.analytics_tables  # noqa: F401  (the analytics rollup)
 import assistant.storage.review_tables  # noqa: F401  (the review queue)
 import assistant.storage.call_tables  # noqa: F401  (tickets saved from calls)
+import assistant.storage.training_tables  # noqa: F401  (retraining runs)
 from assistant.storage.database import Base
 
 target_metadata = Base.metadata

@@ -77,6 +77,8 @@ os.environ.update(
         "BANSHI_LOGIN_RATE_LIMIT": "1000/minute",
         # /metrics is on in tests, behind this token (tests/integration/test_metrics.py).
         "BANSHI_METRICS_TOKEN": METRICS_TOKEN,
+        # Retraining from the admin page runs this short script, never a real training.
+        "BANSHI_RETRAIN_COMMAND": f"{sys.executable} {ROOT / 'tests' / 'retrain_script.py'}",
         **WECHAT,
     }
 )

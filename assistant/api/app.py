@@ -51,6 +51,7 @@ from assistant.security.pii import install_log_masking
 from assistant.services import speech
 from assistant.services.materials.runner import Materials
 from assistant.services.catalog_live import CatalogWatcher
+from assistant.services.retrain import Retrainer
 from assistant.services.live import ChangeFeed
 from assistant.services.progress import polling
 from assistant.services.progress.loop import NoticeLoop
@@ -208,6 +209,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
             await outbox_worker.stop()
         await app.state.live.stop()
         await app.state.catalog_watcher.stop()
+        await asyncio.to_thread(app.state.retrainer.stop)
         await app.state.runtime.close()
 
     app = FastAPI(
@@ -221,6 +223,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.state.runtime = AssistantRuntime(settings)
     app.state.live = ChangeFeed(settings.db_url)
     app.state.catalog_watcher = CatalogWatcher(app, settings)
+    app.state.retrainer = Retrainer(settings)  # retraining from the admin catalog page
     app.state.notices = None  # the notice scheduler (NoticeLoop), started with the app
     # Channel name → async push(conversation_id, text) for operator replies (see api/routers/desk.py).
     app.state.pushers = {}

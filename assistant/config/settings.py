@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     region_override: Optional[Path] = None
     # Seconds between checks for a catalog version published on the admin page (every gateway).
     catalog_poll_seconds: float = Field(1.0, ge=0.2, le=60)
+    # The training run started on the admin catalog page (shell words); default: `banshi train`.
+    retrain_command: Optional[str] = Field(None, max_length=1000)
 
     # A specific model archive; default: the newest in models_dir.
     model_path: Optional[Path] = None

@@ -7,7 +7,9 @@ A publish takes effect without retraining: this process swaps the catalog and th
 linker at once, every other gateway and action server within ``catalog_poll_seconds``
 (``assistant.services.catalog_live``, ``knowledge.revisions``). Every publish and
 revert is audited (``admin.catalog.publish`` / ``admin.catalog.revert``, refused ones
-too, with result ``invalid``).
+too, with result ``invalid``). Retraining (only intent data needs it) runs in a
+background process: ``POST …/retrain`` starts it (audited ``admin.catalog.retrain``),
+``GET …/retrain`` shows its progress (``assistant.services.retrain``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from assistant.security import access, audit as audit_log
 from assistant.security.access import AdminDep
 from assistant.security.accounts import ROLE_ADMIN
 from assistant.security.sessions import Principal, principal_from_request
-from assistant.storage import catalog_tables
+from assistant.services import retrain
+from assistant.storage import catalog_tables, training_tables
 from knowledge import answers, problems_zh, revisions
 from knowledge.catalog import Catalog
 
@@ -46,6 +49,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 AUDIT_CHANNEL = "admin"
 ACTION_PUBLISH = "admin.catalog.publish"
 ACTION_REVERT = "admin.catalog.revert"
+ACTION_RETRAIN = "admin.catalog.retrain"
 RECORD_ID = r"^[a-z][a-z0-9_]*$"
 MAX_PROBLEMS = 50
 MAX_RESULTS = 100
@@ -55,6 +59,7 @@ INVALID = "草稿未通过校验，请按下列问题修改后再试。"
 NOT_A_RECORD = "草稿内容应为一个事项的全部字段（JSON 对象）"
 REASON_RULE = "请填写修改原因（2到500个字）"
 WRONG_RECORD = "该版本不属于这个事项"
+RETRAIN_RUNNING = "已有一次训练正在进行，请等它结束后再试。"
 
 RecordPath = Path(..., max_length=64, regex=RECORD_ID)
 
@@ -282,6 +287,29 @@ def get_revision(
     if row is None:
         raise HTTPException(status_code=404, detail=NO_REVISION)
     return {**row.summary(), "document": row.document, "previous": row.previous}
+
+
+@router.get("/retrain")
+async def retrain_state(admin: AdminDep, request: Request) -> Dict[str, Any]:
+    """The newest retraining run as every replica sees it: ``status`` idle (never run),
+    running, succeeded or failed, with its times, phase, percent, last output line and
+    the model it produced."""
+    run = await asyncio.to_thread(retrain.current, _settings(request).db_url)
+    if run is None:
+        return {"status": training_tables.STATUS_IDLE}
+    return run.public()
+
+
+@router.post("/retrain", status_code=202, responses={409: {"model": ErrorResponse}})
+async def retrain_start(admin: AdminDep, request: Request) -> Any:
+    """Start retraining (only intent data needs it) in a background process; 409 while
+    a run is under way on any replica. The new model is used from the gateways' next start."""
+    run = await asyncio.to_thread(request.app.state.retrainer.start, admin.actor)
+    if run is None:
+        _audit(request, admin, ACTION_RETRAIN, "retrain", "refused")
+        return JSONResponse({"detail": RETRAIN_RUNNING}, status_code=409)
+    _audit(request, admin, ACTION_RETRAIN, f"run:{run.id}", "ok")
+    return JSONResponse(run.public(), status_code=202)
 
 
 @page_router.get("/admin/catalog")

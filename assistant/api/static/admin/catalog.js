@@ -3,7 +3,8 @@
  * Lists and searches items and bundles (GET /api/v1/admin/catalog/records), loads the
  * record in effect into the form, validates and previews the draft (the chat answers
  * citizens would see), publishes it with a reason, shows the history and reverts to
- * any version in one click. Server text is only ever inserted with textContent.
+ * any version in one click; starts a retraining in the background and polls its
+ * progress (…/retrain). Server text is only ever inserted with textContent.
  */
 (function () {
   "use strict";
@@ -281,6 +282,52 @@
     }, function (err) { showError(err.message); });
   }
 
+  /* ------------------------------------------------------------ retraining */
+  var RETRAIN_POLL_MS = 3000;
+  var IDLE_POLL_MS = 15000;
+  var RETRAIN_STATUS = { idle: "尚未训练过", running: "训练中", succeeded: "训练完成", failed: "训练失败" };
+  var retrainTimer = null;
+
+  function when(iso) { return iso ? new Date(iso).toLocaleString("zh-CN", { hour12: false }) : ""; }
+
+  function showRetrain(run) {
+    var parts = [RETRAIN_STATUS[run.status] || run.status];
+    if (run.status === "running") {
+      if (run.phase) parts.push(run.phase + (run.progress === null || run.progress === undefined ? "" : " " + run.progress + "%"));
+      if (run.last_line) parts.push("最新输出：" + run.last_line);
+      parts.push("开始于 " + when(run.started_at));
+    } else if (run.status !== "idle") {
+      parts.push("开始 " + when(run.started_at) + "，结束 " + when(run.finished_at));
+      if (run.status === "succeeded" && run.phase) parts.push(run.phase);
+      if (run.model_path) parts.push("新模型：" + run.model_path + "（网关下次启动时启用）");
+      if (run.error) parts.push(run.error);
+    }
+    $("retrain-status").textContent = parts.join("；");
+    $("retrain").disabled = run.status === "running";
+    return run.status === "running";
+  }
+
+  function pollRetrain() {
+    window.clearTimeout(retrainTimer);
+    request("GET", API + "/retrain").then(function (run) {
+      retrainTimer = window.setTimeout(pollRetrain, showRetrain(run) ? RETRAIN_POLL_MS : IDLE_POLL_MS);
+    }, function (err) {
+      $("retrain-status").textContent = err.message;
+      retrainTimer = window.setTimeout(pollRetrain, IDLE_POLL_MS);
+    });
+  }
+
+  function startRetrain() {
+    $("retrain").disabled = true;
+    request("POST", API + "/retrain").then(function (run) {
+      showRetrain(run);
+      retrainTimer = window.setTimeout(pollRetrain, RETRAIN_POLL_MS);
+    }, function (err) {
+      $("retrain-status").textContent = err.message;
+      pollRetrain();
+    });
+  }
+
   /* ------------------------------------------------------------ start */
   function start() {
     admin.signIn().then(null, function (err) { showError(err.message); });
@@ -290,7 +337,9 @@
     $("preview-btn").addEventListener("click", preview);
     $("editor").addEventListener("submit", publish);
     $("revert-file").addEventListener("click", function () { revert(0); });
+    $("retrain").addEventListener("click", startRetrain);
     loadList();
+    pollRetrain();
   }
 
   start();
