@@ -23,23 +23,7 @@
   var state = { charts: {}, query: "" };
 
   /* ------------------------------------------------------------ helpers */
-  function ApiError(status, message) { this.status = status; this.message = message; }
-
-  function getJSON(url) {
-    return fetch(url, { credentials: "same-origin", cache: "no-store", headers: { "Accept": "application/json" } })
-      .then(function (res) {
-        return res.text().then(function (raw) {
-          var data = null;
-          try { data = raw ? JSON.parse(raw) : null; } catch (e) { data = null; }
-          if (res.ok) return data;
-          if (res.status === 401 || res.status === 403) {
-            window.location.reload(); // the server shows the login form or the refusal
-          }
-          var detail = data && typeof data.detail === "string" ? data.detail : "查询失败（" + res.status + "）";
-          throw new ApiError(res.status, detail);
-        });
-      }, function () { throw new ApiError(0, NETWORK_ERROR); });
-  }
+  function getJSON(url) { return window.banshiAdmin.request("GET", url); }
 
   function pad(n) { return (n < 10 ? "0" : "") + n; }
 
