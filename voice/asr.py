@@ -301,6 +301,11 @@ class Asr:
         self._idle_lock = threading.Lock()
 
     @property
+    def grammar(self) -> Optional[str]:
+        """The runtime grammar every stream is restricted to (JSON list), or None."""
+        return self._grammar
+
+    @property
     def available(self) -> bool:
         """The model directory exists and looks like a Vosk model."""
         return looks_like_model(self.model_dir)

@@ -126,6 +126,14 @@ def get_dual_asr(settings: Any, catalog: "Catalog") -> DualAsr:
     return dual
 
 
+def forget_dual_asr(dual: DualAsr) -> None:
+    """Drop ``dual`` from the process-wide cache (a catalog version no longer in use);
+    streams already open on it finish normally."""
+    with _asrs_lock:
+        for key in [key for key, cached in _dual.items() if cached is dual]:
+            del _dual[key]
+
+
 # The free transcript wins only when its best item is this much more certain.
 FREE_MARGIN = 0.3
 

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Set
 
 from assistant.config.settings import Settings
 from knowledge import db, live, revisions
@@ -33,6 +33,7 @@ class CatalogWatcher:
         self.last_swap_seconds = 0.0
         self._task: Optional[asyncio.Task] = None
         self._lock = asyncio.Lock()
+        self._voice_tasks: Set["asyncio.Task[None]"] = set()
 
     def _load(self) -> Catalog:
         """The catalog in effect (the database's rows), the linker derived on it."""
@@ -54,7 +55,22 @@ class CatalogWatcher:
             self.version = catalog.fingerprint
             self.swaps += 1
         logger.info("catalog.live.swapped version=%s seconds=%.3f", self.version, self.last_swap_seconds)
+        self._follow_in_voice(catalog)
         return True
+
+    def _follow_in_voice(self, catalog: Catalog) -> None:
+        """Speech in use on this gateway learns the new version's words in the background."""
+        voice = getattr(self.app.state, "voice", None)
+        if voice is None:  # no speech used yet: it starts from app.state.catalog
+            return
+        task = asyncio.get_running_loop().create_task(voice.follow_catalog(catalog), name="banshi-voice-follow")
+        self._voice_tasks.add(task)
+        task.add_done_callback(self._voice_followed)
+
+    def _voice_followed(self, task: "asyncio.Task[None]") -> None:
+        self._voice_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("catalog.live.voice_follow_failed error=%s", type(task.exception()).__name__)
 
     async def _run(self) -> None:
         while True:

@@ -20,7 +20,7 @@ from assistant.config.tunables import TUNABLES
 from assistant.services import metrics
 from voice.asr import Asr, AsrStream, AsrUnavailable, get_asr
 from voice.audio import SAMPLE_RATE
-from voice.biased import DualAsr, DualStream, choose, get_dual_asr
+from voice.biased import DualAsr, DualStream, choose, forget_dual_asr, get_dual_asr
 from voice.correct import catalog_terms, correct_transcript
 from voice.tts import Tts, get_tts
 
@@ -74,6 +74,24 @@ class Voice:
                         time.perf_counter() - started, self.recognizer is not self.asr,
                     )
         return self.recognizer
+
+    async def follow_catalog(self, catalog: Any) -> None:
+        """A catalog version published on the admin page: the correction terms and,
+        once speech is in use, the biased recogniser's domain grammar follow it (a new
+        alias is heard without a restart). The grammar is built off the event loop; the
+        recogniser in use answers until the new one is ready."""
+        self._terms = None
+        if not self._ready or not isinstance(self.recognizer, DualAsr):
+            return
+        started = time.perf_counter()
+        dual = await asyncio.to_thread(get_dual_asr, self.settings, catalog)
+        if dual.biased is not dual.free:
+            await asyncio.to_thread(dual.biased.warm_up)
+        previous, self.recognizer = self.recognizer, dual
+        if previous is not dual:
+            forget_dual_asr(previous)
+        logger.info("voice.grammar.followed version=%s seconds=%.1f",
+                    getattr(catalog, "fingerprint", ""), time.perf_counter() - started)
 
     async def warm_up(self) -> None:
         """Load the speech model and choose the voice now (kiosk start-up)."""
