@@ -193,7 +193,9 @@ def note_for_review(settings: Settings, text: str, channel: str, parse_data: Dic
 
     async def note() -> None:
         try:
-            await asyncio.to_thread(reviews.note_turn, settings.db_url, text, channel, parse_data, response)
+            # A kiosk has no one reviewing its own database: the central server's queue.
+            store = reviews.forward_turn if settings.kiosk_mode and settings.central_url else reviews.note_turn
+            await asyncio.to_thread(store, settings.db_url, text, channel, parse_data, response)
         except Exception as exc:  # the database is restarting: this one is not reviewed
             logger.warning("reviews.turn.failed channel=%s error=%s", channel, type(exc).__name__)
 

@@ -208,7 +208,8 @@ class SuggestionMark(Base):
 
 # -------------------------------------------------------- kiosk outbox/inbox
 # What a kiosk sends to the central server (assistant/services/outbox.py, api/routers/inbox.py).
-OUTBOX_KINDS = ("handoff", "rating", "appointment", "preapplication", "material")
+OUTBOX_KIND_REVIEW = "review"  # a kiosk turn worth a review, for the central queue
+OUTBOX_KINDS = ("handoff", "rating", "appointment", "preapplication", "material", OUTBOX_KIND_REVIEW)
 
 
 class OutboxMessage(Base):

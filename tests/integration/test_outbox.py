@@ -22,9 +22,9 @@ from sqlalchemy import select, update
 from actions.feedback import ActionRecordFeedback
 from actions.handoff import KIOSK_NOTIFIED_TEXT, ActionRequestHuman
 from assistant.api.app import create_app
-from assistant.services import outbox
+from assistant.services import conversation, outbox
 from assistant.storage import database
-from assistant.storage.database import utcnow
+from assistant.storage.review_tables import ReviewItem
 from assistant.storage.tables import HandoffTicket, InboxMessage, OutboxMessage
 from knowledge import db
 
@@ -164,11 +164,13 @@ async def test_handoffs_queued_while_central_is_down_arrive_exactly_once(setting
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"{kiosk_url}/healthz")).status_code in (200, 503)
         await wait_for(lambda: all(r.attempts >= 2 for r in outbox_rows(kiosk_db)), 20, "two failed attempts each")
-    # The kiosk is switched off (gateway stopped).
-    now = utcnow()
+    # The kiosk is switched off (gateway stopped). Each message waits for its next
+    # attempt, later by the two back-offs (about 1 s and 2 s; the stop itself may take
+    # longer than that on a loaded machine, so the wait is not compared with now).
     for row in outbox_rows(kiosk_db):
         assert row.delivered_at is None and row.failed_at is None
-        assert row.attempts >= 2 and row.next_attempt_at > now, (row.attempts, row.next_attempt_at, now)
+        waited = row.next_attempt_at - row.created_at
+        assert row.attempts >= 2 and waited > dt.timedelta(seconds=2), (row.attempts, waited)
         assert row.last_error.startswith("network error")
     status = outbox.status(kiosk_db)
     assert status["counts"] == {"pending": 3, "delivered": 0, "failed": 0}
@@ -335,17 +337,21 @@ async def test_inbox_needs_a_kiosk_key(central):
     "body, detail",
     [
         (message(id="not-a-uuid"), "字段类型不正确：id"),
-        (message(kind="email"), "kind 只能是 handoff, rating, appointment, preapplication, material 之一"),
+        (message(kind="email"), "kind 只能是 handoff, rating, appointment, preapplication, material, review 之一"),
         (message(kiosk_id="大厅/1"), "kiosk_id 只能包含字母、数字和 _.-，长度1到64"),
         (message(payload={"reason": "request_human"}), "payload.conversation_id 缺失或格式不正确"),
         (message(payload={"conversation_id": "c1", "reason": "bored"}), "payload.reason 只能是 request_human, complaint, fallback 之一"),
         (message(kind="rating", payload={"conversation_id": "c1", "rating": "meh"}), "payload.rating 只能是 good, bad 之一"),
         (message(kind="appointment", payload={"note": "x" * 17000}), "payload 太大，最多 16 KB"),
+        (message(kind="review", payload={"reason": "handoff", "text": "办证"}), "payload.reason 只能是 low_confidence, not_covered, not_understood 之一"),
+        (message(kind="review", payload={"reason": "not_understood", "text": " "}), "payload.text 须为不超过 200 字的文字"),
+        (message(kind="review", payload={"reason": "not_understood", "text": "办证", "confidence": 7}), "payload.confidence 须为 0 到 1 之间的数"),
         (message(payload=["not", "an", "object"]), "字段类型不正确：payload"),
         (message(extra=1), "不支持的字段：extra"),
         ({"kiosk_id": KIOSK_ID, "kind": "handoff", "payload": {}}, "缺少字段：id"),
     ],
-    ids=["id", "kind", "kiosk_id", "conversation", "reason", "rating", "too-big", "payload-type", "extra", "missing"],
+    ids=["id", "kind", "kiosk_id", "conversation", "reason", "rating", "too-big", "review-reason", "review-text",
+         "review-confidence", "payload-type", "extra", "missing"],
 )
 async def test_inbox_refuses_bad_bodies_in_chinese(central, body, detail):
     central_url, central_db = central
@@ -384,6 +390,33 @@ async def test_ratings_and_appointments_reach_the_central(settings, central, kio
         "kiosk",
     )
     assert "13912345678" not in row.text and row.text.startswith("回答没用")
+
+
+async def test_a_kiosk_turn_not_understood_reaches_the_central_review_queue_once(settings, central, tmp_path):
+    """The kiosk's gateway notes the turn as it answers; the outbox carries it (masked)
+    to the central server, whose review queue shows it once, however often it is sent."""
+    central_url, central_db = central
+    kiosk = kiosk_settings(settings, tmp_path / "kiosk", central_url)
+    said = f"我那个东西{uuid.uuid4().hex[:4]}弄不了 电话13912345678"
+    not_understood = {"intent": {"name": "nlu_fallback", "confidence": 0.31}}
+    conversation.note_for_review(kiosk, said, "kiosk", not_understood, {"answer": None})
+    conversation.note_for_review(kiosk, "办护照要带什么", "kiosk", {"intent": {"name": "ask_materials", "confidence": 0.98}},
+                                 {"answer": "materials", "item": "passport"})
+    await asyncio.gather(*list(conversation._noting))
+    [row] = outbox_rows(kiosk.db_url)  # the understood turn is not worth a review
+    assert row.kind == "review" and "13912345678" not in row.payload
+    with database.session_factory(kiosk.db_url)() as session:
+        assert session.execute(select(ReviewItem)).scalars().all() == []  # nothing kept at the kiosk
+    async with inbox_client(central_url) as client:
+        assert await outbox.deliver_due(kiosk.db_url, client, kiosk_id=KIOSK_ID) == (1, 0)
+        again = await client.post(outbox.INBOX_PATH, json=message(
+            kind="review", id=row.id, payload=json.loads(row.payload)))  # a lost answer: sent again
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    with database.session_factory(central_db)() as session:
+        reviews = session.execute(select(ReviewItem).where(ReviewItem.text.like("我那个东西%"))).scalars().all()
+    [review] = [r for r in reviews if r.text.startswith(said[:9])]
+    assert (review.reason, review.channel, review.intent, review.seen) == ("not_understood", "kiosk", "nlu_fallback", 1)
+    assert "13912345678" not in review.text and review.confidence == pytest.approx(0.31)
 
 
 async def test_a_refused_message_is_given_up_and_shown(central, tmp_path):

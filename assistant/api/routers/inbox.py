@@ -40,8 +40,9 @@ from assistant.services.handoff import tickets
 from assistant.services.outbox import MAX_PAYLOAD_BYTES
 from assistant.services.prefill import central as prefill
 from assistant.services.prefill.photos import CONTENT_TYPES, PhotoRefused
+from assistant.services.reviews import collect as reviews
 from assistant.storage import database
-from assistant.storage.tables import OUTBOX_KINDS, InboxMessage
+from assistant.storage.tables import OUTBOX_KIND_REVIEW, OUTBOX_KINDS, InboxMessage
 from knowledge import db
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ CHECKS = {
     "appointment": lambda payload: None,
     "preapplication": prefill.check_payload,
     "material": lambda payload: _refuse_material(),
+    OUTBOX_KIND_REVIEW: reviews.check_turn_review,
 }
 
 
@@ -249,6 +251,9 @@ def apply_message(settings: Settings, body: InboxRequest) -> Tuple[bool, Optiona
             row.result_ref = _open_ticket(session, body, settings)
         elif body.kind == "rating":
             row.result_ref = _add_rating(session, body)
+        elif body.kind == OUTBOX_KIND_REVIEW:
+            review, _ = reviews.add_turn_review(session, {**kept, "channel": KIOSK_CHANNEL})
+            row.result_ref = f"review:{review.id}"
         elif body.kind == "preapplication":
             try:
                 row.result_ref = prefill.apply_preapplication_in(
@@ -282,6 +287,7 @@ async def receive(body: InboxRequest, request: Request, settings: SettingsDep) -
 
     ``handoff`` opens (or updates) a ticket on conversation ``kiosk:<kiosk_id>:<conversation_id>``,
     ``rating`` adds a feedback row, ``appointment`` is stored for the booking desk,
+    ``review`` (a kiosk turn not understood) joins the review queue,
     ``preapplication`` is stored sealed by its receipt number (409 when another kiosk's
     message already used that number).
     """

@@ -3,7 +3,9 @@ before it is stored; no conversation id is kept.
 
 - A chat turn of any channel that was not understood, not covered by the catalog, or
   understood with low confidence is noted by the gateway as it is answered
-  (:func:`note_turn`, called from ``assistant.services.conversation``).
+  (:func:`note_turn`, called from ``assistant.services.conversation``); a kiosk sends
+  it to the central server's queue through its outbox (:func:`forward_turn`, kind
+  ``review``, stored by the central inbox with :func:`add_turn_review`).
 - Handoff tickets, bad ratings and complaints (``feedback``) and operators' "wrong"
   marks (``suggestion_marks``) are written by other processes (the action server,
   the kiosks' inbox, the desk): :func:`collect` reads their new rows since its cursor
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from assistant.config.settings import Settings
 from assistant.security.pii import mask_pii
+from assistant.services import outbox
 from assistant.services.analytics import rollup
 from assistant.services.reviews.config import TUNABLES
 from assistant.storage.database import session_factory, utcnow
@@ -42,7 +45,7 @@ from assistant.storage.review_tables import (
     ReviewCursor,
     ReviewItem,
 )
-from assistant.storage.tables import HandoffTicket, SuggestionMark
+from assistant.storage.tables import OUTBOX_KIND_REVIEW, HandoffTicket, SuggestionMark
 from knowledge.answers import QUESTION_LABELS
 from knowledge.db import Feedback
 
@@ -106,9 +109,10 @@ def turn_reason(intent: Optional[str], confidence: Optional[float], answer: Opti
     return None
 
 
-def note_turn(db_url: str, text: str, channel: str, parse_data: Dict[str, Any], reply: Dict[str, Any]) -> Optional[int]:
-    """Store a turn worth a review (blocking: run it in a worker thread); the row's
-    id, or None when the turn was fine (or was a button's payload)."""
+def turn_review(text: str, channel: str, parse_data: Dict[str, Any], reply: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The review a turn is worth, as the fields of its row (text masked and cut), or
+    None when the turn was fine (or was a button's payload). Pure: a kiosk sends it to
+    the central server's queue (outbox kind ``review``), a gateway stores it."""
     if not text or text.lstrip().startswith("/"):
         return None
     intent_data = parse_data.get("intent") or {}
@@ -122,15 +126,61 @@ def note_turn(db_url: str, text: str, channel: str, parse_data: Dict[str, Any], 
     if not masked:
         return None
     item = reply.get("item")
+    return {
+        "reason": reason, "text": masked, "channel": channel[:16], "intent": (intent or None) and intent[:64],
+        "confidence": confidence, "item_id": item[:64] if isinstance(item, str) else None,
+        "answer": (reply.get("answer") or None) and str(reply["answer"])[:32],
+    }
+
+
+TURN_REASONS = frozenset({REASON_NOT_UNDERSTOOD, REASON_NOT_COVERED, REASON_LOW_CONFIDENCE})
+_TURN_FIELDS = {"channel": 16, "intent": 64, "item_id": 64, "answer": 32}
+
+
+def check_turn_review(payload: Dict[str, Any]) -> None:
+    """A turn review sent by a kiosk is well formed (ValueError in Chinese if not)."""
+    if payload.get("reason") not in TURN_REASONS:
+        raise ValueError(f"payload.reason 只能是 {', '.join(sorted(TURN_REASONS))} 之一")
+    text = payload.get("text")
+    if not isinstance(text, str) or not text.strip() or len(text) > TUNABLES.text_chars:
+        raise ValueError(f"payload.text 须为不超过 {TUNABLES.text_chars} 字的文字")
+    for field, chars in _TURN_FIELDS.items():
+        value = payload.get(field)
+        if value is not None and (not isinstance(value, str) or len(value) > chars):
+            raise ValueError(f"payload.{field} 格式不正确")
+    confidence = payload.get("confidence")
+    if confidence is not None and (isinstance(confidence, bool) or not isinstance(confidence, (int, float))
+                                   or not 0.0 <= confidence <= 1.0):
+        raise ValueError("payload.confidence 须为 0 到 1 之间的数")
+
+
+def add_turn_review(session: Session, review: Dict[str, Any]) -> Tuple[ReviewItem, bool]:
+    """Store a turn review (from :func:`turn_review`, or a kiosk's after
+    :func:`check_turn_review`) in ``session``'s transaction; masked once more."""
+    fields = {field: review.get(field) for field in (*_TURN_FIELDS, "confidence")}
+    return add_item(session, review["reason"], clip(review["text"]), **fields)
+
+
+def note_turn(db_url: str, text: str, channel: str, parse_data: Dict[str, Any], reply: Dict[str, Any]) -> Optional[int]:
+    """Store a turn worth a review (blocking: run it in a worker thread); the row's
+    id, or None when the turn was fine (or was a button's payload)."""
+    review = turn_review(text, channel, parse_data, reply)
+    if review is None:
+        return None
     with session_factory(db_url)() as session, session.begin():
-        row, created = add_item(
-            session, reason, masked, channel=channel[:16], intent=(intent or None) and intent[:64],
-            confidence=confidence, item_id=item[:64] if isinstance(item, str) else None,
-            answer=(reply.get("answer") or None) and str(reply["answer"])[:32],
-        )
+        row, created = add_turn_review(session, review)
         row_id = row.id
-    logger.info("reviews.turn.noted id=%s reason=%s new=%s channel=%s", row_id, reason, created, channel)
+    logger.info("reviews.turn.noted id=%s reason=%s new=%s channel=%s", row_id, review["reason"], created, channel)
     return row_id
+
+
+def forward_turn(db_url: str, text: str, channel: str, parse_data: Dict[str, Any], reply: Dict[str, Any]) -> Optional[str]:
+    """A kiosk's turn worth a review goes to the central server's queue through the
+    kiosk outbox (delivered once, also after a time offline); the message id or None."""
+    review = turn_review(text, channel, parse_data, reply)
+    if review is None:
+        return None
+    return outbox.enqueue(db_url, OUTBOX_KIND_REVIEW, review)
 
 
 # ------------------------------------------------------- other tables
