@@ -226,6 +226,8 @@ def test_assign_then_accept_writes_the_export_files(admin, seeded, app_settings)
     assert accepted.status_code == 200, accepted.text
     body = accepted.json()
     assert body["review"]["status"] == "done" and body["review"]["outcome"] == "accepted"
+    assert body["situation"]["status"] == "added" and body["situation"]["text"] == "孩子出生了上户口要去哪里"
+    assert [d["kind"] for d in body["review"]["destinations"]] == ["situation", "training"]
     again = admin.post(f"{API}/{low['id']}/assign", json={"intent": "ask_service"})
     assert again.status_code == 409 and again.json()["detail"] == queue.ALREADY_DONE
 
@@ -241,7 +243,7 @@ def test_assign_then_accept_writes_the_export_files(admin, seeded, app_settings)
     examples = {block["intent"]: block["examples"] for block in nlu["nlu"]}
     assert examples == {
         "ask_location": "- 孩子出生了上户口要去哪里\n",
-        "ask_service": "- 我叫张*，电话138****5678，想问游艇驾驶证怎么考\n",
+        "ask_service": "- 想问游艇驾驶证怎么考\n",  # no personal data, not even masked
     }
     situations = yaml.safe_load((out / export.SITUATIONS_FILE).read_text(encoding="utf-8"))
     assert situations["items"] == [{"id": ITEM, "name": situations["items"][0]["name"],
