@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from assistant.api.app import create_app
+from assistant.dialogue import reviewed
 from assistant.security import accounts
 from assistant.services.handoff import tickets
 from assistant.services.reviews import collect, export, queue
@@ -262,8 +263,9 @@ def test_assign_then_accept_writes_the_export_files(admin, seeded, app_settings)
 
 
 def test_rasa_data_validate_accepts_the_exported_examples(admin, app_settings, tmp_path):
-    """The NLU file beside the training data passes ``rasa data validate`` (what `make
-    validate` runs), with a text the hand-written data already has left out."""
+    """The reviewed examples `banshi train` puts into nlu_data (the export's NLU file
+    has the same) pass ``rasa data validate`` (what `make validate` runs), with a text
+    the hand-written data already has left out."""
     hand_written = "办社保卡要带什么材料"
     review = collect.note_turn(app_settings.db_url, hand_written, "web",
                                {"intent": {"name": "ask_materials", "confidence": 0.2}}, {"answer": "materials"})
@@ -275,10 +277,14 @@ def test_rasa_data_validate_accepts_the_exported_examples(admin, app_settings, t
     path = Path(app_settings.review_export_dir) / export.NLU_FILE
     text = path.read_text(encoding="utf-8")
     assert hand_written not in text and "［医保］（卡） 丢了 ｛补办｝ 咋弄" in text
+    # What `banshi train` writes into nlu_data/reviewed: the same examples.
+    training = tmp_path / "reviewed" / "accepted.yml"
+    assert reviewed.write(app_settings.db_url, training, ROOT / "nlu_data") >= 1
+    assert yaml.safe_load(training.read_text(encoding="utf-8")) == yaml.safe_load(text)
     rasa = Path(sys.executable).with_name("rasa")
     result = subprocess.run(
         [str(rasa), "data", "validate", "--config", "config.yml", "--domain", "domain.yml",
-         "--data", "nlu_data", str(path), "--fail-on-warnings"],
+         "--data", "nlu_data", str(training), "--fail-on-warnings"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

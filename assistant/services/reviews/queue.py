@@ -273,7 +273,7 @@ def accepted(db_url: str) -> List[ReviewItem]:
 
 def purge(db_url: str, now: Optional[dt.datetime] = None) -> int:
     """Delete reviews past their retention (``reviews.yml``): not taken up, or dismissed;
-    how many. Accepted reviews stay (the export files are made of them)."""
+    how many. Accepted reviews stay (the training data is made of them)."""
     now = now or utcnow()
     r = ReviewItem
     stale = or_(
