@@ -99,6 +99,27 @@ def _name(catalog: Catalog, item_id: str) -> str:
     return record.name if record is not None else item_id
 
 
+_indexed: Dict[str, Tuple[Dict[str, str], Dict[str, List[Tuple[str, str]]]]] = {}
+
+
+def _index(catalog: Catalog) -> Tuple[Dict[str, str], Dict[str, List[Tuple[str, str]]]]:
+    """(folded alias or name → the record's name, folded situation → [(record id, name)])
+    of a catalog version, built once per version."""
+    found = _indexed.get(catalog.fingerprint)
+    if found is None:
+        aliases: Dict[str, str] = {}
+        owners: Dict[str, List[Tuple[str, str]]] = {}
+        for record in catalog.items():
+            for alias in (*record.aliases, record.name):
+                aliases.setdefault(fold(alias), record.name)
+            for situation in record.situations:
+                owners.setdefault(fold(situation), []).append((record.id, record.name))
+        found = (aliases, owners)
+        _indexed.clear()  # the version in use only
+        _indexed[catalog.fingerprint] = found
+    return found
+
+
 def plan(catalog: Catalog, document: Dict[str, Any], text: str) -> Tuple[str, str]:
     """(status, message) of ``text`` as a new situation of the record ``document`` (the
     record in effect); status ADDED means: to be added."""
@@ -113,11 +134,12 @@ def plan(catalog: Catalog, document: Dict[str, Any], text: str) -> Tuple[str, st
     situations = [str(s) for s in document.get("situations") or []]
     if key in {fold(s) for s in situations}:
         return PRESENT, ALREADY.format(name=name)
-    for record in catalog.items():
-        if key in {fold(a) for a in record.aliases} or key == fold(record.name):
-            return SKIPPED, AN_ALIAS.format(name=record.name)
-        if record.id != document.get("id") and key in {fold(s) for s in record.situations}:
-            return SKIPPED, OTHER_SITUATION.format(name=record.name)
+    aliases, owners = _index(catalog)
+    if key in aliases:
+        return SKIPPED, AN_ALIAS.format(name=aliases[key])
+    other = next((name for record_id, name in owners.get(key, ()) if record_id != document.get("id")), None)
+    if other is not None:
+        return SKIPPED, OTHER_SITUATION.format(name=other)
     short = short_name(name)
     if short and short in text:
         return SKIPPED, NAMES_SERVICE.format(name=short)
