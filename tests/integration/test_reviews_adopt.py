@@ -23,7 +23,8 @@ from assistant.api.app import create_app
 from assistant.security import accounts
 from assistant.security.sessions import CSRF_HEADER
 from assistant.services.reviews import adopt, collect
-from assistant.storage import training_tables
+from assistant.storage import catalog_tables, training_tables
+from assistant.storage.database import session_factory
 from knowledge import live, revisions
 from knowledge.catalog import load_catalog
 from knowledge.linker import ItemLinker
@@ -216,3 +217,30 @@ def test_not_covered_says_so(app_settings, admin):
     review = note(app_settings, "游泳馆的年卡到期了怎么续")
     accept(admin, review, not_covered=True)
     assert destinations(admin, review) == [{"kind": "not_covered", "text": adopt.NOT_COVERED_LIST}]
+
+
+def test_a_situation_the_catalog_refuses_is_not_accepted(app, app_settings, admin):
+    """The record in effect no longer validates (say, the files changed under a published
+    revision): the catalog's validation refuses the draft, nothing is published, and the
+    review stays assigned with a Chinese message saying why."""
+    record = app.state.catalog.records[ITEM]
+    broken = revisions.record_document(record)
+    broken["aliases"] = broken["aliases"][:1]  # fewer than the schema's minimum
+    with session_factory(app_settings.db_url)() as db, db.begin():
+        catalog_tables.add_revision(db, ITEM, record.kind, catalog_tables.ACTION_PUBLISH, "operator:test",
+                                    "测试：不再通过校验的版本", broken, revisions.record_document(record))
+    try:
+        review = note(app_settings, "要带孩子去国外看病，孩子的证件咋弄")
+        assert admin.post(f"{API}/{review}/assign", json={"item_id": ITEM}).status_code == 200
+        before = len(history(admin))
+        refused = admin.post(f"{API}/{review}/accept")
+        assert refused.status_code == 422, refused.text
+        detail = refused.json()["detail"]
+        assert detail.startswith("这句话作为事项") and "尚未采纳" in detail and any("\u4e00" <= c <= "\u9fff" for c in detail[-10:])
+        assert len(history(admin)) == before
+        pending = admin.get(API, params={"state": "assigned", "limit": 200}).json()["items"]
+        assert review in {item["id"] for item in pending}
+    finally:
+        with session_factory(app_settings.db_url)() as db, db.begin():
+            catalog_tables.add_revision(db, ITEM, record.kind, catalog_tables.ACTION_REVERT, "operator:test",
+                                        "测试结束，恢复", None, broken, revisions.FILE_VERSION)
