@@ -137,7 +137,7 @@ def plan(catalog: Catalog, document: Dict[str, Any], text: str) -> Tuple[str, st
     aliases, owners = _index(catalog)
     if key in aliases:
         return SKIPPED, AN_ALIAS.format(name=aliases[key])
-    other = next((name for record_id, name in owners.get(key, ()) if record_id != document.get("id")), None)
+    other = next((owner for record_id, owner in owners.get(key, ()) if record_id != document.get("id")), None)
     if other is not None:
         return SKIPPED, OTHER_SITUATION.format(name=other)
     short = short_name(name)
