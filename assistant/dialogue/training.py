@@ -97,7 +97,7 @@ def train(
     if refresh_dictionary(settings):
         logger.info("train.generated.updated dictionary=%s examples=%s", jieba_dict.USER_DICT, nlu_examples.GENERATED_FILE)
     # After the examples made from the catalog: the reviewed ones leave out their texts.
-    reviewed.write(settings.db_url)
+    reviewed.write(settings.db_url, reviewed.REVIEWED_FILE, reviewed.NLU_DATA_DIR)
     fingerprint = data_fingerprint(config=config, embedding=settings.embedding_model)
     target = model_path_for(settings, fingerprint, name)
     if target.exists() and not force:

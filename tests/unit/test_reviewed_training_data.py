@@ -115,3 +115,23 @@ def test_rasa_is_given_the_data_directory_that_holds_the_reviewed_file(settings)
     assert reviewed.REVIEWED_FILE.is_relative_to(reviewed.NLU_DATA_DIR)
     assert command[command.index("--fixed-model-name") + 1] == "banshi-abc123def456"
     assert "/nlu_data/reviewed/" in Path(reviewed.NLU_DATA_DIR.parent / ".gitignore").read_text(encoding="utf-8")
+
+
+def test_banshi_train_writes_the_reviewed_examples_before_it_fingerprints(settings, root, db_url, tmp_path, monkeypatch):
+    """``train`` on a database with an accepted example, the model for the current inputs
+    already there (so nothing is trained): the reviewed file is written first. It is
+    written into a copy of the layout here (the real nlu_data is not touched)."""
+    from assistant.dialogue import training
+
+    add_review(db_url, "我叫张*，老人走了丧葬费去哪领", "ask_location")
+    target = root / "nlu_data" / "reviewed" / "accepted.yml"
+    monkeypatch.setattr(reviewed, "REVIEWED_FILE", target)
+    monkeypatch.setattr(reviewed, "NLU_DATA_DIR", root / "nlu_data")
+    own = settings.copy(update={"database_url": db_url, "models_dir": tmp_path / "models"})
+    own.models_dir.mkdir()
+    existing = model_path_for(own, data_fingerprint(embedding=own.embedding_model))
+    existing.write_bytes(b"")  # the model of the project's inputs: train() skips
+    assert training.train(own) == existing
+    assert yaml.safe_load(target.read_text(encoding="utf-8"))["nlu"] == [
+        {"intent": "ask_location", "examples": "- 老人走了丧葬费去哪领\n"}
+    ]
