@@ -79,15 +79,22 @@ def examples(catalog: Catalog, endings_file: Path = ENDINGS_FILE) -> Dict[str, L
     return {intent: sorted(set(texts)) for intent, texts in out.items() if texts}
 
 
+def file_texts(path: Path) -> set:
+    """Every example of one NLU file."""
+    texts = set()
+    for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or []:
+        for line in str(block.get("examples") or "").splitlines():
+            line = line.strip()
+            if line.startswith("- "):
+                texts.add(line[2:].strip())
+    return texts
+
+
 def hand_written_texts(nlu_dir: Path = HAND_WRITTEN_DIR) -> set:
     """Every example of the hand-written NLU files."""
     texts = set()
     for path in sorted(nlu_dir.rglob("*.yml")):
-        for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or []:
-            for line in str(block.get("examples") or "").splitlines():
-                line = line.strip()
-                if line.startswith("- "):
-                    texts.add(line[2:].strip())
+        texts |= file_texts(path)
     return texts
 
 

@@ -16,12 +16,13 @@ fingerprint + ``-r<last revision id>``) that every gateway and action server pol
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 from assistant.storage import catalog_tables
 from assistant.storage.database import session_factory
@@ -52,6 +53,7 @@ UNKNOWN_SOURCE = "修改了{label}，来源 {source} 不在本事项的来源列
 OLDER_CHECK = "来源 {source} 的核对日期（checked）不能早于原来的 {date}"
 OLDER_VERIFIED = "核实日期（verified）不能早于原来的 {date}"
 WRONG_ID = "草稿的 id 与要修改的事项不一致"
+NO_CHANGE = object()  # what a change of publish_change returns to publish nothing
 
 
 class RevisionError(Exception):
@@ -215,11 +217,29 @@ def publish(
 ) -> Tuple[int, str, Checked]:
     """Validate and publish ``draft`` (None: back to the file's version): the revision's
     id, the new catalog version, the check. RevisionError when the draft is refused."""
+    revision, fingerprint, checked = publish_change(
+        url, catalog_dir, override, record_id, lambda previous: draft, author, reason, action, reverted_to
+    )
+    return revision, fingerprint, cast(Checked, checked)  # a draft is always checked
+
+
+def publish_change(
+    url: str, catalog_dir: Path, override: Optional[Path], record_id: str,
+    change: Callable[[Dict[str, Any]], Any], author: str, reason: str,
+    action: str = catalog_tables.ACTION_PUBLISH, reverted_to: Optional[int] = None,
+) -> Tuple[int, str, Optional[Checked]]:
+    """:func:`publish` of the draft ``change(the record in effect)`` makes, read and
+    written under the publish lock (a concurrent publish cannot slip in between).
+    ``change`` returns :data:`NO_CHANGE` to publish nothing: then ``(0, the version in
+    effect, None)``."""
     files = files_catalog(catalog_dir, override)
     with session_factory(url)() as session:
         meta = session.get(CatalogMeta, FINGERPRINT_KEY, with_for_update=True)  # one publish at a time (PostgreSQL)
         documents, _ = _published(session)
         previous = documents.get(record_id) or record_document(files.records[record_id])
+        draft = change(copy.deepcopy(previous))
+        if draft is NO_CHANGE:
+            return 0, meta.value if meta is not None else "", None
         checked = check_draft(files, documents, previous, record_id, draft, catalog_dir,
                               sources_rule=action == catalog_tables.ACTION_PUBLISH)
         if checked.problems:

@@ -14,6 +14,7 @@ import rasa
 
 from assistant.config.embedding_spec import ENV_MODEL, resolve_spec
 from assistant.config.settings import PROJECT_ROOT, Settings
+from assistant.dialogue import reviewed
 from knowledge import jieba_dict, nlu_examples
 from knowledge.catalog import load_catalog
 
@@ -70,6 +71,20 @@ def refresh_dictionary(settings: Settings) -> bool:
     return nlu_examples.write(catalog) or changed
 
 
+def rasa_command(settings: Settings, target: Path, config: str = "config.yml",
+                 data: Optional[List[str]] = None) -> List[str]:
+    """``rasa train`` of ``target``: the data directory holds the hand-written, the
+    generated and the reviewed examples (``nlu_data/reviewed``)."""
+    return [
+        sys.executable, "-m", "rasa", "train",
+        "--config", config,
+        "--domain", "domain.yml",
+        "--data", *(data or ["nlu_data"]),
+        "--out", str(settings.models_dir),
+        "--fixed-model-name", target.name[: -len(".tar.gz")],
+    ]
+
+
 def train(
     settings: Settings,
     force: bool = False,
@@ -81,19 +96,14 @@ def train(
     settings.ensure_dirs()
     if refresh_dictionary(settings):
         logger.info("train.generated.updated dictionary=%s examples=%s", jieba_dict.USER_DICT, nlu_examples.GENERATED_FILE)
+    # After the examples made from the catalog: the reviewed ones leave out their texts.
+    reviewed.write(settings.db_url, reviewed.REVIEWED_FILE, reviewed.NLU_DATA_DIR)
     fingerprint = data_fingerprint(config=config, embedding=settings.embedding_model)
     target = model_path_for(settings, fingerprint, name)
     if target.exists() and not force:
         logger.info("train.skipped model=%s (inputs unchanged)", target.name)
         return target
-    command = [
-        sys.executable, "-m", "rasa", "train",
-        "--config", config,
-        "--domain", "domain.yml",
-        "--data", *(data or ["nlu_data"]),
-        "--out", str(settings.models_dir),
-        "--fixed-model-name", target.name[: -len(".tar.gz")],
-    ]
+    command = rasa_command(settings, target, config, data)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", ENV_MODEL: settings.embedding_model}
     subprocess.run(command, cwd=PROJECT_ROOT, check=True, env=env)
     prune(settings, name, keep=target)

@@ -40,6 +40,28 @@ def mask_pii(text: str) -> str:
     return _NAME_RE.sub(_mask_name, text)
 
 
+# Personal data as :func:`mask_pii` leaves it (stars in place of digits or characters).
+_MASKED_RE = re.compile(
+    r"(?:(?:我的)?(?:手机号?码?|电话号?码?|联系电话|联系方式|身份证号?码?|证件号码?)[:：是为]?\s*)?"
+    r"(?:\+?86[- ]?)?[0-9A-Za-z]*\*{2,}[0-9A-Za-z]*"
+    r"|(?:我叫|我是|名字是|名字叫|姓名[:：]?\s*|叫做)[\u4e00-\u9fff]\*+"
+)
+# Separators left dangling where personal data was cut out.
+_DANGLING_RE = re.compile(r"^[\s，,。.；;：:、]+|[\s，,；;：:、]+$")
+_DOUBLED_RE = re.compile(r"([，,；;、])[\s，,；;、]+")
+
+
+def strip_pii(text: str) -> str:
+    """``text`` without any personal data, raw or masked (for text that is published as
+    data: situations, training examples): ID and phone numbers and stated names are cut
+    out with their cue, and the separators left around them tidied."""
+    if not text:
+        return text
+    text = _MASKED_RE.sub("", mask_pii(text))
+    text = _DOUBLED_RE.sub(r"\1", text)
+    return _DANGLING_RE.sub("", text)
+
+
 def is_application_number(value: str) -> bool:
     """True for a canonical application number (``ZW`` + 11 digits, nothing else)."""
     return bool(_APPLICATION_NUMBER_RE.fullmatch(value or ""))

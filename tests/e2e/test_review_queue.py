@@ -2,7 +2,9 @@
 action server): an operator asks the desk for suggestions on a caller's question and
 marks the first one "不对"; an admin opens /admin/reviews, finds it in the queue —
 masked — assigns the right item and intent and accepts it, the open count going down;
-no CSP violation or script error on the page, and axe-core finds nothing."""
+the accepted review says where it went (a situation of the item, a training example);
+the item's history on /admin/catalog shows the revision, reverted in one click; no CSP
+violation or script error on the page, and axe-core finds nothing."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.model]
 OPERATOR, ADMIN, PASSWORD = "review.op", "review.admin", "review-e2e-password-1"
 QUESTION = "我叫王五，电话13712345678，孩子刚出生上户口要带什么"
 MASKED = "我叫王*，电话137****5678，孩子刚出生上户口要带什么"
+SITUATION = "孩子刚出生上户口要带什么"  # what accepting adds to the item: no personal data
 ITEM = "birth_registration"
 WATCH = """
 window.__csp = [];
@@ -115,7 +118,33 @@ def test_a_wrong_mark_on_the_desk_reaches_the_review_queue(browser, live_server,
     page.select_option("#state", "done")
     page.click("#apply")
     page.wait_for_function("t => [...document.querySelectorAll('#rows tr')].some(r => r.textContent.includes(t))", arg=MASKED)
-    assert "已完成" in page.locator("#rows tr", has_text=MASKED).inner_text()
+    done = page.locator("#rows tr", has_text=MASKED)
+    assert "已完成" in done.inner_text()
+    # Where it went: a situation of the item, live (a catalog revision), and a training
+    # example for the next training. No personal data in the situation.
+    situation = done.locator(".destinations li[data-kind='situation']").inner_text()
+    assert situation.startswith("已添加为事项") and "实时生效" in situation
+    assert "等待下次训练" in done.locator(".destinations li[data-kind='training']").inner_text()
+    revision = re.search(r"#(\d+)", situation).group(1)
+
+    # The item's history on the catalog page shows it; one click reverts it.
+    page.goto(live_server + "/admin/catalog")
+    page.fill("#search", ITEM)
+    page.click("#search-btn")
+    page.click(f"#records button[data-id='{ITEM}']")
+    page.wait_for_selector("#history tr")
+    latest = page.locator("#history tr").first.inner_text()
+    assert latest.startswith(revision) and "审核采纳：" in latest and ADMIN in latest
+    assert SITUATION in page.input_value("#f-situations").splitlines() and "137" not in page.inner_text("#history")
+    rows = page.locator("#history tr").count()
+    if rows > 1:
+        page.locator("#history tr").nth(1).locator("button.revert").click()
+    else:
+        page.click("#revert-file")
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('已恢复')")
+    page.goto(live_server + "/admin/reviews?state=done")
+    page.wait_for_selector("body[data-loaded='1']")
+    assert "此后已撤回" in page.locator("#rows tr", has_text=MASKED).locator(".destinations").inner_text()
     problems = page.evaluate("() => window.__csp") + [m for m in console if not EXPECTED.search(m)]
     assert problems == []
     context.close()

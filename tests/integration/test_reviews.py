@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from assistant.api.app import create_app
+from assistant.dialogue import reviewed
 from assistant.security import accounts
 from assistant.services.handoff import tickets
 from assistant.services.reviews import collect, export, queue
@@ -226,6 +227,8 @@ def test_assign_then_accept_writes_the_export_files(admin, seeded, app_settings)
     assert accepted.status_code == 200, accepted.text
     body = accepted.json()
     assert body["review"]["status"] == "done" and body["review"]["outcome"] == "accepted"
+    assert body["situation"]["status"] == "added" and body["situation"]["text"] == "孩子出生了上户口要去哪里"
+    assert [d["kind"] for d in body["review"]["destinations"]] == ["situation", "training"]
     again = admin.post(f"{API}/{low['id']}/assign", json={"intent": "ask_service"})
     assert again.status_code == 409 and again.json()["detail"] == queue.ALREADY_DONE
 
@@ -241,7 +244,7 @@ def test_assign_then_accept_writes_the_export_files(admin, seeded, app_settings)
     examples = {block["intent"]: block["examples"] for block in nlu["nlu"]}
     assert examples == {
         "ask_location": "- 孩子出生了上户口要去哪里\n",
-        "ask_service": "- 我叫张*，电话138****5678，想问游艇驾驶证怎么考\n",
+        "ask_service": "- 想问游艇驾驶证怎么考\n",  # no personal data, not even masked
     }
     situations = yaml.safe_load((out / export.SITUATIONS_FILE).read_text(encoding="utf-8"))
     assert situations["items"] == [{"id": ITEM, "name": situations["items"][0]["name"],
@@ -260,8 +263,9 @@ def test_assign_then_accept_writes_the_export_files(admin, seeded, app_settings)
 
 
 def test_rasa_data_validate_accepts_the_exported_examples(admin, app_settings, tmp_path):
-    """The NLU file beside the training data passes ``rasa data validate`` (what `make
-    validate` runs), with a text the hand-written data already has left out."""
+    """The reviewed examples `banshi train` puts into nlu_data (the export's NLU file
+    has the same) pass ``rasa data validate`` (what `make validate` runs), with a text
+    the hand-written data already has left out."""
     hand_written = "办社保卡要带什么材料"
     review = collect.note_turn(app_settings.db_url, hand_written, "web",
                                {"intent": {"name": "ask_materials", "confidence": 0.2}}, {"answer": "materials"})
@@ -273,10 +277,14 @@ def test_rasa_data_validate_accepts_the_exported_examples(admin, app_settings, t
     path = Path(app_settings.review_export_dir) / export.NLU_FILE
     text = path.read_text(encoding="utf-8")
     assert hand_written not in text and "［医保］（卡） 丢了 ｛补办｝ 咋弄" in text
+    # What `banshi train` writes into nlu_data/reviewed: the same examples.
+    training = tmp_path / "reviewed" / "accepted.yml"
+    assert reviewed.write(app_settings.db_url, training, ROOT / "nlu_data") >= 1
+    assert yaml.safe_load(training.read_text(encoding="utf-8")) == yaml.safe_load(text)
     rasa = Path(sys.executable).with_name("rasa")
     result = subprocess.run(
         [str(rasa), "data", "validate", "--config", "config.yml", "--domain", "domain.yml",
-         "--data", "nlu_data", str(path), "--fail-on-warnings"],
+         "--data", "nlu_data", str(training), "--fail-on-warnings"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

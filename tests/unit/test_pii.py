@@ -1,6 +1,6 @@
 import logging
 
-from assistant.security.pii import PiiMaskingFilter, hash_id, mask_pii
+from assistant.security.pii import PiiMaskingFilter, hash_id, mask_pii, strip_pii
 
 
 def test_masks_id_phone_and_name():
@@ -28,3 +28,13 @@ def test_logging_filter_masks(caplog):
     record = logger.makeRecord("pii-test", logging.INFO, __file__, 1, "phone %s", ("13812345678",), None)
     handler.filter(record)
     assert record.getMessage() == "phone 138****5678"
+
+
+def test_strip_cuts_personal_data_raw_or_masked_with_its_cue():
+    for said in ("我叫张三丰，身份证110101199003071234，电话13812345678，老人走了丧葬费去哪领",
+                 "我叫张**，身份证110101********1234，电话138****5678，老人走了丧葬费去哪领",
+                 "老人走了丧葬费去哪领。我的手机号是+86 138-1234-5678"):
+        assert strip_pii(said).rstrip("。") == "老人走了丧葬费去哪领"
+    assert strip_pii("受理号ZW20250318007查进度") == "受理号ZW20250318007查进度"
+    assert strip_pii("孩子出生了上户口要去哪里") == "孩子出生了上户口要去哪里"
+    assert strip_pii("我叫李四，电话13900001111") == ""

@@ -8,8 +8,11 @@ page) and ``/api/v1/admin/reviews/…`` (its data and the two steps of a review)
 - ``GET /api/v1/admin/reviews/options`` → reasons, states, channels, intents, items;
 - ``POST /api/v1/admin/reviews/{id}/assign`` → the right item and intent, or "not
   covered" (checked against the catalog and the domain's intents);
-- ``POST /api/v1/admin/reviews/{id}/accept`` → the assignment becomes data: the export
-  files are rewritten (``assistant/services/reviews/export.py``);
+- ``POST /api/v1/admin/reviews/{id}/accept`` → the assignment becomes data: a text
+  assigned to an item a situation of it, live (a catalog revision), an intent a
+  training example of the next training (``assistant/services/reviews/adopt.py``); the
+  export files are rewritten (``assistant/services/reviews/export.py``). Accepted
+  reviews in the list say where they went (``destinations``);
 - ``POST /api/v1/admin/reviews/{id}/dismiss`` → nothing to learn from it;
 - ``GET /api/v1/admin/reviews/export/{file}`` → one export file.
 
@@ -34,7 +37,7 @@ from assistant.security import access, audit as audit_log
 from assistant.security.access import AdminDep
 from assistant.security.sessions import Principal
 from assistant.services.analytics import labels
-from assistant.services.reviews import collect, export, queue
+from assistant.services.reviews import adopt, collect, export, queue
 from assistant.services.reviews.config import TUNABLES
 from assistant.storage.review_tables import OUTCOME_ACCEPTED, REVIEW_REASONS
 
@@ -116,7 +119,9 @@ async def list_reviews(
     except queue.ReviewError as exc:
         raise HTTPException(status_code=exc.status, detail=str(exc)) from None
     await asyncio.to_thread(collect.collect_safely, settings)
-    found = await asyncio.to_thread(queue.list_items, settings.db_url, request.app.state.catalog, filters, limit, offset)
+    catalog = request.app.state.catalog
+    found = await asyncio.to_thread(queue.list_items, settings.db_url, catalog, filters, limit, offset)
+    await asyncio.to_thread(adopt.destinations, settings, catalog, found["items"])
     await asyncio.to_thread(_audit, request, admin, "admin.review.view", f"{state}:{reason or '*'}:{channel or '*'}")
     response.headers["Cache-Control"] = "no-store"
     return found
@@ -167,18 +172,39 @@ async def assign(body: AssignBody, admin: AdminDep, request: Request, review_id:
 
 @router.post("/{review_id}/accept", responses={404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}})
 async def accept(admin: AdminDep, request: Request, review_id: int = ReviewId) -> Dict[str, Any]:
-    """The second look: the assignment becomes data (the export files are rewritten)."""
+    """The second look: the assignment becomes data. A text assigned to an item becomes
+    a situation of it (a catalog revision, live on every replica; refused by the
+    catalog's validation: 422, not accepted); an intent, a training example of the next
+    training. The export files are rewritten."""
     settings, catalog = _settings(request), request.app.state.catalog
 
     def work() -> Dict[str, Any]:
+        review = queue.acceptable(settings.db_url, catalog, review_id)
+        adoption = None
+        if review["assigned_item"]:
+            adoption = adopt.adopt(settings, catalog, review_id, review["assigned_item"], review["text"], admin.actor)
         done = queue.finish(settings.db_url, catalog, review_id, admin.username, OUTCOME_ACCEPTED)
+        return {"review": done, "situation": adoption.public() if adoption else None}
+
+    found = await _step(request, admin, "admin.review.accept", review_id, work)
+    situation = found["situation"]
+    if situation and situation["revision"]:
+        await asyncio.to_thread(_audit, request, admin, "admin.catalog.publish", situation["item_id"])
         try:
-            return {"review": done, "files": export.write_exports(settings, catalog)}
+            await request.app.state.catalog_watcher.refresh()  # this process at once; the others poll
+        except Exception:  # published all the same: the watcher's next poll takes it up
+            logger.warning("admin.review.refresh_failed id=%s", review_id, exc_info=True)
+    catalog = request.app.state.catalog
+
+    def finish_up() -> Dict[str, Any]:
+        adopt.destinations(settings, catalog, [found["review"]])
+        try:
+            return {**found, "files": export.write_exports(settings, catalog)}
         except OSError:  # accepted all the same: the next accept rewrites every file
             logger.exception("admin.review.export_failed id=%s", review_id)
-            return {"review": done, "files": None, "warning": EXPORT_FAILED}
+            return {**found, "files": None, "warning": EXPORT_FAILED}
 
-    return await _step(request, admin, "admin.review.accept", review_id, work)
+    return await asyncio.to_thread(finish_up)
 
 
 @router.post("/{review_id}/dismiss", responses={404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}})

@@ -21,6 +21,9 @@ class ReviewTunables:
     max_trend_days: int
     open_days: int
     dismissed_days: int
+    situation_min_chars: int
+    situation_max_chars: int
+    max_situations: int
 
     @classmethod
     def load(cls, path: Path = CONFIG_PATH) -> "ReviewTunables":
@@ -35,6 +38,9 @@ class ReviewTunables:
             max_trend_days=int(data["queue"]["max_trend_days"]),
             open_days=int(data["retention"]["open_days"]),
             dismissed_days=int(data["retention"]["dismissed_days"]),
+            situation_min_chars=int(data["accept"]["situation_min_chars"]),
+            situation_max_chars=int(data["accept"]["situation_max_chars"]),
+            max_situations=int(data["accept"]["max_situations"]),
         )
 
 

@@ -9,12 +9,11 @@ accept (``BANSHI_REVIEW_EXPORT_DIR``, default ``data_dir/reviews``):
 - ``not_covered_reviewed.yml``: questions no catalog item covers, in the form of
   ``knowledge/not_covered.yml`` (the department is left for the maintainer).
 
-Nothing here changes what the running assistant answers: the files are exported for
-a maintainer to read, then copy into ``nlu_data/`` and the catalog before the next
-training (``rasa data validate`` accepts the NLU file beside ``nlu_data``). Writing
-into the training data or the live catalog from a web request would change the model's
-inputs without a second pair of eyes, and the gateway's data directory may be the only
-writable place in a deployment.
+The files are a readable record of what accepting did; they are not read back.
+Accepting itself makes the data (after the admin's second look, the accept): a text
+assigned to an item becomes a situation of it through a catalog revision, live on every
+replica (``situations``); a text assigned an intent goes into the next ``banshi train``,
+which writes the same examples into ``nlu_data/reviewed`` (``assistant.dialogue.reviewed``).
 """
 
 from __future__ import annotations
@@ -27,10 +26,10 @@ from typing import Dict, List, Set
 import yaml
 
 from assistant.config.settings import PROJECT_ROOT, Settings
+from assistant.dialogue import reviewed
 from assistant.services.reviews import queue
 from assistant.storage.review_tables import ReviewItem
 from knowledge.catalog import Catalog
-from knowledge.nlu_examples import hand_written_texts
 
 logger = logging.getLogger(__name__)
 
@@ -43,33 +42,16 @@ HEADER = (
     "# Generated from the accepted reviews of the review queue (/admin/reviews) by\n"
     "# assistant/services/reviews/export.py. Check it, then copy what is right into {target}.\n"
 )
-_BRACKETS = str.maketrans({"[": "［", "]": "］", "(": "（", ")": "）", "{": "｛", "}": "｝"})
 
 
 def export_dir(settings: Settings) -> Path:
     return settings.review_export_dir or settings.data_dir / "reviews"
 
 
-def example_text(text: str) -> str:
-    """One line, no Rasa annotation syntax, no leading YAML list/comment marker."""
-    line = " ".join(text.split()).translate(_BRACKETS)
-    return line.lstrip("-#!&*|>%@` ").strip()
-
-
 def nlu_yaml(rows: List[ReviewItem], taken: Set[str]) -> str:
-    by_intent: Dict[str, List[str]] = {}
-    seen = set(taken)
-    for row in rows:
-        text = example_text(row.text)
-        if not row.assigned_intent or not text or text in seen or row.text.startswith("（"):
-            continue
-        seen.add(text)
-        by_intent.setdefault(row.assigned_intent, []).append(text)
-    blocks = "".join(
-        f"- intent: {intent}\n  examples: |\n" + "".join(f"    - {t}\n" for t in texts)
-        for intent, texts in sorted(by_intent.items())
-    )
-    return HEADER.format(target="nlu_data/") + 'version: "3.1"\nnlu:\n' + blocks
+    """What ``banshi train`` writes into ``nlu_data/reviewed`` (``assistant.dialogue.reviewed``)."""
+    pairs = [(row.assigned_intent, row.text) for row in rows if row.assigned_intent]
+    return reviewed.render(reviewed.examples_by_intent(pairs, taken), HEADER.format(target="nlu_data/"))
 
 
 def situations_yaml(rows: List[ReviewItem], catalog: Catalog) -> str:
@@ -110,7 +92,7 @@ def write_exports(settings: Settings, catalog: Catalog, nlu_data: Path = NLU_DAT
     out = export_dir(settings)
     out.mkdir(parents=True, exist_ok=True)
     texts = {
-        NLU_FILE: nlu_yaml(rows, hand_written_texts(nlu_data)),
+        NLU_FILE: nlu_yaml(rows, reviewed.taken_texts(nlu_data)),
         SITUATIONS_FILE: situations_yaml(rows, catalog),
         NOT_COVERED_FILE: not_covered_yaml(rows),
     }

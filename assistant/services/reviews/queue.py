@@ -230,15 +230,27 @@ def assign(db_url: str, catalog: Catalog, review_id: int, who: str, *, item_id: 
         return as_dict(row, catalog)
 
 
+def _acceptable(catalog: Catalog, row: ReviewItem) -> None:
+    if row.status != REVIEW_ASSIGNED:
+        raise ReviewError(NOT_ASSIGNED, 409)
+    # The assignment may have been made against an older catalog.
+    check_assignment(catalog, row.assigned_item, row.assigned_intent, bool(row.not_covered))
+
+
+def acceptable(db_url: str, catalog: Catalog, review_id: int) -> Dict[str, Any]:
+    """The review about to be accepted, refused as :func:`finish` would refuse it."""
+    with session_factory(db_url)() as db:
+        row = _get(db, review_id)
+        _acceptable(catalog, row)
+        return as_dict(row, catalog)
+
+
 def finish(db_url: str, catalog: Catalog, review_id: int, who: str, outcome: str, note: Optional[str] = None) -> Dict[str, Any]:
-    """The second step: accepted (into the data files: ``export``) or dismissed."""
+    """The second step: accepted (into the data: ``adopt``) or dismissed."""
     with session_factory(db_url)() as db, db.begin():
         row = _get(db, review_id)
         if outcome == OUTCOME_ACCEPTED:
-            if row.status != REVIEW_ASSIGNED:
-                raise ReviewError(NOT_ASSIGNED, 409)
-            # The assignment may have been made against an older catalog.
-            check_assignment(catalog, row.assigned_item, row.assigned_intent, bool(row.not_covered))
+            _acceptable(catalog, row)
         elif note:
             row.note = note
         row.status, row.outcome, row.done_by, row.done_at = REVIEW_DONE, outcome, who, utcnow()
@@ -261,7 +273,7 @@ def accepted(db_url: str) -> List[ReviewItem]:
 
 def purge(db_url: str, now: Optional[dt.datetime] = None) -> int:
     """Delete reviews past their retention (``reviews.yml``): not taken up, or dismissed;
-    how many. Accepted reviews stay (the export files are made of them)."""
+    how many. Accepted reviews stay (the training data is made of them)."""
     now = now or utcnow()
     r = ReviewItem
     stale = or_(

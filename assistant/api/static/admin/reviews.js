@@ -127,6 +127,19 @@
     $("channel").value = params.get("channel") || "";
   }
 
+  /* Where an accepted review went: a situation of an item, a training example, the not-covered list. */
+  function destinations(review) {
+    var list = document.createElement("ul");
+    list.className = "destinations";
+    review.destinations.forEach(function (d) {
+      var li = document.createElement("li");
+      li.setAttribute("data-kind", d.kind);
+      li.textContent = d.text;
+      list.appendChild(li);
+    });
+    return list;
+  }
+
   function renderRows(found) {
     var body = $("rows");
     clear(body);
@@ -143,7 +156,8 @@
       var assigned = assignment(review);
       if (assigned) status += "：" + assigned;
       if (review.outcome === "dismissed") status += "（不予采纳）";
-      cell(tr, status, "review-status");
+      var statusCell = cell(tr, status, "review-status");
+      if (review.destinations && review.destinations.length) statusCell.appendChild(destinations(review));
       var actions = cell(tr, "", "actions");
       actions.textContent = "";
       if (review.status !== "done") {
@@ -238,7 +252,9 @@
     act("accept", {}, function (result) {
       closeEditor();
       if (result && result.warning) showError("error", result.warning);
-      $("status").textContent = result && result.warning ? "已审核通过。" : "已审核通过，已写入导出文件。";
+      var said = "已审核通过。";
+      if (result && result.situation) said += result.situation.message + "。";
+      $("status").textContent = said;
     });
   }
 
