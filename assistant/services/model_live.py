@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from assistant.config.settings import Settings
-from assistant.dialogue.runtime import ModelUnusable
+from assistant.dialogue.runtime import ModelNotFound, ModelUnusable, newest_model
 from assistant.services.retrain import HOST
 from assistant.storage import model_tables
 from assistant.storage.database import utcnow
@@ -120,6 +120,38 @@ class ModelWatcher:
             except Exception:  # the database restarting: keep the model in use, try again
                 logger.warning("gateway.model.poll_failed", exc_info=True)
             await asyncio.sleep(self.settings.model_poll_seconds)
+
+    def _start_candidate(self) -> Optional[Path]:
+        """The newest run's model, if this replica should start with it: it follows
+        retraining and that model is newer than the pinned or newest one (or that one
+        is gone: training keeps the two newest models)."""
+        if not self.settings.model_follow_retrain:
+            return None
+        try:
+            run = model_tables.newest_model_run(self.url)
+        except Exception:  # the database away at startup: start as before
+            logger.warning("gateway.model.start_lookup_failed", exc_info=True)
+            return None
+        if run is None or not Path(run.model_path).is_file():
+            return None
+        candidate = Path(run.model_path)
+        try:
+            default = newest_model(self.settings)
+        except ModelNotFound:
+            return candidate
+        return candidate if candidate.stat().st_mtime > default.stat().st_mtime else None
+
+    def load_at_start(self) -> None:
+        """Load the start model (blocking, at startup): a restarted replica whose pinned
+        model is older than the last retraining's starts with the retrained one."""
+        candidate = self._start_candidate()
+        if candidate is not None:
+            try:
+                self.runtime.load(candidate)
+                return
+            except (Exception, SystemExit) as exc:  # the first poll reports it on the run
+                logger.warning("gateway.model.load_failed model=%s error=%s at start", candidate.name, type(exc).__name__)
+        self.runtime.load()
 
     def start(self) -> None:
         """Follow the retraining runs (the first check at once: a run finished while this

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from assistant.dialogue.runtime import AssistantRuntime
+from assistant.dialogue.runtime import AssistantRuntime, ModelNotFound
 from assistant.security import accounts
 from assistant.security.sessions import CSRF_HEADER
 from assistant.services import model_live
@@ -146,3 +146,25 @@ def test_a_run_whose_model_is_already_in_use_is_reported_loaded_without_loading(
     assert asyncio.run(watcher.refresh()) is False
     [loaded] = model_tables.loads_of(own.db_url, run_id)
     assert loaded["status"] == model_tables.LOAD_LOADED and runtime.swaps == 0 and watcher.model_run == run_id
+
+
+def test_a_replica_restarted_with_an_older_pinned_model_starts_with_the_retrained_one(
+    settings, trained_model, tmp_path
+):
+    """`banshi run --replicas` pins the start model for its children; a child restarted
+    after a retraining (its pinned model possibly pruned since) starts with the run's model."""
+    retrained = tmp_path / "banshi-retrained.tar.gz"
+    shutil.copyfile(trained_model, retrained)  # newer than the pinned one
+    own = isolated_settings(settings, tmp_path / "data", tracker_store="memory", port=18125,
+                            model_path=tmp_path / "banshi-pruned.tar.gz")
+    run_id = record_run(own.db_url, retrained)
+    runtime = AssistantRuntime(own)
+    watcher = model_live.ModelWatcher(SimpleNamespace(state=SimpleNamespace(runtime=runtime)), own)
+    watcher.load_at_start()
+    assert runtime.model_path == retrained and runtime.ready
+    assert asyncio.run(watcher.refresh()) is False  # already in use: reported, not loaded again
+    assert model_tables.loads_of(own.db_url, run_id)[0]["status"] == model_tables.LOAD_LOADED
+    # Not following: the pinned model, even if gone (the start fails as it always did).
+    pinned = AssistantRuntime(own.copy(update={"model_follow_retrain": False}))
+    with pytest.raises(ModelNotFound):
+        model_live.ModelWatcher(SimpleNamespace(state=SimpleNamespace(runtime=pinned)), pinned.settings).load_at_start()
