@@ -15,6 +15,7 @@ import assistant.storage.analytics_tables  # noqa: F401  (the analytics rollup)
 import assistant.storage.review_tables  # noqa: F401  (the review queue)
 import assistant.storage.call_tables  # noqa: F401  (tickets saved from calls)
 import assistant.storage.training_tables  # noqa: F401  (retraining runs)
+import assistant.storage.model_tables  # noqa: F401  (the model each replica took up after a retraining)
 from assistant.storage.database import Base
 
 target_metadata = Base.metadata

@@ -51,6 +51,7 @@ from assistant.security.pii import install_log_masking
 from assistant.services import speech
 from assistant.services.materials.runner import Materials
 from assistant.services.catalog_live import CatalogWatcher
+from assistant.services.model_live import ModelWatcher
 from assistant.services.retrain import Retrainer
 from assistant.services.live import ChangeFeed
 from assistant.services.progress import polling
@@ -196,8 +197,10 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         app.state.materials = Materials(settings)
         app.state.materials.start()
         if load_model:
-            app.state.runtime.load()
+            app.state.model_watcher.load_at_start()  # the pinned or newest model, or a newer retrained one
+            app.state.model_watcher.start()  # models of later retraining runs, swapped in live
         yield
+        await app.state.model_watcher.stop()
         if app.state.notices is not None:
             await app.state.notices.stop()
             await notice_senders.aclose()
@@ -224,6 +227,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
     app.state.live = ChangeFeed(settings.db_url)
     app.state.catalog_watcher = CatalogWatcher(app, settings)
     app.state.retrainer = Retrainer(settings)  # retraining from the admin catalog page
+    app.state.model_watcher = ModelWatcher(app, settings)  # its models taken up without a restart
     app.state.notices = None  # the notice scheduler (NoticeLoop), started with the app
     # Channel name → async push(conversation_id, text) for operator replies (see api/routers/desk.py).
     app.state.pushers = {}

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
 
     # A specific model archive; default: the newest in models_dir.
     model_path: Optional[Path] = None
+    # Take up the model of a newer succeeded retraining run without a restart, also when
+    # model_path pins one (as `banshi run --replicas` does); false: keep the start model.
+    model_follow_retrain: bool = True
+    # Seconds between checks for a newer retrained model (every gateway).
+    model_poll_seconds: float = Field(2.0, ge=0.2, le=300)
     # Sentence model of the NLU, read when a model is trained (knowledge/embedding.py;
     # checked by assistant/config/embedding_spec.py):
     # use, e5, use+e5, onnx:<dir with model.onnx and tokenizer.json>, or none.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
@@ -43,6 +44,14 @@ def action_timeout_s(settings: Settings) -> float:
 
 class ModelNotFound(RuntimeError):
     pass
+
+
+class ModelUnusable(RuntimeError):
+    """A model archive that cannot be loaded or does not understand the check sentence."""
+
+
+# Parsed by every model before it is swapped in: it must give one of the model's intents.
+CHECK_TEXT = "你好，我想办理居民身份证，需要带什么材料？"
 
 
 def newest_model(settings: Settings) -> Path:
@@ -128,27 +137,71 @@ class AssistantRuntime:
         self.agent: Optional[Agent] = None
         self.model_path: Optional[Path] = None
         self.load_seconds: float = 0.0
+        self.swaps = 0  # models swapped in after the start (assistant.services.model_live)
+        self._tracker_store: Optional[TrackerStore] = None
+        self._lock_store: Optional[LockStore] = None
         self._endpoint = ActionEndpoint(
             url=settings.action_endpoint,
             timeout_s=action_timeout_s(settings),
         )
 
-    def load(self) -> None:
-        started = time.perf_counter()
+    def _stores(self) -> Tuple[TrackerStore, LockStore]:
+        """The tracker and lock stores, built once and shared by every agent this
+        runtime loads: a conversation goes on across a model swap."""
+        if self._tracker_store is None or self._lock_store is None:
+            self._tracker_store = build_tracker_store(self.settings)
+            self._lock_store = build_lock_store(self.settings)
+        return self._tracker_store, self._lock_store
+
+    def load_agent(self, model_path: Path) -> Agent:
+        """A new agent on ``model_path`` sharing this runtime's stores, checked by parsing
+        :data:`CHECK_TEXT` (blocking, seconds: call it from a worker thread while the
+        current agent keeps answering). :class:`ModelUnusable` when it cannot be used."""
+        if not Path(model_path).is_file():
+            raise ModelUnusable("missing")
+        tracker_store, lock_store = self._stores()
+        in_use = tracker_store.domain
+        try:
+            agent = StrictAgent.load(str(model_path), tracker_store=tracker_store, lock_store=lock_store,
+                                     action_endpoint=self._endpoint)
+        finally:  # loading sets the shared store's domain: the agent in use keeps its own until the swap
+            tracker_store.domain = in_use
+        if not agent.is_ready():
+            raise ModelUnusable("not ready")
+        # Parsing also builds the model's graphs, so the first turns after a swap are not slow.
+        parsed = asyncio.run(agent.parse_message(CHECK_TEXT))
+        intent = (parsed.get("intent") or {}).get("name")
+        if not intent or intent not in agent.domain.intents:
+            raise ModelUnusable(f"check parse gave intent {intent!r}")
+        return agent
+
+    def install(self, agent: Agent, model_path: Path, load_seconds: float) -> None:
+        """Swap ``agent`` in (one assignment on the event loop; turns under way end on the
+        agent they started with)."""
+        tracker_store, _ = self._stores()
+        tracker_store.domain = agent.domain
+        self.agent, self.model_path, self.load_seconds = agent, Path(model_path), load_seconds
+        self.swaps += 1
+
+    def prepare(self) -> None:
+        """Process-wide Rasa setup, once, before the first agent is loaded."""
         # Rasa's structured logs default to DEBUG when nothing configures them (as
         # `rasa run` does): every turn would print and format the whole tracker.
         configure_structlog(logging.getLevelName(self.settings.rasa_log_level))
         tuning.install()
         quiet_rasa_errors()
-        self.model_path = newest_model(self.settings)
-        self.agent = StrictAgent.load(
-            str(self.model_path),
-            tracker_store=build_tracker_store(self.settings),
-            lock_store=build_lock_store(self.settings),
-            action_endpoint=self._endpoint,
-        )
+
+    def load(self, model_path: Optional[Path] = None) -> None:
+        """Load ``model_path`` (default: :func:`newest_model`) at startup."""
+        started = time.perf_counter()
+        self.prepare()
+        path = Path(model_path) if model_path is not None else newest_model(self.settings)
+        tracker_store, lock_store = self._stores()
+        agent = StrictAgent.load(str(path), tracker_store=tracker_store, lock_store=lock_store,
+                                 action_endpoint=self._endpoint)
+        self.agent, self.model_path = agent, path
         self.load_seconds = time.perf_counter() - started
-        logger.info("gateway.model.loaded path=%s seconds=%.1f", self.model_path.name, self.load_seconds)
+        logger.info("gateway.model.loaded path=%s seconds=%.1f", path.name, self.load_seconds)
 
     @property
     def action_link(self) -> ActionServerLink:
@@ -164,8 +217,9 @@ class AssistantRuntime:
         return await self.agent.parse_message(text)
 
     async def chat(self, sender_id: str, text: str, channel: str) -> ChatResult:
-        assert self.agent is not None
-        parse_data = await self.parse(text)
+        agent = self.agent  # the whole turn on one agent, even if a new model is swapped in meanwhile
+        assert agent is not None
+        parse_data = await agent.parse_message(text)
         output = CollectingOutputChannel()
         message = UserMessage(
             text,
@@ -176,7 +230,7 @@ class AssistantRuntime:
         )
         record, token = turn_record()
         try:
-            await self.agent.handle_message(message)
+            await agent.handle_message(message)
         finally:
             end_turn(token)
         return ChatResult(
@@ -197,10 +251,11 @@ class AssistantRuntime:
     async def set_slots(self, sender_id: str, values: Dict[str, Any]) -> None:
         """Set slots of the conversation between turns (the gateway answered a turn
         itself, e.g. a question about a reminder it asked), under the turn lock."""
-        assert self.agent is not None
-        processor = self.agent.processor
+        agent = self.agent  # one agent throughout (a model swap may happen meanwhile)
+        assert agent is not None
+        processor = agent.processor
         assert processor is not None
-        async with self.agent.lock_store.lock(sender_id):
+        async with agent.lock_store.lock(sender_id):
             tracker = await processor.fetch_tracker_and_update_session(sender_id, CollectingOutputChannel())
             for name, value in values.items():
                 tracker.update(SlotSet(name, value))

@@ -10,7 +10,7 @@ process ends the row says succeeded (exit 0, with the model path the command pri
 or failed. A running row whose heartbeat stopped (the watching gateway is gone) is
 marked failed by whichever replica reads it next.
 
-The new model is not loaded into running gateways: they take it at their next start.
+Running gateways take up the new model without a restart (``assistant.services.model_live``).
 """
 
 from __future__ import annotations

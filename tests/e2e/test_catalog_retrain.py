@@ -40,8 +40,10 @@ def test_admin_starts_a_retraining_and_sees_it_finish(browser, live_server, sett
         page.wait_for_function("() => !document.querySelector('#retrain-status').textContent.startsWith('正在查询')")
         assert page.is_enabled("#retrain")
         page.click("#retrain")
+        # The button is disabled from the click until this run ends (an earlier run may also say 训练完成).
         page.wait_for_function(
-            "() => document.querySelector('#retrain-status').textContent.startsWith('训练完成')", timeout=30000
+            "() => document.querySelector('#retrain-status').textContent.startsWith('训练完成')"
+            " && !document.querySelector('#retrain').disabled", timeout=30000
         )
         status = page.inner_text("#retrain-status")
         assert "开始" in status and "结束" in status, status

@@ -212,6 +212,41 @@ def test_a_catalog_edit_published_on_one_replica_is_answered_by_both_within_5_se
         assert reverted.status_code == 201, reverted.text
 
 
+def test_a_retrained_model_is_taken_up_by_every_replica_without_a_restart(cluster, trained_model, tmp_path):
+    """A succeeded training run (recorded as the retrainer does, with a copy of the
+    trained model: nothing is trained here) is swapped in by both gateways within
+    seconds, each reporting it on the run; the processes are the same (no restart)."""
+    import shutil
+
+    from assistant.security import accounts
+    from assistant.storage import training_tables
+
+    pids = {name: c["pid"] for name, c in cluster.status()["children"].items()}
+    copy = tmp_path / "banshi-replicas-retrained.tar.gz"
+    shutil.copyfile(trained_model, copy)
+    run_id = training_tables.start_run(cluster.database_url, "operator:replica-test", "test-host")
+    assert run_id is not None
+    training_tables.finish_run(cluster.database_url, run_id, training_tables.STATUS_SUCCEEDED, exit_code=0,
+                               model_path=str(copy))
+    name = f"mod{uuid.uuid4().hex[:6]}"
+    accounts.create_operator(cluster.database_url, name, PASSWORD, role="admin")
+    login = desk_login(cluster.gateway(2), name, PASSWORD)
+    assert login.status_code == 200, login.text
+    admin = {"cookies": login.cookies, "timeout": 30}
+
+    def taken_up(index: int) -> bool:
+        return httpx.get(f"{cluster.gateway(index)}/api/v1/admin/catalog/model", **admin).json()["run_id"] == run_id
+
+    for index in range(1, REPLICAS + 1):
+        cluster.wait(lambda: taken_up(index), 60, f"gateway {index} on the retrained model")
+        assert httpx.get(f"{cluster.gateway(index)}/healthz", timeout=10).json()["model"] == copy.name
+    run = httpx.get(f"{cluster.gateway(1)}/api/v1/admin/catalog/retrain", **admin).json()
+    assert run["id"] == run_id and [r["status"] for r in run["replicas"]] == ["loaded"] * REPLICAS
+    assert len({r["replica"] for r in run["replicas"]}) == REPLICAS
+    assert chat(cluster.url, f"rep-{uuid.uuid4().hex[:8]}", "护照要带什么材料")["item"] == "passport"
+    assert {name: c["pid"] for name, c in cluster.status()["children"].items()} == pids
+
+
 def test_login_limits_are_shared_by_the_replicas(cluster):
     username = f"nobody{uuid.uuid4().hex[:6]}"
     codes = [desk_login(cluster.gateway(1 + i % REPLICAS), username, "wrong-password").status_code
@@ -266,6 +301,9 @@ def test_a_killed_gateway_is_restarted_and_the_balancer_routes_around_it(cluster
     cluster.wait(lambda: cluster.child("gateway-1")["restarts"] >= 1, 20, "gateway-1 restarted")
     cluster.wait(lambda: cluster.ready(cluster.gateway(1)), 300, "gateway-1 ready again")
     assert chat(cluster.gateway(1), sender, "要多少钱")["item"] == "passport"
+    # Restarted with the model `banshi run` pinned at first, it starts with a newer retrained one as the other.
+    models = {httpx.get(f"{cluster.gateway(i)}/healthz", timeout=10).json()["model"] for i in range(1, REPLICAS + 1)}
+    assert len(models) == 1, models
 
 
 def test_a_postgres_restart_fails_fast_then_recovers_without_restarting(cluster, postgres_server):

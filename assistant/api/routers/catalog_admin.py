@@ -9,7 +9,9 @@ linker at once, every other gateway and action server within ``catalog_poll_seco
 revert is audited (``admin.catalog.publish`` / ``admin.catalog.revert``, refused ones
 too, with result ``invalid``). Retraining (only intent data needs it) runs in a
 background process: ``POST …/retrain`` starts it (audited ``admin.catalog.retrain``),
-``GET …/retrain`` shows its progress (``assistant.services.retrain``).
+``GET …/retrain`` shows its progress (``assistant.services.retrain``) and which replicas
+took up its model (``assistant.services.model_live``); ``GET …/model`` the model this
+replica uses.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from assistant.security.access import AdminDep
 from assistant.security.accounts import ROLE_ADMIN
 from assistant.security.sessions import Principal, principal_from_request
 from assistant.services import retrain
-from assistant.storage import catalog_tables, training_tables
+from assistant.storage import catalog_tables, model_tables, training_tables
 from knowledge import answers, problems_zh, revisions
 from knowledge.catalog import Catalog
 
@@ -293,17 +295,27 @@ def get_revision(
 async def retrain_state(admin: AdminDep, request: Request) -> Dict[str, Any]:
     """The newest retraining run as every replica sees it: ``status`` idle (never run),
     running, succeeded or failed, with its times, phase, percent, last output line and
-    the model it produced."""
-    run = await asyncio.to_thread(retrain.current, _settings(request).db_url)
+    the model it produced; ``replicas``: each gateway's outcome with that model (loaded,
+    failed with the reason, or kept by setting)."""
+    url = _settings(request).db_url
+    run = await asyncio.to_thread(retrain.current, url)
     if run is None:
         return {"status": training_tables.STATUS_IDLE}
-    return run.public()
+    replicas = await asyncio.to_thread(model_tables.loads_of, url, run.id) if run.model_path else []
+    return {**run.public(), "replicas": replicas}
+
+
+@router.get("/model")
+def model_in_use(admin: AdminDep, request: Request) -> Dict[str, Any]:
+    """The Rasa model this gateway replica uses: file, model id, the training run it came
+    from (null: the model it started with), when it was loaded, the last model that failed."""
+    return request.app.state.model_watcher.status()
 
 
 @router.post("/retrain", status_code=202, responses={409: {"model": ErrorResponse}})
 async def retrain_start(admin: AdminDep, request: Request) -> Any:
     """Start retraining (only intent data needs it) in a background process; 409 while
-    a run is under way on any replica. The new model is used from the gateways' next start."""
+    a run is under way on any replica. Every replica takes up the new model within seconds."""
     run = await asyncio.to_thread(request.app.state.retrainer.start, admin.actor)
     if run is None:
         _audit(request, admin, ACTION_RETRAIN, "retrain", "refused")

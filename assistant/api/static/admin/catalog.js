@@ -290,6 +290,15 @@
 
   function when(iso) { return iso ? new Date(iso).toLocaleString("zh-CN", { hour12: false }) : ""; }
 
+  /* Each gateway replica takes up a new model within seconds (no restart). */
+  function replicaText(replicas) {
+    var loaded = replicas.filter(function (r) { return r.status === "loaded"; }).length;
+    var failed = replicas.filter(function (r) { return r.status === "failed"; }).length;
+    var text = loaded ? "已在 " + loaded + " 个网关启用" : "各网关正在加载，几秒内启用";
+    if (failed) text += "，" + failed + " 个网关加载失败并继续使用原模型";
+    return text;
+  }
+
   function showRetrain(run) {
     var parts = [RETRAIN_STATUS[run.status] || run.status];
     if (run.status === "running") {
@@ -299,7 +308,10 @@
     } else if (run.status !== "idle") {
       parts.push("开始 " + when(run.started_at) + "，结束 " + when(run.finished_at));
       if (run.status === "succeeded" && run.phase) parts.push(run.phase);
-      if (run.model_path) parts.push("新模型：" + run.model_path + "（网关下次启动时启用）");
+      if (run.model_path) parts.push("新模型：" + run.model_path + "（" + replicaText(run.replicas || []) + "）");
+      (run.replicas || []).forEach(function (r) {
+        if (r.status !== "loaded" && r.error) parts.push("网关 " + r.replica + "：" + r.error);
+      });
       if (run.error) parts.push(run.error);
     }
     $("retrain-status").textContent = parts.join("；");
@@ -310,7 +322,8 @@
   function pollRetrain() {
     window.clearTimeout(retrainTimer);
     request("GET", API + "/retrain").then(function (run) {
-      retrainTimer = window.setTimeout(pollRetrain, showRetrain(run) ? RETRAIN_POLL_MS : IDLE_POLL_MS);
+      var busy = showRetrain(run) || (run.model_path && !(run.replicas || []).length);  // still loading
+      retrainTimer = window.setTimeout(pollRetrain, busy ? RETRAIN_POLL_MS : IDLE_POLL_MS);
     }, function (err) {
       $("retrain-status").textContent = err.message;
       retrainTimer = window.setTimeout(pollRetrain, IDLE_POLL_MS);
