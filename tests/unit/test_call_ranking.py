@@ -154,15 +154,18 @@ def test_a_fragment_is_read_with_the_previous_phrase(runtime, catalog):
 
 
 @pytest.mark.model
-def test_a_name_adds_no_evidence(runtime, catalog):
+def test_a_name_or_a_number_adds_no_evidence(runtime, catalog):
     tops, session = follow(runtime, catalog, ["我护照下个月到期了", "要多久能办好"])
     before = dict(session.ranking.evidence)
 
     async def more():
         await session.hear(runtime, "caller", "我姓张 张伟 弓长张")
+        # A number said aloud is no service name (一八九一 sounds one syllable off 异地就医).
+        await session.hear(runtime, "caller", "电话一八九 一零七二 四四五三")
 
     asyncio.run(more())
     assert tops == ["passport", "passport"]
     decay = TUNABLES.ranking.decay
-    assert session.ranking.evidence == pytest.approx({k: v * decay for k, v in before.items()})
-    assert session.draft().item_id == "passport" and session.draft().caller_name == "张伟"
+    assert session.ranking.evidence == pytest.approx({k: v * decay**2 for k, v in before.items()})
+    draft = session.draft()
+    assert draft.item_id == "passport" and draft.caller_name == "张伟" and draft.phone == "18910724453"
