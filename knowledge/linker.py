@@ -27,7 +27,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,6 +49,9 @@ WEIGHTS_FILE = "linker_weights.npz"
 EXACT, PINYIN, FUZZY = 1.0, 0.92, 0.75
 FUZZY_MIN_SYLLABLES = 4
 FIRST_TIME_RE = re.compile(r"第一次|头一次|这一次|上一次|下一次")
+# Three or more spoken digits in a row: a number said aloud (a phone or ID number), never
+# part of a service name. By pinyin, "一八九一零" would otherwise pass for 异地就医.
+SPOKEN_NUMBER_RE = re.compile(r"[零〇一二三四五六七八九幺两]{3,}")
 
 
 # Words that ask for several procedures at once ("一件事" bundles).
@@ -108,13 +111,18 @@ def _find_exact(part: _Part, text: str) -> Optional[Tuple[int, int]]:
     return (pos, pos + len(part.text)) if pos >= 0 else None
 
 
-def _find_pinyin(part: _Part, syl: Sequence[str], max_diff: int) -> Optional[Tuple[int, int]]:
+def _find_pinyin(
+    part: _Part, syl: Sequence[str], max_diff: int, numbers: FrozenSet[int] = frozenset()
+) -> Optional[Tuple[int, int]]:
     """Where the part's syllables occur; with ``max_diff`` differing inner syllables
-    (the first and last must agree: they carry the meaning, e.g. 换社保卡 vs 个射保卡)."""
+    (the first and last must agree: they carry the meaning, e.g. 换社保卡 vs 个射保卡).
+    Windows touching ``numbers`` (positions of spoken numbers) are skipped."""
     n = len(part.syl)
     if n < 2 or n > len(syl):
         return None
     for start in range(len(syl) - n + 1):
+        if numbers and any(i in numbers for i in range(start, start + n)):
+            continue
         window = syl[start:start + n]
         if max_diff and (window[0] != part.syl[0] or window[-1] != part.syl[-1]):
             continue
@@ -156,15 +164,17 @@ class AliasMatcher:
                 return False
         return True
 
-    def _match(self, alias: _Alias, norm: str, syl: Sequence[str]) -> Tuple[float, set]:
+    def _match(
+        self, alias: _Alias, norm: str, syl: Sequence[str], numbers: FrozenSet[int] = frozenset()
+    ) -> Tuple[float, set]:
         quality = 1.0
         covered: set = set()
         for part in alias.parts:
             span, q = _find_exact(part, norm), EXACT
             if span is None:
-                span, q = _find_pinyin(part, syl, 0), PINYIN
+                span, q = _find_pinyin(part, syl, 0, numbers), PINYIN
             if span is None and len(part.syl) >= FUZZY_MIN_SYLLABLES:
-                span, q = _find_pinyin(part, syl, 1), FUZZY
+                span, q = _find_pinyin(part, syl, 1, numbers), FUZZY
             if span is None:
                 return 0.0, covered
             quality = min(quality, q)
@@ -178,13 +188,14 @@ class AliasMatcher:
             return {}
         syl = syl if syl is not None else syllables(norm)
         present = set(norm) | set(syl)
+        numbers = frozenset(i for m in SPOKEN_NUMBER_RE.finditer(norm) for i in range(m.start(), m.end()))
         candidates = {i for key in present for i in self._by_key.get(key, ())}
         best: Dict[str, Tuple[float, set]] = {}
         for idx in candidates:
             alias = self._aliases[idx]
             if not self._possible(alias, present):
                 continue
-            score, covered = self._match(alias, norm, syl)
+            score, covered = self._match(alias, norm, syl, numbers)
             if score <= 0:
                 continue
             current = best.get(alias.item_id)

@@ -109,7 +109,11 @@ def test_typed_phrases_fill_the_draft_and_the_ticket_is_saved_sealed(app, app_se
     client = login(app, operator)
     with client.websocket_connect(CALL, headers={"Origin": "http://testserver"}) as ws:
         ready = ws.receive_json()
+        items = ready.pop("items")
         assert ready == {"type": "ready", "asr": False, "inputs": 1}
+        # Every catalog record can be chosen for the ticket, bundles too.
+        assert {i["id"] for i in items} == set(app.state.catalog.records)
+        assert {"id": "bundle_after_death", "name": "身后一件事"} in items
         phrases = [
             ("caller", "喂 你好 我叫沈佳怡"),
             ("caller", "我想问问居住证怎么办"),

@@ -33,6 +33,13 @@ def test_links_colloquial_typo_traditional_and_homophones(linker, text, expected
     assert top(linker, text) == expected
 
 
+@pytest.mark.parametrize("text", ["我叫郑雨婷 电话一八九 一零七二 四四五三", "手机号 幺八九 一二一 三四五六"])
+def test_a_spoken_number_is_not_read_as_a_service_name(linker, text):
+    # By pinyin 一八九一 is one syllable off 异地就医 (yi-ba-jiu-yi / yi-di-jiu-yi).
+    assert "medical_remote_filing" not in linker.rule_scores(text)
+    assert "medical_remote_filing" in linker.rule_scores("异地就一备案 电话一八九 一零七二")
+
+
 @pytest.mark.parametrize("text", ["今天天气怎么样", "帮我写一首关于春天的诗", "哈哈哈", ""])
 def test_out_of_scope_is_not_forced_onto_an_item(linker, text):
     assert linker.link(text) == []

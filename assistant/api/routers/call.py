@@ -3,7 +3,9 @@ knowledge card and a ticket draft (工单) that follow the conversation.
 
 * ``WS /api/v1/desk/call?inputs=1|2`` — needs a desk session (the ``banshi_desk``
   cookie) and, from a browser, a same-origin ``Origin``. The server first sends
-  ``{"type": "ready", "asr": bool, "inputs"}``. The client sends binary frames: one
+  ``{"type": "ready", "asr": bool, "inputs", "items": [{"id", "name"}]}`` (every
+  catalog record: the operator may file the ticket under any item, not only a
+  suggested one). The client sends binary frames: one
   byte of input (0 = the caller, or the whole call with one input; 1 = the operator's
   microphone), then PCM16 mono 16 kHz audio; and text frames:
   ``{"type": "phrase", "speaker": "caller"|"operator", "text"}`` (a phrase typed or
@@ -149,7 +151,8 @@ class Call:
                 self.biased = recognizer.biased
         except AsrUnavailable as exc:
             logger.warning("desk.call.asr_unavailable reason=%s", exc.reason)
-        await _send(self.websocket, {"type": "ready", "asr": self.asr is not None, "inputs": self.inputs})
+        items = [{"id": r.id, "name": r.name} for r in self.session.catalog.items()]
+        await _send(self.websocket, {"type": "ready", "asr": self.asr is not None, "inputs": self.inputs, "items": items})
 
     async def audio(self, data: bytes) -> None:
         if self.ended:

@@ -20,6 +20,8 @@ class RankingTunables:
     switch_margin: float
     min_question_confidence: float
     k: int
+    context_phrases: int
+    bundle_min_evidence: float
 
 
 @dataclass(frozen=True)

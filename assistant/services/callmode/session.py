@@ -1,23 +1,37 @@
 """One hotline call on the desk: its phrases, the suggestions that follow it, and the
 ticket draft.
 
-Every final caller phrase is parsed once and ranked like ``POST /api/v1/assist``
+Every final caller phrase is parsed and ranked like ``POST /api/v1/assist``
 (``assistant.services.assist.plan``). The items it names add to their evidence, and
-older evidence fades (``decay``). The first suggestion's item is stable: another item
-takes its place only when its evidence is ahead by ``switch_margin`` (hysteresis,
-``callmode.yml``), so the card does not flicker while the caller talks around the
-need. The question type changes only on a clear question (``min_question_confidence``).
+older evidence fades (``decay``). Evidence is gathered over the whole call, as an
+operator listens:
+
+* a phrase about the need (a question, or one that names an item) is linked together
+  with the caller's previous phrase (``context_phrases``): a transcript comes in
+  fragments, and "我能领吗" means something only after "还没找到工作";
+* a "一件事" bundle whose own evidence is clear (``bundle_min_evidence``: the caller
+  asked for several procedures together) also gathers its member items' evidence
+  (members as the catalog lists them), so naming 退休 first and then "养老金 医保
+  公积金 能一起办吗" ends on 退休一件事; a member named alone, with no joint request,
+  stays first.
+
+The first suggestion's item is stable: another item takes its place only when its
+evidence is ahead by ``switch_margin`` (hysteresis, ``callmode.yml``), so the card does
+not flicker while the caller talks around the need. The question type changes only on
+a clear question (``min_question_confidence``). The ticket draft takes that first item:
+the one the operator saw and answered from.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from assistant.services.assist import (
     MAX_K,
     QUESTION_ORDER,
+    QUESTION_TYPES,
     Candidate,
     build_suggestions,
     knowledge_card,
@@ -65,47 +79,90 @@ class CallUpdate:
 
 @dataclass
 class Ranking:
-    """Evidence per item over the call and the stable first item (pure; no parsing)."""
+    """Evidence per item over the call and the stable first item (pure; no parsing).
+
+    ``bundles``: each "一件事" bundle's member item ids, as the catalog lists them.
+    """
 
     tunables: RankingTunables = TUNABLES.ranking
+    bundles: Mapping[str, Sequence[str]] = field(default_factory=dict)
     evidence: Dict[str, float] = field(default_factory=dict)
     leader: Optional[str] = None
     question_type: str = OVERVIEW
     support: Dict[str, List[int]] = field(default_factory=dict)
 
-    def observe(self, parse_data: Mapping[str, Any], text: str, known: Any, seq: int) -> None:
-        """Add one caller phrase's parse to the evidence, then apply the hysteresis."""
+    def _linked(self, parse_data: Mapping[str, Any], text: str, known: Collection[str]) -> Dict[str, float]:
+        """P(item) of one parse (weak guesses at half weight), with the linker's score."""
+        every = len(QUESTION_ORDER) * max(1, len(known))
+        decided = plan(parse_data, text, known, None, k=every)
+        weight = WEAK_WEIGHT if decided.needs_item else 1.0
+        linked: Dict[str, float] = {}
+        for candidate in decided.candidates:
+            linked[candidate.item_id] = linked.get(candidate.item_id, 0.0) + weight * candidate.confidence
+        return linked
+
+    def _gained(self, parse_data: Mapping[str, Any], linked: Mapping[str, float]) -> Dict[str, float]:
+        """The linked items clear enough (linker score) to count as evidence."""
+        scores = {i.get("id"): float(i.get("score") or 0.0) for i in parse_data.get("service_items") or []}
+        return {i: p for i, p in linked.items() if scores.get(i, 0.0) >= self.tunables.min_phrase_score}
+
+    def about_need(self, parse_data: Mapping[str, Any], text: str, known: Collection[str]) -> bool:
+        """Whether a phrase speaks of the need: a question, or an item named in it (not a
+        greeting, a name, a phone number or thanks)."""
+        intent = (parse_data.get("intent") or {}).get("name")
+        return intent in QUESTION_TYPES or bool(self._gained(parse_data, self._linked(parse_data, text, known)))
+
+    def observe(
+        self,
+        parse_data: Mapping[str, Any],
+        text: str,
+        known: Collection[str],
+        seq: int,
+        context: Optional[Tuple[Mapping[str, Any], str]] = None,
+    ) -> None:
+        """Add one caller phrase to the evidence, then apply the hysteresis.
+
+        ``context``: the parse and text of this phrase read together with the caller's
+        previous phrase(s) (see ``CallSession._rank``); its items replace the phrase's
+        own as evidence. The question type always comes from the phrase itself.
+        """
         t = self.tunables
         for item_id in self.evidence:
             self.evidence[item_id] *= t.decay
-        every = len(QUESTION_ORDER) * max(1, len(known))
-        decided = plan(parse_data, text, known, None, k=every)
-        gained: Dict[str, float] = {}
-        for candidate in decided.candidates:
-            gained[candidate.item_id] = gained.get(candidate.item_id, 0.0) + candidate.confidence
-        scores = {i.get("id"): float(i.get("score") or 0.0) for i in parse_data.get("service_items") or []}
+        own = self._linked(parse_data, text, known)
+        if context is None:
+            gained = self._gained(parse_data, own)
+        else:
+            gained = self._gained(context[0], self._linked(context[0], context[1], known))
         for item_id, p_item in gained.items():
-            if scores.get(item_id, 0.0) < t.min_phrase_score:
-                continue
-            weight = WEAK_WEIGHT if decided.needs_item else 1.0
-            self.evidence[item_id] = self.evidence.get(item_id, 0.0) + weight * p_item
+            self.evidence[item_id] = self.evidence.get(item_id, 0.0) + p_item
             self.support.setdefault(item_id, []).append(seq)
         self._switch()
         questions = question_distribution(parse_data)
         best = max(questions, key=questions.__getitem__)
-        about_leader = self.leader is not None and (self.leader in gained or not gained)
+        about_leader = self.leader is not None and (self.leader in own or not own)
         if about_leader and best != OVERVIEW and questions[best] >= t.min_question_confidence:
             self.question_type = best
+
+    def standing(self) -> Dict[str, float]:
+        """Each item's evidence; a bundle asked for clearly adds its members' evidence."""
+        out = dict(self.evidence)
+        for bundle_id, members in self.bundles.items():
+            own = self.evidence.get(bundle_id, 0.0)
+            if own >= self.tunables.bundle_min_evidence:
+                out[bundle_id] = own + sum(self.evidence.get(m, 0.0) for m in members)
+        return out
 
     def _switch(self) -> None:
         if not self.evidence:
             return
-        best = max(self.evidence, key=self.evidence.__getitem__)
+        standing = self.standing()
+        best = max(standing, key=standing.__getitem__)
         if self.leader is None:
-            if self.evidence[best] >= self.tunables.min_evidence:
+            if standing[best] >= self.tunables.min_evidence:
                 self.leader = best
             return
-        if best != self.leader and self.evidence[best] >= self.evidence.get(self.leader, 0.0) + self.tunables.switch_margin:
+        if best != self.leader and standing[best] >= standing.get(self.leader, 0.0) + self.tunables.switch_margin:
             self.leader = best
             self.question_type = OVERVIEW
 
@@ -113,13 +170,18 @@ class Ranking:
         """The first item with the question type, then the runners-up by evidence."""
         if self.leader is None:
             return []
+        standing = self.standing()
         total = sum(self.evidence.values()) or 1.0
-        out = [Candidate(self.leader, self.question_type, round(self.evidence[self.leader] / total, 4))]
-        others = sorted((i for i in self.evidence if i != self.leader), key=lambda i: -self.evidence[i])
+
+        def share(item_id: str) -> float:
+            return round(min(1.0, standing[item_id] / total), 4)
+
+        out = [Candidate(self.leader, self.question_type, share(self.leader))]
+        others = sorted((i for i in standing if i != self.leader), key=lambda i: (-standing[i], i))
         for item_id in others:
-            if len(out) >= k or self.evidence[item_id] < self.tunables.min_phrase_score:
+            if len(out) >= k or standing[item_id] < self.tunables.min_phrase_score:
                 break
-            out.append(Candidate(item_id, self.question_type, round(self.evidence[item_id] / total, 4)))
+            out.append(Candidate(item_id, self.question_type, share(item_id)))
         for question in QUESTION_ORDER:
             if len(out) >= k:
                 break
@@ -136,7 +198,8 @@ class CallSession:
         self.k = max(1, min(k or TUNABLES.ranking.k, MAX_K))
         self.started = time.monotonic()
         self.phrases: List[Phrase] = []
-        self.ranking = Ranking()
+        bundles = {r.id: tuple(r.members) for r in catalog.items() if r.kind == "bundle"}
+        self.ranking = Ranking(bundles=bundles)
         self._top: Optional[Tuple[str, str]] = None
         self._answer: Optional[str] = None
 
@@ -154,10 +217,23 @@ class CallSession:
             ranked = corrected if corrected and corrected != text else None
             self.phrases.append(Phrase(seq, speaker, text, round(time.monotonic() - self.started, 2), ranked))
             if speaker == CALLER and runtime is not None and runtime.ready:
-                parse_text = (corrected or text)[: runtime.settings.max_text_chars]
-                parse_data = await runtime.parse(parse_text)
-                self.ranking.observe(parse_data, parse_text, self.catalog.records.keys(), seq)
+                await self._rank(runtime)
         return self.update()
+
+    async def _rank(self, runtime: Any) -> None:
+        """Parse the caller's last phrase (and, when it speaks of the need, the phrase read
+        with the caller's previous ones) and add it to the ranking."""
+        limit = runtime.settings.max_text_chars
+        said = [p for p in self.phrases if p.speaker == CALLER]
+        parse_text = (said[-1].ranked or said[-1].text)[:limit]
+        parse_data = await runtime.parse(parse_text)
+        known = self.catalog.records.keys()
+        context = None
+        window = said[-max(1, self.ranking.tunables.context_phrases) :]
+        if len(window) > 1 and self.ranking.about_need(parse_data, parse_text, known):
+            joined = " ".join(p.ranked or p.text for p in window)[-limit:]
+            context = (await runtime.parse(joined), joined)
+        self.ranking.observe(parse_data, parse_text, known, said[-1].seq, context)
 
     def update(self) -> CallUpdate:
         candidates = self.ranking.ranked(self.k)

@@ -211,6 +211,8 @@
     switch (message.type) {
       case "ready":
         setStatus(message.asr ? TEXT.live : TEXT.liveNoAsr);
+        // Every catalog item: the ticket may name one that was never suggested.
+        (message.items || []).forEach(function (item) { ensureItemOption(item.id, item.name); });
         break;
       case "partial":
         el.partial.textContent = message.text ? (SPEAKERS[message.speaker] || "") + "：" + message.text : "";
