@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from typing import List
 
 import pytest
 
 from assistant.storage import training_tables
 
 from .conftest import SHOTS
-from .test_catalog_admin_flow import WATCH
+from .admin_page import sign_in, unexpected, watched_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -32,19 +31,8 @@ def test_admin_sees_the_new_model_in_use_on_every_gateway(browser, live_server, 
     assert run_id is not None
     training_tables.finish_run(settings.db_url, run_id, training_tables.STATUS_SUCCEEDED, exit_code=0,
                                model_path=str(copy))
-    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
-    page = context.new_page()
-    page.set_default_timeout(30000)
-    page.add_init_script(WATCH)
-    errors: List[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    try:
-        page.goto(live_server + "/admin/catalog")
-        page.fill("#username", name)
-        page.fill("#password", PASSWORD)
-        with page.expect_navigation():
-            page.click("#login-btn")
+    with watched_page(browser, 30000) as (page, errors):
+        sign_in(page, live_server + "/admin/catalog", name, PASSWORD)
         # The page polls every 3 s while the run's model is not yet reported by any gateway.
         page.wait_for_function(
             "() => document.querySelector('#retrain-status').textContent.includes('已在 1 个网关启用')", timeout=45000
@@ -54,6 +42,4 @@ def test_admin_sees_the_new_model_in_use_on_every_gateway(browser, live_server, 
         assert "无需重启" in page.inner_text(".retrain .hint")
         page.screenshot(path=str(SHOTS / "catalog_model_hotload.png"), full_page=True)
         assert page.evaluate("window.__csp") == []
-        assert [e for e in errors if "status of 401" not in e] == []  # the login form is a 401
-    finally:
-        context.close()
+        assert unexpected(errors) == []

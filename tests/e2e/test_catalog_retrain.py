@@ -7,12 +7,11 @@ script error on the way."""
 from __future__ import annotations
 
 import uuid
-from typing import List
 
 import pytest
 
 from .conftest import SHOTS
-from .test_catalog_admin_flow import WATCH
+from .admin_page import sign_in, unexpected, watched_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -24,19 +23,8 @@ def test_admin_starts_a_retraining_and_sees_it_finish(browser, live_server, sett
 
     name = f"retrain.e2e.{uuid.uuid4().hex[:6]}"
     create_operator(settings.db_url, name, PASSWORD, role="admin", display_name="训练管理员")
-    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
-    page = context.new_page()
-    page.set_default_timeout(20000)
-    page.add_init_script(WATCH)
-    errors: List[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    try:
-        page.goto(live_server + "/admin/catalog")
-        page.fill("#username", name)
-        page.fill("#password", PASSWORD)
-        with page.expect_navigation():
-            page.click("#login-btn")
+    with watched_page(browser, 20000) as (page, errors):
+        sign_in(page, live_server + "/admin/catalog", name, PASSWORD)
         page.wait_for_function("() => !document.querySelector('#retrain-status').textContent.startsWith('正在查询')")
         assert page.is_enabled("#retrain")
         page.click("#retrain")
@@ -50,6 +38,4 @@ def test_admin_starts_a_retraining_and_sees_it_finish(browser, live_server, sett
         assert page.is_enabled("#retrain")
         page.screenshot(path=str(SHOTS / "catalog_retrain.png"), full_page=True)
         assert page.evaluate("window.__csp") == []
-        assert [e for e in errors if "status of 401" not in e] == []  # the login form is a 401
-    finally:
-        context.close()
+        assert unexpected(errors) == []

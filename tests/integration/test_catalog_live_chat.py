@@ -11,9 +11,9 @@ import uuid
 import httpx
 import pytest
 
-from assistant.security import accounts
-from assistant.security.sessions import CSRF_HEADER
 from knowledge.catalog import load_catalog
+
+from tests.staff import live_staff
 
 pytestmark = pytest.mark.model
 
@@ -30,12 +30,7 @@ PASSWORD = "catalog-live-password-1"
 
 @pytest.fixture(scope="module")
 def admin(settings, live_server):
-    name = f"catlive{uuid.uuid4().hex[:6]}"
-    accounts.create_operator(settings.db_url, name, PASSWORD, role="admin")
-    with httpx.Client(base_url=live_server, timeout=60) as client:
-        reply = client.post("/api/v1/desk/login", json={"username": name, "password": PASSWORD})
-        assert reply.status_code == 200, reply.text
-        client.headers[CSRF_HEADER] = reply.json()["csrf_token"]
+    with live_staff(live_server, settings.db_url, "admin", PASSWORD, prefix="catlive") as client:
         yield client
         reverted = client.post(f"{API}/records/{ITEM}/revert", json={"revision": 0, "reason": "测试结束，恢复原版"})
         assert reverted.status_code == 201, reverted.text

@@ -19,12 +19,11 @@ import httpx
 import pytest
 
 from assistant.dialogue.runtime import AssistantRuntime, ModelNotFound
-from assistant.security import accounts
-from assistant.security.sessions import CSRF_HEADER
 from assistant.services import model_live
 from assistant.storage import model_tables, training_tables
 from knowledge.catalog import load_catalog
 from tests.conftest import isolated_settings
+from tests.staff import live_staff
 
 pytestmark = pytest.mark.model
 
@@ -35,12 +34,7 @@ TAKEN_UP_WITHIN_S = 30.0  # measured 4-6 s (2-s poll, 3-s load and check) on 2 b
 
 @pytest.fixture(scope="module")
 def admin(settings, live_server):
-    name = f"hotload{uuid.uuid4().hex[:6]}"
-    accounts.create_operator(settings.db_url, name, PASSWORD, role="admin")
-    with httpx.Client(base_url=live_server, timeout=60) as client:
-        reply = client.post("/api/v1/desk/login", json={"username": name, "password": PASSWORD})
-        assert reply.status_code == 200, reply.text
-        client.headers[CSRF_HEADER] = reply.json()["csrf_token"]
+    with live_staff(live_server, settings.db_url, "admin", PASSWORD, prefix="hotload") as client:
         yield client
 
 

@@ -10,7 +10,6 @@ Two apps on one database stand for two gateway replicas. SQLite or PostgreSQL
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import os
 import signal
 import sys
@@ -23,18 +22,17 @@ from sqlalchemy import update
 
 from assistant.api.app import create_app
 from assistant.api.routers.catalog_admin import ACTION_RETRAIN, RETRAIN_RUNNING
-from assistant.security import accounts, audit
-from assistant.security.sessions import CSRF_HEADER
+from assistant.security import audit
 from assistant.services import retrain
 from assistant.storage import training_tables
 from assistant.storage.database import session_factory, utcnow
 from tests.conftest import ROOT, isolated_settings
+from tests.staff import staff_client
 
 API = "/api/v1/admin/catalog/retrain"
 PASSWORD = "retrain-admin-password-1"
 SCRIPT = ROOT / "tests" / "retrain_script.py"
 WAIT_SECONDS = 20.0
-_names = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -77,13 +75,7 @@ def replica_b(app_settings):
 
 
 def login(app):
-    name = f"retrain{next(_names):03d}"
-    accounts.create_operator(app.state.settings.db_url, name, PASSWORD, role="admin")
-    client = TestClient(app)
-    reply = client.post("/api/v1/desk/login", json={"username": name, "password": PASSWORD})
-    assert reply.status_code == 200, reply.text
-    client.headers[CSRF_HEADER] = reply.json()["csrf_token"]
-    return client, name
+    return staff_client(app, "admin", PASSWORD, prefix="retrain")
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.api.app import create_app
-from assistant.security import accounts
-from assistant.security.sessions import CSRF_HEADER
 from assistant.services.reviews import adopt, collect
 from assistant.storage import catalog_tables, training_tables
 from assistant.storage.database import session_factory
@@ -30,6 +28,7 @@ from knowledge.catalog import load_catalog
 from knowledge.linker import ItemLinker
 from knowledge.schema import short_name
 from tests.conftest import isolated_settings
+from tests.staff import staff_client
 
 API = "/api/v1/admin/reviews"
 CATALOG_API = "/api/v1/admin/catalog"
@@ -39,7 +38,6 @@ PHONE, NAME = "13812345678", "张三"
 SITUATION = "下个月公司派我去德国出差，要先弄啥"
 SAID = f"我叫{NAME}，电话{PHONE}，{SITUATION}"
 VISIBLE_WITHIN_S = 5.0
-_names = itertools.count(1)
 _turns = itertools.count(1)
 
 
@@ -58,12 +56,7 @@ def app(app_settings):
 
 @pytest.fixture(scope="module")
 def admin(app) -> TestClient:
-    name = f"adopt{next(_names):03d}"
-    accounts.create_operator(app.state.settings.db_url, name, PASSWORD, role="admin")
-    client = TestClient(app)
-    reply = client.post("/api/v1/desk/login", json={"username": name, "password": PASSWORD})
-    assert reply.status_code == 200, reply.text
-    client.headers[CSRF_HEADER] = reply.json()["csrf_token"]
+    client, name = staff_client(app, "admin", PASSWORD, prefix="adopt")
     client.username = name  # type: ignore[attr-defined]
     return client
 
