@@ -18,6 +18,7 @@ import time
 from typing import Any, Optional, Set
 
 from assistant.config.settings import Settings
+from assistant.services import metrics
 from knowledge import db, live, revisions
 from knowledge.catalog import Catalog
 
@@ -54,6 +55,7 @@ class CatalogWatcher:
             self.app.state.catalog = catalog
             self.version = catalog.fingerprint
             self.swaps += 1
+        metrics.record_catalog_swap()
         logger.info("catalog.live.swapped version=%s seconds=%.3f", self.version, self.last_swap_seconds)
         self._follow_in_voice(catalog)
         return True

@@ -97,6 +97,18 @@ ASR_RTF = Histogram(
     registry=REGISTRY,
 )
 
+MODEL_LOADS = Counter(
+    "banshi_model_loads_total",
+    "Retrained models this gateway took up after a training run, by outcome (loaded, failed, kept)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CATALOG_SWAPS = Counter(
+    "banshi_catalog_swaps_total",
+    "Published catalog versions this gateway swapped in (no retraining)",
+    registry=REGISTRY,
+)
+
 _LABEL_RE = re.compile(r"^[A-Za-z0-9_.:/{}-]{1,80}$")
 
 
@@ -148,6 +160,14 @@ def record_turn(intent: Optional[str], channel: str, answer: Optional[str]) -> N
 
 def record_handoff(reason: Optional[str], channel: str) -> None:
     HANDOFFS.labels(REASON_LABEL(reason), CHANNEL_LABEL(channel)).inc()
+
+
+def record_model_load(outcome: str) -> None:
+    MODEL_LOADS.labels(outcome).inc()
+
+
+def record_catalog_swap() -> None:
+    CATALOG_SWAPS.inc()
 
 
 ASR_UTTERANCE = "utterance"

@@ -24,6 +24,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from assistant.config.settings import Settings
 from assistant.dialogue.runtime import ModelNotFound, ModelUnusable, newest_model
+from assistant.services import metrics
 from assistant.services.retrain import HOST
 from assistant.storage import model_tables
 from assistant.storage.database import utcnow
@@ -75,6 +76,10 @@ class ModelWatcher:
         await asyncio.to_thread(model_tables.record_load, self.url, run_id, self.replica, status, path, error)
         self._unreported = None
 
+    async def _outcome(self, run_id: int, status: str, path: Optional[str], error: Optional[str] = None) -> None:
+        metrics.record_model_load(status)
+        await self._report(run_id, status, path, error)
+
     async def refresh(self) -> bool:
         """Take up the newest retrained model if it is new to this replica; whether it was swapped in."""
         async with self._lock:
@@ -87,11 +92,11 @@ class ModelWatcher:
             path = Path(run.model_path)
             if not self.settings.model_follow_retrain:
                 logger.info("gateway.model.kept run=%s model=%s", run.id, path.name)
-                await self._report(run.id, model_tables.LOAD_KEPT, run.model_path, KEPT)
+                await self._outcome(run.id, model_tables.LOAD_KEPT, run.model_path, KEPT)
                 return False
             if _same_file(path, self.runtime.model_path):  # e.g. the start model, or a skipped training
                 self.model_run = run.id
-                await self._report(run.id, model_tables.LOAD_LOADED, run.model_path)
+                await self._outcome(run.id, model_tables.LOAD_LOADED, run.model_path)
                 return False
             started = time.perf_counter()
             try:
@@ -102,13 +107,13 @@ class ModelWatcher:
                                      "at": utcnow().isoformat(timespec="seconds") + "Z"}
                 logger.warning("gateway.model.load_failed run=%s model=%s error=%s: %s",
                                run.id, path.name, type(exc).__name__, str(exc)[:200])
-                await self._report(run.id, model_tables.LOAD_FAILED, run.model_path, error)
+                await self._outcome(run.id, model_tables.LOAD_FAILED, run.model_path, error)
                 return False
             seconds = time.perf_counter() - started
             self.runtime.install(agent, path, seconds)
             self.model_run, self.loaded_at = run.id, utcnow()
         logger.info("gateway.model.swapped run=%s model=%s seconds=%.1f", run.id, path.name, seconds)
-        await self._report(run.id, model_tables.LOAD_LOADED, run.model_path)
+        await self._outcome(run.id, model_tables.LOAD_LOADED, run.model_path)
         return True
 
     async def _run(self) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from knowledge.catalog import load_catalog
 
+from tests.integration.test_metrics import scrape, value
 from tests.staff import live_staff
 
 pytestmark = pytest.mark.model
@@ -65,6 +66,7 @@ def test_publish_reaches_the_chat_without_retraining(admin):
     preview = admin.post(f"{API}/records/{ITEM}/preview", json={"document": doc}).json()
     fee_preview = next(a["text"] for a in preview["answers"] if a["question"] == "fee")
 
+    swaps = value(scrape(admin), "banshi_catalog_swaps_total")
     started = time.monotonic()
     published = admin.post(f"{API}/records/{ITEM}/publish", json={"document": doc, "reason": "收费调整（测试）"})
     assert published.status_code == 201, published.text
@@ -78,6 +80,7 @@ def test_publish_reaches_the_chat_without_retraining(admin):
     assert NEW_FEE in answer and elapsed <= VISIBLE_WITHIN_S, (elapsed, answer)
     # The preview is the chat's own text.
     assert fee_preview in answer
+    assert value(scrape(admin), "banshi_catalog_swaps_total") >= swaps + 1  # /metrics
 
     # The new alias and situation are linked by the model's item linker, not retrained.
     assert linked(admin, f"{ALIAS}怎么办")[0] == ITEM

@@ -23,6 +23,7 @@ from assistant.services import model_live
 from assistant.storage import model_tables, training_tables
 from knowledge.catalog import load_catalog
 from tests.conftest import isolated_settings
+from tests.integration.test_metrics import scrape, value
 from tests.staff import live_staff
 
 pytestmark = pytest.mark.model
@@ -101,6 +102,7 @@ def test_a_broken_or_missing_model_keeps_the_model_in_use_and_is_reported(
     admin, settings, tmp_path_factory
 ):
     in_use = admin.get(f"{API}/model").json()
+    failed_before = value(scrape(admin), "banshi_model_loads_total", outcome="failed")
     broken = tmp_path_factory.mktemp("hotload-broken") / "banshi-broken.tar.gz"
     broken.write_bytes(b"\x1f\x8b not really a model archive")
     for path, expected in ((broken, "新模型无法加载"), (broken.with_name("banshi-gone.tar.gz"), model_live.MISSING)):
@@ -115,6 +117,7 @@ def test_a_broken_or_missing_model_keeps_the_model_in_use_and_is_reported(
         assert "护照" in chat(admin, f"hotload-{uuid.uuid4().hex[:10]}", "我想办护照")
     time.sleep(settings.model_poll_seconds * 2)  # a failed model is not tried again
     assert admin.get(f"{API}/model").json()["swaps"] == in_use["swaps"]
+    assert value(scrape(admin), "banshi_model_loads_total", outcome="failed") == failed_before + 2  # /metrics
 
 
 def test_a_replica_set_not_to_follow_keeps_its_model_and_says_so(settings, trained_model, tmp_path):
