@@ -167,6 +167,8 @@ def test_admin_adds_a_material_in_the_row_editor_and_the_chat_lists_it(browser, 
         assert page.get_attribute(f"#materials-{new}-condition", "aria-invalid") == "true"
         assert focused_field(page) == f"materials[{new}].condition"
         assert page.locator(".field-problem").count() == 1
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator(f"#materials .row-card:nth-child({new + 1})").screenshot(path=str(SHOTS / "catalog-material-problem.png"))
         page.keyboard.type(CONDITION)
 
         page.click(f"#materials .row-card:nth-child({new + 1}) .row-up")  # one place up
