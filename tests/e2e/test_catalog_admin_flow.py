@@ -147,6 +147,8 @@ def test_admin_adds_a_material_in_the_row_editor_and_the_chat_lists_it(browser, 
         assert focused_field(page) == f"materials[{new}].name"
         page.keyboard.type(NEW_MATERIAL)
         assert NEW_MATERIAL in page.inner_text(f"#materials-{new}-title")
+        page.keyboard.press("Enter")  # in a field: neither publishes nor asks for the reason
+        assert page.is_hidden("#error") and focused_field(page) == f"materials[{new}].name"
         page.keyboard.press("Tab")
         page.keyboard.press("ArrowDown")  # 原件 → 复印件
         assert page.input_value(f"#materials-{new}-form") == "copy"

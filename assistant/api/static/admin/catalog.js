@@ -231,6 +231,8 @@
 
   function publish(event) {
     event.preventDefault();
+    var from = document.activeElement;
+    if (from && from.tagName === "INPUT" && from.id !== "reason") return;  // Enter in a field publishes nothing
     var reason = $("reason").value.trim();
     if (reason.length < 2) {
       showError("请填写修改原因（2到500个字）。");
