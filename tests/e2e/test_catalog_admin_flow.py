@@ -201,6 +201,14 @@ def test_the_history_shows_the_fee_before_and_after(browser, live_server, admin_
         old_fee = page.input_value("#f-fees")
         page.fill("#f-fees", NEW_FEE)
         page.fill("#f-aliases", page.input_value("#f-aliases") + "\n护照差异测试")
+        situations = page.input_value("#f-situations")
+        page.fill("#f-situations", situations + "\n普通护照签发要多久")  # names the service: refused
+        page.click("#validate-btn")
+        problem = page.wait_for_selector(".field-problem[data-for^='situations[']")
+        assert "直接写了事项名称" in problem.text_content()
+        assert page.evaluate("p => document.querySelector('#f-situations').closest('.field').contains(p)", problem)
+        assert page.evaluate("() => document.activeElement.id") == "f-situations"
+        page.fill("#f-situations", situations)
         publish(page, "收费标准调整（差异测试）")
         page.click("#history tr:first-child .show-diff")
         page.wait_for_selector("#diff-box", state="visible")

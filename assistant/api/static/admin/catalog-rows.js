@@ -187,7 +187,7 @@
    * nearest enclosing one ("aliases[3]" → the aliases box, "materials[6]" → its card). */
   function target(form, path) {
     while (path) {
-      var found = form.querySelector("[data-field='" + path.replace(/'/g, "") + "']");
+      var found = form.querySelector("[data-field=\"" + CSS.escape(path) + "\"]");
       if (found) return found;
       var cut = path.search(/(\.[^.\[\]]+|\[\d+\])$/);
       path = cut > 0 ? path.slice(0, cut) : "";
