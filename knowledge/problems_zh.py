@@ -6,7 +6,7 @@ translated; a message without a translation is kept as it is after the label."""
 from __future__ import annotations
 
 import re
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 FIELD_LABELS = {
     "id": "编号", "kind": "类型", "name": "名称", "summary": "简介", "aliases": "别名",
@@ -116,3 +116,60 @@ def explain_fact(line: str) -> str:
     label = _FACT_FIELDS.get(field, FIELD_LABELS.get(field, field))
     return (f"事实核对表（knowledge/facts.tsv）第{number}行：{label}{rule}“{fragment}”，"
             "这次修改后不再成立。如确属政策调整，请在下次版本中同步更新该表。")
+
+
+# ---------------------------------------------------------------- where a problem is
+_PATH_RE = re.compile(r"^[a-z_]+(\[\d+\])?(\.[a-z_]+(\[\d+\])?)*$")
+_MATERIAL_RE = re.compile(r"^\[(\d+)\] .*?: (unknown source|a required material|the same document)")
+_DUPLICATE_SOURCE_RE = re.compile(r"^duplicate source id '([^']+)'$")
+# The rules of knowledge.revisions.check_fact_sources (messages in Chinese already).
+_NAMED_FIELD_RE = re.compile(r"（(\w+_source|verified)）")
+_UNKNOWN_FACT_SOURCE_RE = re.compile(r"^修改了(.+?)，来源 (\S+) 不在")
+_OLDER_CHECK_RE = re.compile(r"^来源 (\S+) 的核对日期")
+_FIELDS_BY_LABEL = {label: name for name, label in FIELD_LABELS.items() if not name.endswith("_source")}
+
+
+def _source_index(document: dict, source_id: str, last: bool = False) -> Optional[int]:
+    ids = [s.get("id") if isinstance(s, dict) else None for s in document.get("sources") or []]
+    found = [i for i, value in enumerate(ids) if value == source_id]
+    return (found[-1] if last else found[0]) if found else None
+
+
+def _material_with_source(document: dict, source_id: str) -> Optional[int]:
+    for index, material in enumerate(document.get("materials") or []):
+        if isinstance(material, dict) and material.get("source") == source_id:
+            return index
+    return None
+
+
+def _located_rule(problem: str, document: dict) -> Optional[str]:
+    unknown = _UNKNOWN_FACT_SOURCE_RE.match(problem)
+    if unknown:
+        fact = _FIELDS_BY_LABEL.get(unknown.group(1), "")
+        index = _material_with_source(document, unknown.group(2)) if fact == "materials" else None
+        return f"materials[{index}].source" if index is not None else (f"{fact}_source" if fact else None)
+    older = _OLDER_CHECK_RE.match(problem)
+    if older:
+        index = _source_index(document, older.group(1))
+        return f"sources[{index}].checked" if index is not None else "sources"
+    named = _NAMED_FIELD_RE.search(problem)
+    return named.group(1) if named else None
+
+
+def locate(problem: str, document: Optional[dict] = None) -> Optional[str]:
+    """The field of the draft a problem is about, as a path (``materials[1].name``,
+    ``sources[0].checked``, ``fees_source``), or None for the record as a whole:
+    the admin page shows the problem next to that field."""
+    document = document if isinstance(document, dict) else {}
+    parts = problem.split(": ", 2)
+    if len(parts) < 3 or not _PATH_RE.match(parts[1]):
+        return _located_rule(problem, document)
+    path, message = parts[1], parts[2]
+    material = _MATERIAL_RE.match(message)
+    if material:
+        return f"{path}[{material.group(1)}].{'name' if material.group(2).startswith('the same') else 'source'}"
+    duplicate = _DUPLICATE_SOURCE_RE.match(message)
+    if duplicate and path == "sources":
+        index = _source_index(document, duplicate.group(1), last=True)
+        return f"sources[{index}].id" if index is not None else path
+    return path

@@ -34,6 +34,7 @@ from knowledge.catalog import (
     load_catalog,
     with_documents,
 )
+from knowledge import record_diff
 from knowledge.db import CatalogEntry, CatalogMeta
 from knowledge.schema import SOURCED_FIELDS, Record, source_field
 
@@ -277,3 +278,12 @@ def read_version(url: str) -> str:
     with session_factory(url)() as session:
         meta = session.get(CatalogMeta, FINGERPRINT_KEY)
         return meta.value if meta else ""
+
+
+def revision_changes(
+    info: catalog_tables.RevisionInfo, catalog_dir: Path, override: Optional[Path] = None
+) -> List[Dict[str, Any]]:
+    """What a revision changed compared to the version in effect before it (the file's
+    version where a side is NULL), as :func:`knowledge.record_diff.diff` lists it."""
+    file_document = record_document(files_catalog(catalog_dir, override).records[info.record_id])
+    return record_diff.diff(info.previous or file_document, info.document or file_document)

@@ -33,7 +33,7 @@ from assistant.security.accounts import ROLE_ADMIN
 from assistant.security.sessions import Principal, principal_from_request
 from assistant.services import retrain
 from assistant.storage import catalog_tables, model_tables, training_tables
-from knowledge import answers, problems_zh, revisions
+from knowledge import answers, problems_zh, record_diff, revisions
 from knowledge.catalog import Catalog
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ WRONG_RECORD = "该版本不属于这个事项"
 RETRAIN_RUNNING = "已有一次训练正在进行，请等它结束后再试。"
 
 RecordPath = Path(..., max_length=64, regex=RECORD_ID)
+RevisionPath = Path(..., ge=1, le=2**31 - 1)
 
 
 def _reason(value: str) -> str:
@@ -129,12 +130,15 @@ def _problems(request: Request, problems: List[str]) -> List[str]:
     return cleaned
 
 
-def _refused(request: Request, problems: List[str]) -> JSONResponse:
-    """422: the problems in Chinese (``problems``) and as ``banshi kb validate`` prints them (``details``)."""
+def _refused(request: Request, problems: List[str], document: Optional[Dict[str, Any]] = None) -> JSONResponse:
+    """422: the problems in Chinese (``problems``), as ``banshi kb validate`` prints them
+    (``details``) and each with the draft's field it is about (``fields``: ``field``
+    such as ``materials[1].name``, or null for the whole record, and ``problem``)."""
     details = _problems(request, problems)
+    explained = [problems_zh.explain(p) for p in details]
+    fields = [{"field": problems_zh.locate(d, document), "problem": p} for d, p in zip(details, explained)]
     return JSONResponse(
-        {"detail": INVALID, "problems": [problems_zh.explain(p) for p in details], "details": details},
-        status_code=422,
+        {"detail": INVALID, "problems": explained, "details": details, "fields": fields}, status_code=422
     )
 
 
@@ -200,7 +204,7 @@ async def validate_draft(body: Draft, admin: AdminDep, request: Request, record_
     _known(request, record_id)
     checked = await asyncio.to_thread(_check, request, record_id, body.document)
     if checked.problems:
-        return _refused(request, checked.problems)
+        return _refused(request, checked.problems, body.document)
     return {"ok": True, "warnings": _warnings(request, checked.warnings)}
 
 
@@ -210,7 +214,7 @@ async def preview_draft(body: Draft, admin: AdminDep, request: Request, record_i
     _known(request, record_id)
     checked = await asyncio.to_thread(_check, request, record_id, body.document)
     if checked.problems:
-        return _refused(request, checked.problems)
+        return _refused(request, checked.problems, body.document)
     texts = {question: answers.answer(checked.catalog, record_id, question) for question in answers.ANSWERS}
     labels = {answers.OVERVIEW: "概况", **answers.QUESTION_LABELS}
     return {
@@ -232,7 +236,7 @@ async def _publish(
         )
     except revisions.RevisionError as exc:
         _audit(request, admin, audit_action, record_id, "invalid")
-        return _refused(request, exc.problems)
+        return _refused(request, exc.problems, document)
     _audit(request, admin, audit_action, record_id, "ok")
     try:
         await request.app.state.catalog_watcher.refresh()  # this process at once; the others poll
@@ -280,10 +284,23 @@ def record_history(
     return {"id": record_id, "revisions": [row.summary() for row in rows]}
 
 
-@router.get("/revisions/{revision_id}")
-def get_revision(
-    admin: AdminDep, request: Request, revision_id: int = Path(..., ge=1, le=2**31 - 1)
+@router.get("/records/{record_id}/revisions/{revision_id}/diff")
+def revision_diff(
+    admin: AdminDep, request: Request, record_id: str = RecordPath, revision_id: int = RevisionPath
 ) -> Dict[str, Any]:
+    """What a revision of the record changed compared to the version before it, field by
+    field (``changes``; the fee first, marked ``important``), with the revision's summary."""
+    _known(request, record_id)
+    settings = _settings(request)
+    row = catalog_tables.get_revision(settings.db_url, revision_id)
+    if row is None or row.record_id != record_id:
+        raise HTTPException(status_code=404, detail=NO_REVISION)
+    changes = revisions.revision_changes(row, settings.catalog_dir, settings.region_override)
+    return {**row.summary(), "changes": changes, "summary": record_diff.summary(changes)}
+
+
+@router.get("/revisions/{revision_id}")
+def get_revision(admin: AdminDep, request: Request, revision_id: int = RevisionPath) -> Dict[str, Any]:
     """One revision with the record after and before the change."""
     row = catalog_tables.get_revision(_settings(request).db_url, revision_id)
     if row is None:

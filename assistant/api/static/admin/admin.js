@@ -17,8 +17,10 @@
 
   var session = { csrf: "" };
 
-  function ApiError(status, message, problems) {
-    this.status = status; this.message = message; this.problems = problems || [];
+  /* problems: the server's list of problems in Chinese; fields: each with the field it
+   * is about ({field, problem}, the catalog editor). */
+  function ApiError(status, message, problems, fields) {
+    this.status = status; this.message = message; this.problems = problems || []; this.fields = fields || [];
   }
 
   /* A JSON request; resolves with the parsed body, rejects with an ApiError whose
@@ -40,7 +42,7 @@
         if (res.ok) return data;
         if (res.status === 401) window.location.reload();
         var detail = data && typeof data.detail === "string" ? data.detail : "操作失败（" + res.status + "）";
-        throw new ApiError(res.status, detail, data && data.problems);
+        throw new ApiError(res.status, detail, data && data.problems, data && data.fields);
       });
     }, function () { throw new ApiError(0, NETWORK_ERROR); });
   }

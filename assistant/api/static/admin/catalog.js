@@ -1,17 +1,38 @@
 /* 办事助手 — catalog editor (admins).
  *
  * Lists and searches items and bundles (GET /api/v1/admin/catalog/records), loads the
- * record in effect into the form, validates and previews the draft (the chat answers
- * citizens would see), publishes it with a reason, shows the history and reverts to
- * any version in one click; starts a retraining in the background and polls its
- * progress (…/retrain). Server text is only ever inserted with textContent.
+ * record in effect into the form (materials and sources as one card per entry,
+ * catalog-rows.js), validates and previews the draft (the chat answers citizens would
+ * see), shows each problem next to its field, publishes it with a reason, shows the
+ * history with what each version changed (…/revisions/{n}/diff, the fee highlighted)
+ * and reverts to any version in one click; starts a retraining in the background and
+ * polls its progress (…/retrain). Server text is only ever inserted with textContent.
  */
 (function () {
   "use strict";
 
   var API = "/api/v1/admin/catalog";
-  var BAD_JSON = "“{field}”不是正确的 JSON，请检查括号、引号和逗号。";
   var ACTIONS = { publish: "发布", revert: "恢复" };
+  var FORMS = [["original", "原件"], ["copy", "复印件"], ["original_and_copy", "原件和复印件"], ["form", "填写的表格"], ["other", "其他"]];
+  var MATERIAL_FIELDS = [
+    { key: "name", label: "名称", maxlength: 200, wide: true },
+    { key: "form", label: "形式", type: "select", options: FORMS },
+    { key: "count", label: "份数", type: "number", min: 1, max: 20 },
+    { key: "e_license", label: "电子证照（可以用电子证照代替）", type: "checkbox" },
+    { key: "required", label: "是否必需（勾选表示每个人都要交）", type: "checkbox", initial: true },
+    { key: "condition", label: "条件（不是必需时，写明什么情况下要交）", maxlength: 500, wide: true },
+    { key: "note", label: "说明", type: "textarea", maxlength: 1000, wide: true },
+    { key: "source", label: "来源编号", maxlength: 64, nullable: true, hint: "不填则用下方“材料清单的来源编号”" }
+  ];
+  var SOURCE_FIELDS = [
+    { key: "id", label: "编号（小写字母、数字和下划线）", maxlength: 64 },
+    { key: "title", label: "标题", maxlength: 300, wide: true },
+    { key: "issuer", label: "发布机关", maxlength: 200 },
+    { key: "number", label: "文号", maxlength: 100 },
+    { key: "url", label: "网址", maxlength: 500, wide: true },
+    { key: "effective", label: "施行日期", type: "date", nullable: true },
+    { key: "checked", label: "核对日期", type: "date" }
+  ];
 
   function $(id) { return document.getElementById(id); }
 
@@ -20,6 +41,13 @@
   /* ------------------------------------------------------------ helpers */
   var admin = window.banshiAdmin;
   var request = admin.request;
+  var rows = window.banshiRows;
+  var materials, sources;
+
+  function today() {
+    var now = new Date();
+    return new Date(now.getTime() - now.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+  }
 
   function showError(message) {
     $("error").textContent = message || "";
@@ -46,8 +74,6 @@
   function ids(text) {
     return text.split(/[,，\s]+/).map(function (s) { return s.trim(); }).filter(function (s) { return s; });
   }
-
-  function pretty(value) { return JSON.stringify(value, null, 2); }
 
   function asList(value) { return Array.isArray(value) ? value : (value ? [value] : []); }
 
@@ -92,20 +118,12 @@
     $("f-window").value = doc.where.window || "";
     $("f-online").value = (doc.where.online || []).join("\n");
     $("f-phone").value = doc.where.phone || "";
-    $("f-materials").value = pretty(doc.materials || []);
+    materials.set(doc.materials || []);
     $("f-materials-source").value = asList(doc.materials_source).join(", ");
     $("f-aliases").value = (doc.aliases || []).join("\n");
     $("f-situations").value = (doc.situations || []).join("\n");
-    $("f-sources").value = pretty(doc.sources || []);
+    sources.set(doc.sources || []);
     $("f-verified").value = doc.verified || "";
-  }
-
-  function parseJSON(id, label) {
-    try {
-      return JSON.parse($(id).value);
-    } catch (e) {
-      throw new ApiError(0, BAD_JSON.replace("{field}", label));
-    }
   }
 
   function draft() {
@@ -116,11 +134,11 @@
     doc.time_limit = $("f-time-limit").value.trim();
     doc.time_limit_source = ids($("f-time-limit-source").value);
     doc.where = { window: $("f-window").value.trim(), online: lines($("f-online").value), phone: $("f-phone").value.trim() };
-    doc.materials = parseJSON("f-materials", "材料清单");
+    doc.materials = materials.read();
     doc.materials_source = ids($("f-materials-source").value);
     doc.aliases = lines($("f-aliases").value);
     doc.situations = lines($("f-situations").value);
-    doc.sources = parseJSON("f-sources", "来源");
+    doc.sources = sources.read();
     doc.verified = $("f-verified").value;
     return doc;
   }
@@ -129,12 +147,20 @@
     fillList("problems", "problems-box", []);
     fillList("warnings", "warnings-box", []);
     $("preview-box").hidden = true;
+    rows.clearProblems($("editor"));
     showError("");
   }
 
+  /* The problems in the list above the buttons and each one next to its field; the
+   * focus moves to the first field to fix. */
   function refused(err) {
     showError(err.message);
     fillList("problems", "problems-box", err.problems);
+    var placed = rows.showProblems($("editor"), err.fields);
+    if (placed.first) {
+      placed.first.scrollIntoView({ block: "center" });
+      if (placed.first.focus) placed.first.focus();
+    }
     setStatus("");
   }
 
@@ -146,13 +172,7 @@
   function withDraft(action) {
     if (state.busy || !state.document) return;
     clearResults();
-    var body;
-    try {
-      body = { document: draft() };
-    } catch (err) {
-      refused(err);
-      return;
-    }
+    var body = { document: draft() };
     busy(true);
     action(body).then(function () { busy(false); }, function (err) { busy(false); refused(err); });
   }
@@ -211,6 +231,8 @@
 
   function publish(event) {
     event.preventDefault();
+    var from = document.activeElement;
+    if (from && from.tagName === "INPUT" && from.id !== "reason") return;  // Enter in a field publishes nothing
     var reason = $("reason").value.trim();
     if (reason.length < 2) {
       showError("请填写修改原因（2到500个字）。");
@@ -262,6 +284,15 @@
           tr.appendChild(td);
         });
         var cell = document.createElement("td");
+        var show = document.createElement("button");
+        show.type = "button";
+        show.className = "show-diff";
+        show.dataset.revision = String(row.id);
+        show.textContent = "查看改动";
+        show.setAttribute("aria-controls", "diff-box");
+        show.setAttribute("aria-expanded", "false");
+        show.addEventListener("click", function () { showDiff(row.id, show); });
+        cell.appendChild(show);
         if (index > 0) {
           var button = document.createElement("button");
           button.type = "button";
@@ -271,14 +302,84 @@
           button.addEventListener("click", function () { revert(row.id); });
           cell.appendChild(button);
         } else {
-          cell.textContent = "当前版本";
+          cell.appendChild(rows.el("span", "current", "当前版本"));
         }
         tr.appendChild(cell);
         body.appendChild(tr);
       });
+      $("diff-box").hidden = true;
       $("history-empty").hidden = data.revisions.length > 0;
       $("revert-file").hidden = data.revisions.length === 0;
       $("history-box").hidden = false;
+    }, function (err) { showError(err.message); });
+  }
+
+  /* ------------------------------------------------------------ what a version changed */
+  function beforeAfter(before, after, className) {
+    var box = rows.el("div", "before-after" + (className ? " " + className : ""));
+    [["修改前", "del", before], ["修改后", "ins", after]].forEach(function (side) {
+      var part = rows.el("div", "side");
+      part.appendChild(rows.el("span", "side-label", side[0] + "："));
+      part.appendChild(rows.el(side[1], "", side[2]));
+      box.appendChild(part);
+    });
+    return box;
+  }
+
+  function entryList(title, entries, className) {
+    var box = rows.el("div", "entries " + className);
+    box.appendChild(rows.el("span", "side-label", title + "："));
+    var list = rows.el("ul");
+    entries.forEach(function (text) { list.appendChild(rows.el("li", "", text)); });
+    box.appendChild(list);
+    return box;
+  }
+
+  function renderChange(change) {
+    var item = rows.el("li", "change" + (change.important ? " important" : ""));
+    item.dataset.field = change.field;
+    item.appendChild(rows.el(change.important ? "h4" : "strong", "change-label",
+      change.important ? "⚠ " + change.label + "有变动，请仔细核对" : change.label));
+    if (change.kind === "text") {
+      item.appendChild(beforeAfter(change.before, change.after, change.important ? "big" : ""));
+      return item;
+    }
+    if (change.added.length) item.appendChild(entryList("新增", change.added, "added"));
+    if (change.removed.length) item.appendChild(entryList("删除", change.removed, "removed"));
+    (change.changed || []).forEach(function (entry) {
+      var box = rows.el("div", "entries changed");
+      box.appendChild(rows.el("span", "side-label", "修改了“" + entry.name + "”："));
+      entry.fields.forEach(function (f) {
+        var line = rows.el("div", "sub-change");
+        line.appendChild(rows.el("span", "sub-label", f.label));
+        line.appendChild(beforeAfter(f.before, f.after));
+        box.appendChild(line);
+      });
+      item.appendChild(box);
+    });
+    if (change.reordered) item.appendChild(rows.el("p", "reordered", "顺序有调整。"));
+    return item;
+  }
+
+  function showDiff(revision, button) {
+    Array.prototype.forEach.call(document.querySelectorAll("#history .show-diff"), function (b) {
+      b.setAttribute("aria-expanded", b === button ? "true" : "false");
+    });
+    request("GET", API + "/records/" + state.id + "/revisions/" + revision + "/diff").then(function (data) {
+      $("diff-title").textContent = "版本 " + data.id + " 改了什么（与它之前的版本相比）";
+      $("diff-meta").textContent = data.created_at.replace("T", " ").replace("Z", " UTC") + " · " +
+        data.author.replace(/^operator:/, "") + " · 原因：" + data.reason;
+      var box = $("diff");
+      box.textContent = "";
+      if (!data.changes.length) {
+        box.appendChild(rows.el("p", "empty", "这一版与之前的版本内容相同。"));
+      } else {
+        var list = rows.el("ul", "changes");
+        data.changes.forEach(function (change) { list.appendChild(renderChange(change)); });
+        box.appendChild(list);
+      }
+      $("diff-box").hidden = false;
+      $("diff-box").focus();
     }, function (err) { showError(err.message); });
   }
 
@@ -343,6 +444,18 @@
 
   /* ------------------------------------------------------------ start */
   function start() {
+    materials = new rows.RowEditor({
+      list: $("materials"), add: $("add-material"), path: "materials", noun: "材料", fields: MATERIAL_FIELDS,
+      blank: function () {
+        return { name: "", form: "original", count: 1, e_license: false, note: "", required: true, condition: "", source: null };
+      },
+      title: function (m) { return m.name; }, announce: setStatus
+    });
+    sources = new rows.RowEditor({
+      list: $("sources"), add: $("add-source"), path: "sources", noun: "来源", fields: SOURCE_FIELDS,
+      blank: function () { return { id: "", title: "", issuer: "", number: "", url: "", effective: null, checked: today() }; },
+      title: function (s) { return [s.id, s.title].filter(Boolean).join(" "); }, announce: setStatus
+    });
     admin.signIn().then(null, function (err) { showError(err.message); });
     $("search-form").addEventListener("submit", function (event) { event.preventDefault(); loadList(); });
     $("kind").addEventListener("change", loadList);
