@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from typing import Any, Optional, Set
 
@@ -33,7 +34,7 @@ class CatalogWatcher:
         self.swaps = 0
         self.last_swap_seconds = 0.0
         self._task: Optional[asyncio.Task] = None
-        self._lock = asyncio.Lock()
+        self._lock = threading.Lock()
         self._voice_tasks: Set["asyncio.Task[None]"] = set()
 
     def _load(self) -> Catalog:
@@ -45,16 +46,25 @@ class CatalogWatcher:
         self.last_swap_seconds = time.perf_counter() - started
         return catalog
 
-    async def refresh(self, force: bool = False) -> bool:
-        """Swap in the catalog version in the database if it is new; whether it was."""
-        async with self._lock:
-            version = await asyncio.to_thread(revisions.read_version, self.settings.db_url)
+    def _refresh_sync(self, force: bool) -> Optional[Catalog]:
+        """Read the version and, if it is new, load and swap in its catalog; the catalog
+        swapped in or None. One refresh at a time, whichever thread or event loop asks
+        (a thread lock: the publishing request and the poll may run on different loops)."""
+        with self._lock:
+            version = revisions.read_version(self.settings.db_url)
             if version == self.version and not force:
-                return False
-            catalog = await asyncio.to_thread(self._load)
-            self.app.state.catalog = catalog
+                return None
+            catalog = self._load()
+            self.app.state.catalog = catalog  # one assignment: a turn sees the old or the new
             self.version = catalog.fingerprint
             self.swaps += 1
+            return catalog
+
+    async def refresh(self, force: bool = False) -> bool:
+        """Swap in the catalog version in the database if it is new; whether it was."""
+        catalog = await asyncio.to_thread(self._refresh_sync, force)
+        if catalog is None:
+            return False
         metrics.record_catalog_swap()
         logger.info("catalog.live.swapped version=%s seconds=%.3f", self.version, self.last_swap_seconds)
         self._follow_in_voice(catalog)

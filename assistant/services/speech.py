@@ -87,6 +87,8 @@ class Voice:
         dual = await asyncio.to_thread(get_dual_asr, self.settings, catalog)
         if dual.biased is not dual.free:
             await asyncio.to_thread(dual.biased.warm_up)
+        if getattr(self.app.state, "catalog", catalog) is not catalog:  # a newer version came meanwhile
+            return
         previous, self.recognizer = self.recognizer, dual
         if previous is not dual:
             forget_dual_asr(previous)
