@@ -111,19 +111,25 @@ _dual: Dict[str, DualAsr] = {}
 def get_dual_asr(settings: Any, catalog: "Catalog") -> DualAsr:
     """The process-wide :class:`DualAsr` of ``settings.vosk_model_dir`` and ``catalog``
     (building the domain grammar takes a few seconds: call it off the event loop)."""
-    from voice.grammar import domain_grammar
-
     free = get_asr(settings)
     key = f"{free.model_dir.resolve()}|{getattr(catalog, 'fingerprint', '')}"
     with _asrs_lock:
         dual = _dual.get(key)
     if dual is None:
-        grammar = domain_grammar(catalog, free.model_dir) if free.available else None
-        biased = Asr(free.model_dir, grammar=grammar) if grammar else free
-        dual = DualAsr(free, biased)
+        dual = dual_asr_for(free, catalog)
         with _asrs_lock:
             dual = _dual.setdefault(key, dual)
     return dual
+
+
+def dual_asr_for(free: Asr, catalog: "Catalog") -> DualAsr:
+    """A new :class:`DualAsr` of ``free``'s model and ``catalog``'s domain grammar, not
+    cached (a catalog version published since start-up; a few seconds: off the loop)."""
+    from voice.grammar import domain_grammar
+
+    grammar = domain_grammar(catalog, free.model_dir) if free.available else None
+    biased = Asr(free.model_dir, grammar=grammar) if grammar else free
+    return DualAsr(free, biased)
 
 
 def forget_dual_asr(dual: DualAsr) -> None:

@@ -20,7 +20,7 @@ from assistant.config.tunables import TUNABLES
 from assistant.services import metrics
 from voice.asr import Asr, AsrStream, AsrUnavailable, get_asr
 from voice.audio import SAMPLE_RATE
-from voice.biased import DualAsr, DualStream, choose, forget_dual_asr, get_dual_asr
+from voice.biased import DualAsr, DualStream, choose, dual_asr_for, forget_dual_asr, get_dual_asr
 from voice.correct import catalog_terms, correct_transcript
 from voice.tts import Tts, get_tts
 
@@ -84,14 +84,15 @@ class Voice:
         if not self._ready or not isinstance(self.recognizer, DualAsr):
             return
         started = time.perf_counter()
-        dual = await asyncio.to_thread(get_dual_asr, self.settings, catalog)
+        # Not the process-wide cache: its key (the version) may name another database's
+        # catalog (revision numbers start at 1 in every database).
+        dual = await asyncio.to_thread(dual_asr_for, self.recognizer.free, catalog)
         if dual.biased is not dual.free:
             await asyncio.to_thread(dual.biased.warm_up)
         if getattr(self.app.state, "catalog", catalog) is not catalog:  # a newer version came meanwhile
             return
         previous, self.recognizer = self.recognizer, dual
-        if previous is not dual:
-            forget_dual_asr(previous)
+        forget_dual_asr(previous)
         logger.info("voice.grammar.followed version=%s seconds=%.1f",
                     getattr(catalog, "fingerprint", ""), time.perf_counter() - started)
 
