@@ -8,8 +8,10 @@ import re
 
 # 18-digit resident ID (last char may be X) and 15-digit legacy IDs.
 _ID_RE = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)|(?<!\d)(\d{6})\d{6}(\d{3})(?!\d)")
-# Mainland mobile numbers, optionally with +86 and separators.
-_PHONE_RE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d)[- ]?\d{4}[- ]?(\d{4})(?!\d)")
+# Mainland mobile numbers, optionally with +86 and separators: the one pattern of a
+# mobile number (masking here; the call mode's ticket draft finds numbers with it too).
+MOBILE_RE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(?P<number>(?P<head>1[3-9]\d)[- ]?\d{4}[- ]?(?P<tail>\d{4}))(?!\d)")
+_NOT_DIGIT = re.compile(r"\D")
 # "我叫张三" / "名字是李四" / "姓名：王五": mask what follows the cue.
 _NAME_RE = re.compile(r"(我叫|我是|名字是|名字叫|姓名[:：]?\s*|叫做)([\u4e00-\u9fff]{2,4})")
 # Application numbers (ZW + 11 digits) are not personal data, even when their digits
@@ -36,7 +38,7 @@ def mask_pii(text: str) -> str:
     if not text:
         return text
     text = _ID_RE.sub(_mask_id, text)
-    text = _PHONE_RE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
+    text = MOBILE_RE.sub(lambda m: f"{m.group('head')}****{m.group('tail')}", text)
     return _NAME_RE.sub(_mask_name, text)
 
 
@@ -60,6 +62,11 @@ def strip_pii(text: str) -> str:
     text = _MASKED_RE.sub("", mask_pii(text))
     text = _DOUBLED_RE.sub(r"\1", text)
     return _DANGLING_RE.sub("", text)
+
+
+def mobile_number(match: re.Match) -> str:
+    """The 11 digits of a :data:`MOBILE_RE` match (no +86, no separators)."""
+    return _NOT_DIGIT.sub("", match.group("number"))
 
 
 def is_application_number(value: str) -> bool:

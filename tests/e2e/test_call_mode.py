@@ -2,9 +2,12 @@
 (espeak-ng Mandarin, a WAV file), the page streams it to the gateway, which
 transcribes it with the Chinese Vosk model; the panel shows the transcript, a
 suggestion for the right item with its knowledge card, and a ticket draft. A phone
-number spoken by espeak-ng is not recognised by the small Vosk model (see
-bench/callmode.py), so the operator adds that phrase by typing it, as the panel lets
-them; the draft picks the number up and the ticket is saved.
+number spoken by espeak-ng is not recognised by the small Vosk model: its 三 is heard
+as 八 and its 五 as 六 even said alone, with a grammar of digit words only, and no
+spoken 11-digit number comes out right (bench/callmode_phone.py: a second recogniser
+with a digit-word grammar halves the digit error but gets 0-10 % of the numbers right
+and gives a wrong number for up to 7 %, so the call mode does not use one). So the operator adds that phrase by typing it, as the panel lets them;
+the draft picks the number up and the ticket is saved.
 """
 
 from __future__ import annotations

@@ -27,12 +27,25 @@ from assistant.services.callmode.session import Ranking
         (["先记一下 幺三三 幺二三四 五六七八", "哦不对 说错了 是幺三三 幺二三四 五六七九"], "13312345679"),  # the last wins
         (["座机 零二八 八五五一 二三四五"], "02885512345"),
         (["我家电话是 八七六五 四三二一"], "87654321"),
+        (["手机 八六 幺三九 幺二三四 五六七八"], "13912345678"),  # with the country code
+        (["电话 +86 139-1234-5678"], "13912345678"),
+        (["身份证 幺三九幺二三四五六七八九零"], None),  # 12 digits: no mobile number
         (["等了两三天了 一次都没打通"], None),
         (["我想问一下 两个孩子能一起办吗"], None),
     ],
 )
 def test_phone_numbers_said_in_many_ways(said, phone):
     assert find_phone(said) == phone
+
+
+def test_the_draft_and_the_log_masking_share_one_mobile_pattern():
+    from assistant.security.pii import MOBILE_RE, mask_pii, mobile_number
+
+    said = "我电话 幺三九 幺二三四 五六七八"
+    found = find_phone([said])
+    assert [mobile_number(m) for m in MOBILE_RE.finditer(digits_of(said))] == [found] == ["13912345678"]
+    # The number the draft finds is the one the logs mask.
+    assert mask_pii(digits_of(said)) == "我电话 139****5678"
 
 
 def test_spoken_digits_keep_words_that_merely_contain_a_digit():

@@ -17,7 +17,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from assistant.security.pii import mask_pii
+from assistant.security.pii import MOBILE_RE, mask_pii, mobile_number
 from assistant.services.callmode.config import TUNABLES, DraftTunables
 from knowledge.answers import QUESTION_LABELS
 from voice.dictation import DIGITS
@@ -27,7 +27,6 @@ _HAN = "\u4e00-\u9fff"
 _DIGIT_WORD_RUN = re.compile("[" + "".join(SPOKEN_DIGITS) + "]+")
 _MEASURE_WORDS = set("个天年月次遍份位块岁趟下点")
 _GROUP_GAP = re.compile(r"(?<=\d)[\s\-－—,，、.。]+(?=\d)")
-_MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 _LANDLINE = re.compile(r"(?<!\d)0\d{9,11}(?!\d)")
 _LOCAL = re.compile(r"(?:电话|号码|手机|联系|打)[^\d]{0,6}(?<!\d)([2-9]\d{6,7})(?!\d)")
 _NAME_CUE = re.compile(rf"(?:我叫|我的名字叫|名字叫|名字是|姓名是|姓名|叫我)\s*([{_HAN}]{{2,4}})")
@@ -98,9 +97,8 @@ def find_phone(texts: Sequence[str]) -> Optional[str]:
     """The last phone number said: a mobile number, a landline with its area code, or a
     local number after a cue (电话/号码…)."""
     joined = digits_of(" ".join(texts))
-    found: List[tuple] = []
-    for pattern in (_MOBILE, _LANDLINE):
-        found.extend((m.start(), m.group(0)) for m in pattern.finditer(joined))
+    found: List[tuple] = [(m.start("number"), mobile_number(m)) for m in MOBILE_RE.finditer(joined)]
+    found.extend((m.start(), m.group(0)) for m in _LANDLINE.finditer(joined))
     found.extend((m.start(1), m.group(1)) for m in _LOCAL.finditer(joined))
     if not found:
         return None
