@@ -38,6 +38,23 @@ def test_phone_numbers_said_in_many_ways(said, phone):
     assert find_phone(said) == phone
 
 
+@pytest.mark.parametrize(
+    "said, phone",
+    [
+        (["电话 幺三八 零零幺二 三四五六", "不对不对 是三四五七"], "13800123457"),  # the group it corrects
+        (["电话 13912345678", "不对 中间是 一二三五"], "13912355678"),
+        (["电话 13912345678", "尾号是 幺二"], "13912345612"),  # 尾号: the end, however short
+        (["手机 一八六 二二三三 四四五五", "说错了 应该是 二二三八 后面是 四四五五"], "18622384455"),
+        (["电话 13912345678", "不是 我说的是 三号楼"], "13912345678"),  # no digits: no correction
+        (["电话 13912345678", "不对 是 9999"], "13912345678"),  # matches nothing in the number
+        (["电话 13912345678", "最后 我还想问 要等15天吗"], "13912345678"),
+        (["电话 13912345678", "不对 是交了300块钱"], "13912345678"),  # too short to place
+    ],
+)
+def test_a_caller_correcting_some_digits(said, phone):
+    assert find_phone(said) == phone
+
+
 def test_the_draft_and_the_log_masking_share_one_mobile_pattern():
     from assistant.security.pii import MOBILE_RE, mask_pii, mobile_number
 

@@ -3,7 +3,8 @@
 * phone: spoken Chinese digits ("幺三八 幺二四五…", "一八六零…") become digits
   (``voice.dictation.DIGITS``; a lone digit word such as 一个/两天 stays a word),
   groups said apart are joined, and the last mobile (or landline) number said wins, as
-  a caller who corrects a number says the right one last;
+  a caller who corrects a number says the right one last; digits said again after it
+  with 不对/尾号… replace the ones they correct;
 * name: after 我叫/名字叫/姓名, or 我是 + a surname, or 我姓X then a name starting with X;
 * address: a run of place words ending in 区/路/街/号/小区… (the cue before it cut off);
 * category: 投诉/建议/求助 by keywords (``callmode.yml``), else 咨询;
@@ -28,6 +29,14 @@ _DIGIT_WORD_RUN = re.compile("[" + "".join(SPOKEN_DIGITS) + "]+")
 _MEASURE_WORDS = set("个天年月次遍份位块岁趟下点")
 _GROUP_GAP = re.compile(r"(?<=\d)[\s\-－—,，、.。]+(?=\d)")
 _LANDLINE = re.compile(r"(?<!\d)0\d{9,11}(?!\d)")
+# Digits said again after a number, to correct it: after 不对/错了/应该是…, or 尾号/最后
+# (the end of the number). Not a whole number: that one is found as a number itself.
+_CORRECTION = re.compile(
+    r"(?:不对|错了|说错|不是|应该是|改成|改一下|更正"
+    r"|(?P<tail>尾号|尾数|末尾|后几位|后四位|后面是|最后是|最后[一两几四]位))"
+    r"[^\d]{0,6}?(?<!\d)(?P<digits>\d{1,8})(?!\d)"
+)
+MIN_CORRECTION_DIGITS = 4  # a group of 4 (3-4-4); shorter ones only with 尾号…
 _LOCAL = re.compile(r"(?:电话|号码|手机|联系|打)[^\d]{0,6}(?<!\d)([2-9]\d{6,7})(?!\d)")
 _NAME_CUE = re.compile(rf"(?:我叫|我的名字叫|名字叫|名字是|姓名是|姓名|叫我)\s*([{_HAN}]{{2,4}})")
 _I_AM = re.compile(rf"我是\s*([{_HAN}]{{2,4}})")
@@ -95,14 +104,38 @@ def digits_of(text: str) -> str:
 
 def find_phone(texts: Sequence[str]) -> Optional[str]:
     """The last phone number said: a mobile number, a landline with its area code, or a
-    local number after a cue (电话/号码…)."""
+    local number after a cue (电话/号码…), with the caller's corrections of some of its
+    digits said after it applied ("不对 是七七四六", "尾号是幺六")."""
     joined = digits_of(" ".join(texts))
-    found: List[tuple] = [(m.start("number"), mobile_number(m)) for m in MOBILE_RE.finditer(joined)]
-    found.extend((m.start(), m.group(0)) for m in _LANDLINE.finditer(joined))
-    found.extend((m.start(1), m.group(1)) for m in _LOCAL.finditer(joined))
+    found: List[tuple] = [(m.end("number"), mobile_number(m)) for m in MOBILE_RE.finditer(joined)]
+    found.extend((m.end(), m.group(0)) for m in _LANDLINE.finditer(joined))
+    found.extend((m.end(1), m.group(1)) for m in _LOCAL.finditer(joined))
     if not found:
         return None
-    return max(found)[1]
+    end, number = max(found)
+    for match in _CORRECTION.finditer(joined, end):
+        number = corrected(number, match.group("digits"), tail=bool(match.group("tail")))
+    return number
+
+
+def corrected(number: str, group: str, tail: bool) -> str:
+    """``number`` with ``group`` (digits said again) put where it fits best: at the end
+    when the caller said so (尾号/最后), else over the digits it matches most (at least
+    half of them; the later place on a tie). Unchanged when the group fits nowhere."""
+    if len(group) >= len(number) or len(group) < 2:
+        return number
+    if tail:
+        return number[: len(number) - len(group)] + group
+    if len(group) < MIN_CORRECTION_DIGITS:
+        return number
+    best, best_at = -1, -1
+    for at in range(len(number) - len(group) + 1):
+        same = sum(a == b for a, b in zip(number[at:at + len(group)], group))
+        if same >= best:
+            best, best_at = same, at
+    if best * 2 < len(group):
+        return number
+    return number[:best_at] + group + number[best_at + len(group):]
 
 
 # -------------------------------------------------------------------- name
