@@ -146,8 +146,9 @@ class AssistantRuntime:
         )
 
     def _stores(self) -> Tuple[TrackerStore, LockStore]:
-        """The tracker and lock stores, built once and shared by every agent this
-        runtime loads: a conversation goes on across a model swap."""
+        """The tracker and lock stores of the first agent; the lock store is shared by
+        every agent this runtime loads, the tracker store's database too (a conversation
+        goes on across a model swap, see :meth:`load_agent`)."""
         if self._tracker_store is None or self._lock_store is None:
             self._tracker_store = build_tracker_store(self.settings)
             self._lock_store = build_lock_store(self.settings)
@@ -159,13 +160,18 @@ class AssistantRuntime:
         current agent keeps answering). :class:`ModelUnusable` when it cannot be used."""
         if not Path(model_path).is_file():
             raise ModelUnusable("missing")
-        tracker_store, lock_store = self._stores()
-        in_use = tracker_store.domain
+        shared, lock_store = self._stores()
+        # Loading sets the store's domain (None first, for seconds): a SQL store of its
+        # own on the same database, so turns on the agent in use read their trackers
+        # meanwhile. Only an in-memory store (its conversations live in the object; it
+        # reads them without a domain) is shared, its domain put back until the swap.
+        tracker_store = shared if isinstance(shared, InMemoryTrackerStore) else build_tracker_store(self.settings)
+        in_use = shared.domain
         try:
             agent = StrictAgent.load(str(model_path), tracker_store=tracker_store, lock_store=lock_store,
                                      action_endpoint=self._endpoint)
-        finally:  # loading sets the shared store's domain: the agent in use keeps its own until the swap
-            tracker_store.domain = in_use
+        finally:
+            shared.domain = in_use
         if not agent.is_ready():
             raise ModelUnusable("not ready")
         # Parsing also builds the model's graphs, so the first turns after a swap are not slow.
@@ -178,8 +184,7 @@ class AssistantRuntime:
     def install(self, agent: Agent, model_path: Path, load_seconds: float) -> None:
         """Swap ``agent`` in (one assignment on the event loop; turns under way end on the
         agent they started with)."""
-        tracker_store, _ = self._stores()
-        tracker_store.domain = agent.domain
+        agent.tracker_store.domain = agent.domain  # the shared in-memory store; a no-op for its own
         self.agent, self.model_path, self.load_seconds = agent, Path(model_path), load_seconds
         self.swaps += 1
 

@@ -144,7 +144,13 @@ class ModelWatcher:
             default = newest_model(self.settings)
         except ModelNotFound:
             return candidate
-        return candidate if candidate.stat().st_mtime > default.stat().st_mtime else None
+        if candidate.stat().st_mtime > default.stat().st_mtime:
+            return candidate
+        # Older than the model this replica starts with (a release trained since): the
+        # polls must not swap it in either.
+        self.seen_run = run.id
+        logger.info("gateway.model.older_run_skipped run=%s model=%s", run.id, candidate.name)
+        return None
 
     def load_at_start(self) -> None:
         """Load the start model (blocking, at startup): a restarted replica whose pinned

@@ -9,7 +9,9 @@ run. A replica set not to follow retraining reports "kept". SQLite or PostgreSQL
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -78,10 +80,29 @@ def test_a_retrained_model_is_taken_up_within_seconds_and_conversations_go_on(
 
     copy = tmp_path_factory.mktemp("hotload") / f"banshi-hotload{uuid.uuid4().hex[:6]}.tar.gz"
     shutil.copyfile(trained_model, copy)
+    # A conversation goes on while the new model loads (seconds): every turn is answered
+    # from the conversation's context (the tracker read through the store in use).
+    fee = load_catalog().records["passport"].fees.split("；")[0]
+    during: list = []
+    loading = threading.Event()
+
+    def talk() -> None:
+        with httpx.Client(base_url=str(admin.base_url), timeout=60) as own:
+            while not loading.is_set():
+                reply = own.post("/api/v1/chat", json={"sender_id": sender, "text": "要多少钱"})
+                during.append((reply.status_code, fee in reply.text))
+
+    talker = threading.Thread(target=talk)
+    talker.start()
     started = time.monotonic()
-    run_id = record_run(settings.db_url, copy)
-    after = wait_for(admin, f"{API}/model", lambda s: s["model_path"] == str(copy), "new model in use")
+    try:
+        run_id = record_run(settings.db_url, copy)
+        after = wait_for(admin, f"{API}/model", lambda s: s["model_path"] == str(copy), "new model in use")
+    finally:
+        loading.set()
+        talker.join(timeout=60)
     taken_up = time.monotonic() - started
+    assert len(during) >= 3 and all(ok == (200, True) for ok in during), during
     assert after["run_id"] == run_id and after["swaps"] == before["swaps"] + 1 and after["model_id"]
     assert after["model"] == copy.name and after["last_failure"] is None
     print(f"model taken up {taken_up:.1f} s after the run was recorded (load and check {after['load_seconds']} s)")
@@ -92,9 +113,8 @@ def test_a_retrained_model_is_taken_up_within_seconds_and_conversations_go_on(
     health = admin.get("/healthz").json()
     assert health["model"] == copy.name and health["model_loaded"] is True
 
-    # The conversation started on the old model goes on on the new one (shared tracker store).
+    # The conversation started on the old model goes on on the new one (same tracker database).
     # "要多少钱" names no item: answered with the passport's fee only from the conversation's context.
-    fee = load_catalog().records["passport"].fees.split("；")[0]
     assert fee in chat(admin, sender, "要多少钱")
 
 
@@ -165,3 +185,21 @@ def test_a_replica_restarted_with_an_older_pinned_model_starts_with_the_retraine
     pinned = AssistantRuntime(own.copy(update={"model_follow_retrain": False}))
     with pytest.raises(ModelNotFound):
         model_live.ModelWatcher(SimpleNamespace(state=SimpleNamespace(runtime=pinned)), pinned.settings).load_at_start()
+
+
+def test_a_replica_started_with_a_newer_model_never_swaps_in_an_older_run(settings, trained_model, tmp_path):
+    """A release trained since the last retraining: a restarted replica starts with it,
+    and its polls do not bring the older retrained model back."""
+    older = tmp_path / "banshi-retrained-monday.tar.gz"
+    shutil.copyfile(trained_model, older)
+    newer = tmp_path / "banshi-release-wednesday.tar.gz"
+    shutil.copyfile(trained_model, newer)
+    os.utime(older, (time.time() - 2 * 86400, time.time() - 2 * 86400))
+    own = isolated_settings(settings, tmp_path / "data", tracker_store="memory", port=18126, model_path=newer)
+    run_id = record_run(own.db_url, older)
+    runtime = AssistantRuntime(own)
+    watcher = model_live.ModelWatcher(SimpleNamespace(state=SimpleNamespace(runtime=runtime)), own)
+    watcher.load_at_start()
+    assert runtime.model_path == newer and watcher.seen_run == run_id
+    assert asyncio.run(watcher.refresh()) is False
+    assert runtime.model_path == newer and runtime.swaps == 0
