@@ -125,16 +125,20 @@ def write(db_url: str, path: Path = REVIEWED_FILE, nlu_dir: Path = NLU_DATA_DIR)
         return None
     by_intent = examples_by_intent(pairs, taken_texts(nlu_dir, path))
     count = sum(len(texts) for texts in by_intent.values())
-    if not count:
-        if path.exists():
-            path.unlink()
-            logger.info("train.generated.reviewed removed=%s", path)
-        return 0
-    text = render(by_intent)
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.tmp")
-        temp.write_text(text, encoding="utf-8")
-        temp.replace(path)
-        logger.info("train.generated.reviewed examples=%d file=%s", count, path)
+    try:
+        if not count:
+            if path.exists():
+                path.unlink()
+                logger.info("train.generated.reviewed removed=%s", path)
+            return 0
+        text = render(by_intent)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.with_name(f".{path.name}.tmp")
+            temp.write_text(text, encoding="utf-8")
+            temp.replace(path)
+            logger.info("train.generated.reviewed examples=%d file=%s", count, path)
+    except OSError as exc:  # a read-only checkout: train on the data as it is
+        logger.warning("train.reviewed.unwritable file=%s error=%s (the file is left as it was)", path, exc)
+        return None
     return count

@@ -42,24 +42,48 @@ def mask_pii(text: str) -> str:
     return _NAME_RE.sub(_mask_name, text)
 
 
-# Personal data as :func:`mask_pii` leaves it (stars in place of digits or characters).
-_MASKED_RE = re.compile(
-    r"(?:(?:我的)?(?:手机号?码?|电话号?码?|联系电话|联系方式|身份证号?码?|证件号码?)[:：是为]?\s*)?"
-    r"(?:\+?86[- ]?)?[0-9A-Za-z]*\*{2,}[0-9A-Za-z]*"
-    r"|(?:我叫|我是|名字是|名字叫|姓名[:：]?\s*|叫做)[\u4e00-\u9fff]\*+"
+# What :func:`strip_pii` cuts out. A cue before the data goes with it.
+_CUE = r"(?:(?:我的|本人)?(?:手机号?码?|电话号?码?|联系电话|联系方式|座机|身份证号?码?|证件号码?|银行卡号?|卡号|护照号?码?|邮箱|电子邮箱)[:：是为]?\s*)?"
+_STRIP_RE = re.compile(
+    _CUE + r"(?:"
+    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"  # e-mail
+    r"|(?<![A-Za-z0-9])[A-Za-z]{1,2}\d{7,9}(?!\d)"  # passport / permit numbers (E12345678)
+    r"|(?:\+?86[- ]?)?(?<!\d)\d(?:[- ]?\d){6,}(?!\d)"  # 7+ digits: phones, landlines, ID and card numbers
+    r"|(?:\+?86[- ]?)?[0-9A-Za-z]*\*{2,}[0-9A-Za-z]*"  # already masked (138****5678)
+    r")"
+    # A name after a clear cue, raw or masked; after 我是 only when the name stands
+    # alone ("我是张三，…"), not "我是退休职工…".
+    r"|(?:我叫|名字是|名字叫|姓名[:：]?\s*|叫做)[\u4e00-\u9fff][\u4e00-\u9fff*]{1,3}"
+    r"|我是[\u4e00-\u9fff][\u4e00-\u9fff*]{1,2}(?=[\s，,。.；;！!]|$)"
 )
+# Application and kiosk receipt numbers are no personal data: kept.
+_KEPT_NUMBER_RE = re.compile(r"ZW[0-9]{11}|KS[A-Z0-9]{1,8}-[0-9]{8}-[0-9]{4}")
 # Separators left dangling where personal data was cut out.
 _DANGLING_RE = re.compile(r"^[\s，,。.；;：:、]+|[\s，,；;：:、]+$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
 _DOUBLED_RE = re.compile(r"([，,；;、])[\s，,；;、]+")
 
 
 def strip_pii(text: str) -> str:
-    """``text`` without any personal data, raw or masked (for text that is published as
-    data: situations, training examples): ID and phone numbers and stated names are cut
-    out with their cue, and the separators left around them tidied."""
+    """``text`` without personal data, raw or masked, for text that is published as
+    data (situations, training examples): e-mail addresses, passport numbers, any run of
+    7 or more digits (phone, landline, ID and bank card numbers) and names after a clear
+    cue are cut out with their cue, and the separators left around them tidied; control
+    characters become spaces. Names
+    said without a cue cannot be told from words: the admin sees the text before it is
+    published."""
     if not text:
         return text
-    text = _MASKED_RE.sub("", mask_pii(text))
+    text = _CONTROL_RE.sub(" ", text)  # never in data (YAML refuses most of them)
+    kept: list = []
+
+    def keep(match: re.Match) -> str:
+        kept.append(match.group(0))
+        return f"\x00{len(kept) - 1}\x00"
+
+    text = _KEPT_NUMBER_RE.sub(keep, text)
+    text = _STRIP_RE.sub("", text)
+    text = re.sub("\x00(\\d+)\x00", lambda m: kept[int(m.group(1))], text)
     text = _DOUBLED_RE.sub(r"\1", text)
     return _DANGLING_RE.sub("", text)
 

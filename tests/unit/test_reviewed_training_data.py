@@ -68,6 +68,21 @@ def test_examples_have_no_personal_data_nor_rasa_syntax():
     assert strip_pii("电话13812345678，身份证110101199003071234") == ""
 
 
+def test_control_characters_never_reach_the_training_file():
+    by_intent = reviewed.examples_by_intent([("ask_time_limit", "办护照\x07要多久\x1b")], set())
+    assert by_intent == {"ask_time_limit": ["办护照 要多久"]}
+    loaded = yaml.safe_load(reviewed.render(by_intent))  # PyYAML refuses most control characters
+    assert "办护照 要多久" in loaded["nlu"][0]["examples"]
+
+
+def test_an_unwritable_place_leaves_the_file_and_training_goes_on(root, db_url):
+    add_review(db_url, "游艇驾驶证怎么考", "ask_process")
+    blocked = root / "nlu_data" / "reviewed"
+    blocked.write_text("not a directory", encoding="utf-8")  # as unwritable as a read-only checkout (even for root)
+    assert reviewed.write(db_url, blocked / "accepted.yml", root / "nlu_data") is None
+    assert blocked.read_text(encoding="utf-8") == "not a directory"
+
+
 def test_the_file_follows_the_accepted_reviews_and_so_does_the_fingerprint(root, db_url):
     before = data_fingerprint(root)
     # No database yet (a fresh checkout): nothing written, none created.

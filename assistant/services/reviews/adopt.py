@@ -60,8 +60,8 @@ NAMES_SERVICE = "这句话提到了事项名称「{name}」，按目录规则情
 NEAR_MISS = "这句话在事项「{name}」的“不是本事项”示例中，未添加为情形"
 FULL = "事项「{name}」已有{n}条情形，达到上限，未再添加；请先在目录管理页面整理"
 REFUSED = "这句话作为事项「{name}」的情形未通过目录校验，尚未采纳：{problem}"
-ADDED_LIVE = "已添加为事项「{name}」的情形（目录修订 #{revision}，各网关实时生效）"
-REVERTED = "曾添加为事项「{name}」的情形（目录修订 #{revision}），此后已撤回"
+ADDED_LIVE = "已添加为事项「{name}」的情形「{text}」（目录修订 #{revision}，各网关实时生效）"
+REVERTED = "曾添加为事项「{name}」的情形「{text}」（目录修订 #{revision}），此后已撤回"
 NOT_ADDED_EARLIER = "采纳时尚未自动添加为情形"
 TRAINING_WAITING = "训练样例（意图 {intent}）：等待下次训练"
 TRAINING_IN_MODEL = "训练样例（意图 {intent}）：已包含在 {day} 训练的模型中（训练完成后各网关自动启用）"
@@ -177,8 +177,8 @@ def adopt(settings: Settings, catalog: Catalog, review_id: int, item_id: str, te
         logger.info("reviews.adopt.skipped id=%s item=%s status=%s", review_id, item_id, decided["status"])
         return Adoption(item_id, decided["status"], situation, decided["message"])
     logger.info("reviews.adopt.published id=%s item=%s revision=%s", review_id, item_id, revision)
-    return Adoption(item_id, ADDED, situation, ADDED_LIVE.format(name=_name(catalog, item_id), revision=revision),
-                    revision)
+    return Adoption(item_id, ADDED, situation,
+                    ADDED_LIVE.format(name=_name(catalog, item_id), text=situation, revision=revision), revision)
 
 
 # ------------------------------------------------------------- destinations
@@ -216,7 +216,7 @@ def _situation(catalog: Catalog, item: Dict[str, Any], revision: Optional[int]) 
     record = catalog.get(item_id)
     present = record is not None and fold(text) in {fold(s) for s in record.situations}
     if revision is not None:
-        return (ADDED_LIVE if present else REVERTED).format(name=name, revision=revision)
+        return (ADDED_LIVE if present else REVERTED).format(name=name, text=text, revision=revision)
     if record is None:
         return NOT_ADDED_EARLIER
     status, message = plan(catalog, revisions.record_document(record), text)
