@@ -49,6 +49,8 @@ def test_phone_numbers_said_in_many_ways(said, phone):
         (["电话 13912345678", "不对 是 9999"], "13912345678"),  # matches nothing in the number
         (["电话 13912345678", "最后 我还想问 要等15天吗"], "13912345678"),
         (["电话 13912345678", "不对 是交了300块钱"], "13912345678"),  # too short to place
+        (["电话 13920195678", "不是2018年那次 应该是2019年办的"], "13920195678"),  # years, not digits
+        (["电话 13912345678", "不对 要等1234天"], "13912345678"),
     ],
 )
 def test_a_caller_correcting_some_digits(said, phone):

@@ -35,6 +35,8 @@ _CORRECTION = re.compile(
     r"(?:不对|错了|说错|不是|应该是|改成|改一下|更正"
     r"|(?P<tail>尾号|尾数|末尾|后几位|后四位|后面是|最后是|最后[一两几四]位))"
     r"[^\d]{0,6}?(?<!\d)(?P<digits>\d{1,8})(?!\d)"
+    # Not a year, a date, an amount or a count ("应该是2019年办的", "不对 要300块").
+    r"(?!\s*(?:年|月|日|号|元|块|天|次|个|岁|点|分|小时|周|万|千|百|多|左右))"
 )
 MIN_CORRECTION_DIGITS = 4  # a group of 4 (3-4-4); shorter ones only with 尾号…
 _LOCAL = re.compile(r"(?:电话|号码|手机|联系|打)[^\d]{0,6}(?<!\d)([2-9]\d{6,7})(?!\d)")
