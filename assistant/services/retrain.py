@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from assistant.config.settings import PROJECT_ROOT, Settings
 from assistant.storage import training_tables
 from assistant.storage.database import utcnow
@@ -40,6 +42,7 @@ logger = logging.getLogger(__name__)
 HOST = socket.gethostname()
 WRITE_SECONDS = 1.0  # at most one progress write a second
 HEARTBEAT_SECONDS = 5.0  # a write at least this often while the process runs
+FINISH_ATTEMPTS, FINISH_RETRY_SECONDS = 10, 3.0  # the end of a run, written through a database restart
 STALE_SECONDS = 30.0  # a running row without a heartbeat this long: its gateway is gone
 STOP_GRACE_SECONDS = 10.0
 READ_BYTES = 65536
@@ -166,10 +169,26 @@ class Retrainer:
         return training_tables.get_run(self.url, run_id)
 
     def _write(self, run_id: int, progress: Progress) -> None:
-        training_tables.update_running(
-            self.url, run_id, phase=progress.phase, progress=progress.percent, last_line=progress.last_line
-        )
+        """The progress and heartbeat; a database away for a moment (a restart) does not
+        stop the training: the next write tries again."""
+        try:
+            training_tables.update_running(
+                self.url, run_id, phase=progress.phase, progress=progress.percent, last_line=progress.last_line
+            )
+        except SQLAlchemyError as exc:
+            logger.warning("retrain.progress_unwritten run=%s error=%s", run_id, type(exc).__name__)
+            return
         progress.changed = False
+
+    def _finished(self, write, *args, **kwargs) -> None:
+        """The run's end written, tried again for a while if the database is away."""
+        for attempt in range(FINISH_ATTEMPTS):
+            try:
+                write(*args, **kwargs)
+                return
+            except SQLAlchemyError as exc:
+                logger.warning("retrain.finish_unwritten attempt=%d error=%s", attempt + 1, type(exc).__name__)
+                time.sleep(FINISH_RETRY_SECONDS)
 
     def _watch(self, run_id: int, process: subprocess.Popen) -> None:
         assert process.stdout is not None
@@ -204,13 +223,14 @@ class Retrainer:
             self._write(run_id, progress)
         if code == 0:
             phase = PHASE_SKIPPED if progress.phase == PHASE_SKIPPED else PHASE_DONE  # `banshi train` had nothing to do
-            training_tables.update_running(self.url, run_id, phase=phase, progress=100)
-            training_tables.finish_run(self.url, run_id, training_tables.STATUS_SUCCEEDED, exit_code=0,
-                                       model_path=progress.model_path)
+            self._finished(training_tables.update_running, self.url, run_id, phase=phase, progress=100)
+            self._finished(training_tables.finish_run, self.url, run_id, training_tables.STATUS_SUCCEEDED,
+                           exit_code=0, model_path=progress.model_path)
             logger.info("retrain.succeeded run=%s model=%s", run_id, progress.model_path)
         else:
             error = STOPPED if self._stopping else EXITED.format(code=code)
-            training_tables.finish_run(self.url, run_id, training_tables.STATUS_FAILED, exit_code=code, error=error)
+            self._finished(training_tables.finish_run, self.url, run_id, training_tables.STATUS_FAILED,
+                           exit_code=code, error=error)
             logger.warning("retrain.failed run=%s code=%s last=%s", run_id, code, progress.last_line)
 
     def running_here(self) -> bool:

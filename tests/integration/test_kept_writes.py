@@ -456,3 +456,28 @@ async def test_depth_counts_the_waiting_writes(pg, postgres_server):
 def count_audit(url: str, actor: str) -> int:
     with database.session_factory(url)() as session:
         return session.execute(select(func.count(AuditRecord.id)).where(AuditRecord.actor == actor)).scalar_one()
+
+
+# ------------------------------------------------------------------ background training
+def test_a_training_goes_on_through_a_database_restart(pg, postgres_server, settings, tmp_path):
+    """Progress and heartbeat writes fail while PostgreSQL is down; the training process
+    is not stopped for it, and its end is written once the server is back."""
+    from assistant.services import retrain
+    from assistant.storage import training_tables
+
+    hold, model = tmp_path / "go-on", tmp_path / "banshi-kept.tar.gz"
+    script = ROOT / "tests" / "retrain_script.py"
+    local = settings.copy(update={"database_url": pg,
+                                  "retrain_command": f"{sys.executable} {script} --hold {hold} --model {model}"})
+    trainer = retrain.Retrainer(local)
+    run = trainer.start("operator:kept")
+    assert run is not None
+    with database_down(postgres_server):
+        time.sleep(retrain.HEARTBEAT_SECONDS + 1)  # a heartbeat falls in the outage
+        assert trainer._process is not None and trainer._process.poll() is None  # still training
+    hold.touch()
+    deadline = time.monotonic() + 60
+    while (done := training_tables.get_run(pg, run.id)).status == training_tables.STATUS_RUNNING:
+        assert time.monotonic() < deadline, "the run's end was not written"
+        time.sleep(0.2)
+    assert (done.status, done.model_path) == (training_tables.STATUS_SUCCEEDED, str(model))
