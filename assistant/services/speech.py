@@ -43,6 +43,8 @@ class Voice:
         self._ready = False
         self._terms: Optional[Tuple[str, ...]] = None
         self._lock = asyncio.Lock()
+        self._wanted: Any = None  # the newest catalog version the grammar should follow
+        self._following = False
 
     def terms(self) -> Tuple[str, ...]:
         if self._terms is None:
@@ -78,23 +80,32 @@ class Voice:
     async def follow_catalog(self, catalog: Any) -> None:
         """A catalog version published on the admin page: the correction terms and,
         once speech is in use, the biased recogniser's domain grammar follow it (a new
-        alias is heard without a restart). The grammar is built off the event loop; the
-        recogniser in use answers until the new one is ready."""
+        alias is heard without a restart). One grammar is built at a time, off the event
+        loop, always for the newest version asked for (twenty accepted reviews in a row
+        build one or two, not twenty); the recogniser in use answers meanwhile."""
         self._terms = None
-        if not self._ready or not isinstance(self.recognizer, DualAsr):
+        self._wanted = catalog
+        if self._following or not self._ready or not isinstance(self.recognizer, DualAsr):
             return
-        started = time.perf_counter()
-        # Not the process-wide cache: its key (the version) may name another database's
-        # catalog (revision numbers start at 1 in every database).
-        dual = await asyncio.to_thread(dual_asr_for, self.recognizer.free, catalog)
-        if dual.biased is not dual.free:
-            await asyncio.to_thread(dual.biased.warm_up)
-        if getattr(self.app.state, "catalog", catalog) is not catalog:  # a newer version came meanwhile
-            return
-        previous, self.recognizer = self.recognizer, dual
-        forget_dual_asr(previous)
-        logger.info("voice.grammar.followed version=%s seconds=%.1f",
-                    getattr(catalog, "fingerprint", ""), time.perf_counter() - started)
+        self._following = True
+        try:
+            while True:
+                target = self._wanted
+                started = time.perf_counter()
+                # Not the process-wide cache: its key (the version) may name another
+                # database's catalog (revision numbers start at 1 in every database).
+                dual = await asyncio.to_thread(dual_asr_for, self.recognizer.free, target)
+                if dual.biased is not dual.free:
+                    await asyncio.to_thread(dual.biased.warm_up)
+                if self._wanted is not target:  # a newer version came meanwhile: build that one
+                    continue
+                previous, self.recognizer = self.recognizer, dual
+                forget_dual_asr(previous)
+                logger.info("voice.grammar.followed version=%s seconds=%.1f",
+                            getattr(target, "fingerprint", ""), time.perf_counter() - started)
+                return
+        finally:
+            self._following = False
 
     async def warm_up(self) -> None:
         """Load the speech model and choose the voice now (kiosk start-up)."""

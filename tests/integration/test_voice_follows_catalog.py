@@ -7,6 +7,7 @@ SQLite or PostgreSQL (BANSHI_TEST_BACKEND)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -89,3 +90,30 @@ async def test_a_gateway_without_speech_in_use_builds_no_grammar(local):
         await watcher.stop()
     assert not hasattr(app.state, "voice")  # speech stays unloaded until someone speaks
     assert ALIAS in app.state.catalog.records[ITEM].aliases
+
+
+async def test_many_versions_in_a_row_build_the_newest_grammar_not_each(local, caplog):
+    catalog = await asyncio.to_thread(db.load_files_into, local.db_url, local.catalog_dir, local.region_override)
+    app = SimpleNamespace(state=SimpleNamespace(catalog=catalog, settings=local))
+    voice = app.state.voice = Voice(app)
+    await voice.ready_asr()
+    aliases = ["出国用的本本", "出国的小本子", "去外国的证件", "出境用的本子", "出国证件本"]
+    versions = []
+    for alias in aliases:  # five versions published one right after the other
+        document = revisions.current_document(local.db_url, local.catalog_dir, local.region_override, ITEM)
+        document["aliases"].append(alias)
+        _, _, checked = await asyncio.to_thread(revisions.publish, local.db_url, local.catalog_dir,
+                                                local.region_override, ITEM, document, "admin-test", "新增别名（测试）")
+        versions.append(checked.catalog)
+    caplog.set_level(logging.INFO, logger="banshi.voice.grammar")
+    # The watcher hands each version over as it swaps it in (here all while the first builds).
+    first = asyncio.get_running_loop().create_task(voice.follow_catalog(versions[0]))
+    await asyncio.sleep(0)  # the first build has started
+    for version in versions[1:]:
+        app.state.catalog = version
+        await voice.follow_catalog(version)
+    await asyncio.wait_for(first, FOLLOWED_WITHIN_S)
+    built = [r for r in caplog.records if r.getMessage().startswith("voice.grammar.built")]
+    assert len(built) == 2, [r.getMessage() for r in built]  # the first and the newest, not five
+    model_dir = voice.recognizer.free.model_dir
+    assert all(f'"{grammar_words(a, model_dir)}"' in voice.recognizer.biased.grammar for a in aliases)
