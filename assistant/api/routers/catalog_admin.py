@@ -17,6 +17,7 @@ replica uses.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any, Dict, List, Optional
 
@@ -112,11 +113,11 @@ def _known(request: Request, record_id: str) -> None:
         raise HTTPException(status_code=404, detail=NOT_FOUND)
 
 
-def _audit(request: Request, admin: Principal, action: str, subject: str, result: str) -> None:
-    audit_log.record_audit_safely(
-        _settings(request).db_url, actor=admin.actor, action=action, subject=subject,
-        channel=AUDIT_CHANNEL, result=result,
-    )
+async def _audit(request: Request, admin: Principal, action: str, subject: str, result: str) -> None:
+    await asyncio.to_thread(functools.partial(
+        audit_log.record_audit_safely, _settings(request).db_url, actor=admin.actor, action=action,
+        subject=subject, channel=AUDIT_CHANNEL, result=result,
+    ))
 
 
 def _problems(request: Request, problems: List[str]) -> List[str]:
@@ -235,9 +236,9 @@ async def _publish(
             document, admin.actor, reason, action, reverted_to,
         )
     except revisions.RevisionError as exc:
-        _audit(request, admin, audit_action, record_id, "invalid")
+        await _audit(request, admin, audit_action, record_id, "invalid")
         return _refused(request, exc.problems, document)
-    _audit(request, admin, audit_action, record_id, "ok")
+    await _audit(request, admin, audit_action, record_id, "ok")
     try:
         await request.app.state.catalog_watcher.refresh()  # this process at once; the others poll
     except Exception:  # published all the same: the watcher's next poll takes it up
@@ -335,9 +336,9 @@ async def retrain_start(admin: AdminDep, request: Request) -> Any:
     a run is under way on any replica. Every replica takes up the new model within seconds."""
     run = await asyncio.to_thread(request.app.state.retrainer.start, admin.actor)
     if run is None:
-        _audit(request, admin, ACTION_RETRAIN, "retrain", "refused")
+        await _audit(request, admin, ACTION_RETRAIN, "retrain", "refused")
         return JSONResponse({"detail": RETRAIN_RUNNING}, status_code=409)
-    _audit(request, admin, ACTION_RETRAIN, f"run:{run.id}", "ok")
+    await _audit(request, admin, ACTION_RETRAIN, f"run:{run.id}", "ok")
     return JSONResponse(run.public(), status_code=202)
 
 
