@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 from knowledge.problems_zh import FIELD_LABELS, SUB_LABELS
 from knowledge.schema import MATERIAL_FORM_ZH
 
-IMPORTANT = ("fees",)  # shown first and highlighted
+IMPORTANT = ("fees", "fees_source")  # shown first and highlighted: the fee and where it comes from
 KEYS = {"materials": "name", "sources": "id", "not_this": "text"}  # lists of objects: matched by this key
 EMPTY = "（空）"
 FORM_TEXT = {form.value: text for form, text in MATERIAL_FORM_ZH.items()}
@@ -81,7 +81,7 @@ def _list_change(field: str, label: str, before: List[Any], after: List[Any]) ->
         changed.append({"name": str(entry.get(key)), "fields": fields})
     same = [n for n in new if n in old]
     return {
-        "field": field, "label": label, "kind": KIND_ENTRIES if key else KIND_LIST, "important": False,
+        "field": field, "label": label, "kind": KIND_ENTRIES if key else KIND_LIST, "important": field in IMPORTANT,
         "added": [_entry_text(field, e) for n, e in new.items() if n not in old],
         "removed": [_entry_text(field, e) for n, e in old.items() if n not in new],
         "changed": changed,

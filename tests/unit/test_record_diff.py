@@ -54,6 +54,16 @@ def test_each_kind_of_change(passport):
     assert record_diff.summary(changes).startswith("收费标准、")
 
 
+def test_the_source_of_the_fee_is_flagged_with_the_fee(passport):
+    after = copy.deepcopy(passport)
+    after["fees_source"] = [*after["fees_source"], "another-source"]
+    after["summary"] = "新的简介"
+    changes = record_diff.diff(passport, after)
+    assert changes[0]["field"] == "fees_source" and changes[0]["important"] is True
+    assert changes[0]["added"] == ["another-source"]
+    assert [c["important"] for c in changes[1:]] == [False]
+
+
 def test_display_texts():
     assert record_diff.display(None) == record_diff.EMPTY == record_diff.display("")
     assert record_diff.display(False) == "否" and record_diff.display(3) == "3"
