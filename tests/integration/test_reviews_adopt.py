@@ -10,6 +10,7 @@ training example waiting for the next training or in the model of a run."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import itertools
 import tarfile
 import time
@@ -202,7 +203,8 @@ def test_a_training_example_says_when_a_model_has_it(app_settings, admin):
     assert run is not None
     assert destinations(admin, review)[0]["text"] == waiting  # still running
     assert training_tables.finish_run(url, run, training_tables.STATUS_SUCCEEDED, exit_code=0)
-    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))  # Asia/Shanghai
+    finished = training_tables.get_run(url, run).finished_at  # the run's own time: right also at midnight
+    day = (finished + dt.timedelta(hours=8)).date().isoformat()  # Asia/Shanghai (no daylight saving)
     assert destinations(admin, review)[0]["text"] == adopt.TRAINING_IN_MODEL.format(intent="ask_process", day=day)
 
 
