@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import tarfile
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List
@@ -239,3 +240,23 @@ def test_a_situation_the_catalog_refuses_is_not_accepted(app, app_settings, admi
         with session_factory(app_settings.db_url)() as db, db.begin():
             catalog_tables.add_revision(db, ITEM, record.kind, catalog_tables.ACTION_REVERT, "operator:test",
                                         "测试结束，恢复", None, broken, revisions.FILE_VERSION)
+
+
+def test_an_accept_racing_a_dismiss_never_leaves_a_situation_without_its_review(app, app_settings, admin):
+    """Two admins at once: one accepts (the situation is published), one dismisses. The
+    review is accepted and its situation live, or dismissed and nothing published."""
+    other, _ = staff_client(app, "admin", PASSWORD, prefix="adopt")
+    for n in range(4):
+        words = f"办完了还要再去一趟窗口吗第{n + 1}回"
+        review = note(app_settings, words)
+        assert admin.post(f"{API}/{review}/assign", json={"item_id": ITEM}).status_code == 200
+        answers: Dict[str, int] = {}
+        racers = [threading.Thread(target=lambda: answers.__setitem__("accept", admin.post(f"{API}/{review}/accept").status_code)),
+                  threading.Thread(target=lambda: answers.__setitem__("dismiss", other.post(f"{API}/{review}/dismiss").status_code))]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(timeout=60)
+        assert sorted(answers.values()) == [200, 409], answers
+        published = any(words in (r.get("reason") or "") for r in history(admin))
+        assert published == (answers["accept"] == 200), (answers, published)

@@ -180,10 +180,17 @@ async def accept(admin: AdminDep, request: Request, review_id: int = ReviewId) -
 
     def work() -> Dict[str, Any]:
         review = queue.acceptable(settings.db_url, catalog, review_id)
+        # Accepted first (a concurrent accept or dismiss now gets 409), then the data:
+        # a situation refused by the catalog takes the acceptance back.
+        done = queue.finish(settings.db_url, catalog, review_id, admin.username, OUTCOME_ACCEPTED)
         adoption = None
         if review["assigned_item"]:
-            adoption = adopt.adopt(settings, catalog, review_id, review["assigned_item"], review["text"], admin.actor)
-        done = queue.finish(settings.db_url, catalog, review_id, admin.username, OUTCOME_ACCEPTED)
+            try:
+                adoption = adopt.adopt(settings, catalog, review_id, review["assigned_item"], review["text"],
+                                       admin.actor)
+            except Exception:
+                queue.reopen(settings.db_url, review_id)
+                raise
         return {"review": done, "situation": adoption.public() if adoption else None}
 
     found = await _step(request, admin, "admin.review.accept", review_id, work)

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any, Dict, FrozenSet, List, Optional
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from assistant.services.analytics import labels
 from assistant.services.analytics.rollup import day_bounds, local_day
@@ -251,11 +251,30 @@ def finish(db_url: str, catalog: Catalog, review_id: int, who: str, outcome: str
         row = _get(db, review_id)
         if outcome == OUTCOME_ACCEPTED:
             _acceptable(catalog, row)
-        elif note:
-            row.note = note
-        row.status, row.outcome, row.done_by, row.done_at = REVIEW_DONE, outcome, who, utcnow()
-        db.flush()
+        values: Dict[str, Any] = {"status": REVIEW_DONE, "outcome": outcome, "done_by": who, "done_at": utcnow()}
+        if outcome != OUTCOME_ACCEPTED and note:
+            values["note"] = note
+        # Only from the state just read: of two admins finishing it at once, one gets 409
+        # (SQLite reads take no lock; this write waits for the other's commit).
+        claimed = db.execute(
+            update(ReviewItem).where(ReviewItem.id == review_id, ReviewItem.status == row.status).values(**values)
+        ).rowcount
+        if not claimed:
+            raise ReviewError(ALREADY_DONE, 409)
+        db.refresh(row)
         return as_dict(row, catalog)
+
+
+def reopen(db_url: str, review_id: int) -> bool:
+    """An acceptance whose data could not be made (the catalog refused the situation)
+    taken back: the review is assigned again; whether it was."""
+    r = ReviewItem
+    with session_factory(db_url)() as db, db.begin():
+        changed = db.execute(
+            update(r).where(r.id == review_id, r.status == REVIEW_DONE, r.outcome == OUTCOME_ACCEPTED)
+            .values(status=REVIEW_ASSIGNED, outcome=None, done_by=None, done_at=None)
+        ).rowcount
+    return bool(changed)
 
 
 def dismiss(db_url: str, catalog: Catalog, review_id: int, who: str, note: Optional[str]) -> Dict[str, Any]:
