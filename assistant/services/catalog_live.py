@@ -12,7 +12,6 @@ PostgreSQL alike; the publishing process swaps at once (:func:`CatalogWatcher.re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -20,6 +19,7 @@ from typing import Any, Optional, Set
 
 from assistant.config.settings import Settings
 from assistant.services import metrics
+from assistant.services.live import stop_task
 from knowledge import db, live, revisions
 from knowledge.catalog import Catalog
 
@@ -102,8 +102,4 @@ class CatalogWatcher:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="banshi-catalog-watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._task = await stop_task(self._task)

@@ -34,6 +34,15 @@ RETRY_MS = 1000
 MAX_NOTICE_KEYS = 10000
 
 
+async def stop_task(task: "Optional[asyncio.Task]") -> None:
+    """Cancel a background task of the gateway and wait for it to end; None to keep."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return None
+
+
 class ChangeFeed:
     def __init__(self, db_url: str, interval: float = POLL_SECONDS) -> None:
         self.db_url = db_url
@@ -54,11 +63,7 @@ class ChangeFeed:
             self._task = asyncio.create_task(self._poll(), name="banshi-change-feed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._task = await stop_task(self._task)
 
     async def _poll(self) -> None:
         marker = None

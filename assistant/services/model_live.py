@@ -16,7 +16,6 @@ again; a replica set not to follow (``BANSHI_MODEL_FOLLOW_RETRAIN=false``) recor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, Dict, Optional, Tuple
 from assistant.config.settings import Settings
 from assistant.dialogue.runtime import ModelNotFound, ModelUnusable, newest_model
 from assistant.services import metrics
+from assistant.services.live import stop_task
 from assistant.services.retrain import HOST
 from assistant.storage import model_tables
 from assistant.storage.database import utcnow
@@ -171,11 +171,7 @@ class ModelWatcher:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="banshi-model-watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._task = await stop_task(self._task)
 
     def status(self) -> Dict[str, Any]:
         """The model this replica uses (for admins: it names a file path)."""
