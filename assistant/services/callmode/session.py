@@ -202,6 +202,8 @@ class CallSession:
         self.ranking = Ranking(bundles=bundles)
         self._top: Optional[Tuple[str, str]] = None
         self._answer: Optional[str] = None
+        # The last phone number the digit recogniser heard in the caller's audio.
+        self.heard_phone: Optional[str] = None
 
     def texts(self, speaker: str) -> List[str]:
         return [p.text for p in self.phrases if p.speaker == speaker]
@@ -218,6 +220,11 @@ class CallSession:
             self.phrases.append(Phrase(seq, speaker, text, round(time.monotonic() - self.started, 2), ranked))
             if speaker == CALLER and runtime is not None and runtime.ready:
                 await self._rank(runtime)
+        return self.update()
+
+    def hear_phone(self, number: str) -> CallUpdate:
+        """A phone number heard in the caller's audio (``digits.PhoneListener``)."""
+        self.heard_phone = number
         return self.update()
 
     async def _rank(self, runtime: Any) -> None:
@@ -264,4 +271,5 @@ class CallSession:
             question,
             need,
             self._answer,
+            heard_phone=self.heard_phone,
         )

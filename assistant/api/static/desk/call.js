@@ -46,6 +46,7 @@
     suggestions: $("call-suggestions"), card: $("call-card"), cardTitle: $("call-card-title"),
     cardFields: $("call-card-fields"), draft: $("call-draft"), item: $("draft-item"),
     save: $("call-save"), saved: $("call-saved"),
+    phoneCheck: $("draft-phone-check"), phoneChecked: $("draft-phone-checked"),
     fields: {
       caller_name: $("draft-name"), phone: $("draft-phone"), address: $("draft-address"),
       item_id: $("draft-item"), category: $("draft-category"), summary: $("draft-summary"),
@@ -203,6 +204,12 @@
       var value = draft[name];
       el.fields[name].value = value === null || value === undefined ? "" : value;
     });
+    // A number heard from the audio (not read in the transcript): read it back first.
+    if (!edited.phone) {
+      var heard = Boolean(draft.phone_heard && draft.phone);
+      if (heard && el.phoneCheck.hidden) el.phoneChecked.checked = false;
+      el.phoneCheck.hidden = !heard;
+    }
   }
 
   function onMessage(event) {
@@ -243,6 +250,8 @@
     showCard(null);
     edited = {};
     DRAFT_FIELDS.forEach(function (name) { if (name !== "category") el.fields[name].value = ""; });
+    el.phoneCheck.hidden = true;
+    el.phoneChecked.checked = false;
     el.fields.category.value = "咨询";
     showError("");
   }
@@ -313,6 +322,7 @@
       ticket[name] = value || (name === "summary" || name === "answer" ? "" : null);
     });
     ticket.category = el.fields.category.value;
+    ticket.phone_checked = !el.phoneCheck.hidden && el.phoneChecked.checked;
     showError("");
     el.save.disabled = true;
     ws.send(JSON.stringify({ type: "save", ticket: ticket }));

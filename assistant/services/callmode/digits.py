@@ -1,0 +1,113 @@
+"""A phone number heard from the caller's audio by a recogniser that knows only digit
+words (the ``phone`` section of ``callmode.yml``).
+
+Free decoding writes a spoken number as other words (点选 for 电话, 留 for 六, 其 for
+七: ``bench/callmode_phone.py``), so the draft found no number in the transcript of
+a spoken one. A second Vosk recogniser with a runtime grammar of the digit words and
+a number's cue words (电话, 手机, 号码, 是, 我) decodes the same audio; it turns any
+speech into those words, so a number counts only when:
+
+* a cue (电话/手机/号码) was heard, and
+* exactly 11 digits follow it within ``window_s`` seconds, forming a mainland mobile
+  number (1[3-9]…), with nothing after them in that window.
+
+Its own end-of-utterance rules cut the number where the caller pauses between digit
+groups; the segments of the window are read together. The number goes into the
+draft marked as heard (``TicketDraft.phone_heard``): it may be wrong, and the ticket
+is saved with it only after the operator has read it back to the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from assistant.services.callmode.config import TUNABLES, PhoneTunables
+from assistant.services.callmode.draft import SPOKEN_DIGITS
+from voice.asr import Asr, AsrStream
+
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+
+_asrs: Dict[str, Asr] = {}
+_asrs_lock = threading.Lock()
+
+
+def grammar(tunables: PhoneTunables = TUNABLES.phone) -> str:
+    """The recogniser's runtime grammar: the digit words and the cue words only (no
+    ``[unk]``: with it, most digits of espeak-ng's numbers are lost to it; 3 of 20
+    numbers right instead of 15 on the bench's clearest voice)."""
+    words = list(dict.fromkeys(tunables.digit_words + tunables.cue_words))
+    return json.dumps(words, ensure_ascii=False)
+
+
+def digit_asr(model_dir: Path, tunables: PhoneTunables = TUNABLES.phone) -> Asr:
+    """The process-wide digit recogniser of ``model_dir`` (shares the loaded model)."""
+    key = str(Path(model_dir).resolve())
+    with _asrs_lock:
+        asr = _asrs.get(key)
+        if asr is None:
+            asr = _asrs[key] = Asr(Path(model_dir), grammar=grammar(tunables))
+        return asr
+
+
+def number_after_cue(texts: Sequence[str], tunables: PhoneTunables = TUNABLES.phone) -> Optional[str]:
+    """The mobile number said after the last cue in ``texts`` (the digit recogniser's
+    segments of the window, in order), or None: exactly 11 digits must follow it."""
+    joined = "".join("".join(texts).split())
+    last = max(((joined.rfind(cue), cue) for cue in tunables.cues), default=(-1, ""))
+    if last[0] < 0:
+        return None
+    after = joined[last[0] + len(last[1]) :]
+    digits = "".join(SPOKEN_DIGITS.get(c, c) for c in after if c in SPOKEN_DIGITS or c.isdigit())
+    return digits if _MOBILE.fullmatch(digits) else None
+
+
+class PhoneListener:
+    """The digit recogniser's stream on one caller input, and the numbers it heard."""
+
+    def __init__(self, stream: AsrStream, tunables: PhoneTunables = TUNABLES.phone) -> None:
+        self.stream = stream
+        self.tunables = tunables
+        self._segments: List[Tuple[float, str]] = []  # (seconds into the call, text)
+        self._done = 0
+        self.last: Optional[str] = None
+
+    def _check(self) -> Optional[str]:
+        """A number newly heard since the last check (a segment ended), else None."""
+        segments = self.stream.segments
+        new = segments[self._done :]
+        self._done = len(segments)
+        if not any(s.strip() for s in new):
+            return None
+        now = self.stream.seconds
+        self._segments.extend((now, s) for s in new if s.strip())
+        self._segments = [(at, s) for at, s in self._segments if at >= now - self.tunables.window_s]
+        number = number_after_cue([s for _, s in self._segments], self.tunables)
+        if number is None or number == self.last:
+            return None
+        self.last = number
+        return number
+
+    def feed_sync(self, pcm16: bytes) -> Optional[str]:
+        self.stream.feed_sync(pcm16)
+        return self._check()
+
+    def finish_sync(self) -> Optional[str]:
+        self.stream.finish_sync()
+        return self._check()
+
+    async def feed(self, pcm16: bytes) -> Optional[str]:
+        return await asyncio.to_thread(self.feed_sync, pcm16)
+
+    async def finish(self) -> Optional[str]:
+        return await asyncio.to_thread(self.finish_sync)
+
+
+async def open_phone_listener(model_dir: Path, tunables: PhoneTunables = TUNABLES.phone) -> PhoneListener:
+    """A listener on a new stream of the digit recogniser (loads the model off the loop)."""
+    asr = digit_asr(model_dir, tunables)
+    return PhoneListener(await asr.open_stream(), tunables)

@@ -1,0 +1,86 @@
+"""The digit recogniser's number (assistant/services/callmode/digits.py): only a
+mobile number said right after a cue, never digits made of other speech; and the
+draft marks a heard number so that it is read back before the ticket is saved."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from assistant.services.callmode.config import TUNABLES
+from assistant.services.callmode.digits import PhoneListener, grammar, number_after_cue
+from assistant.services.callmode.draft import build_draft
+
+
+@pytest.mark.parametrize(
+    "segments, number",
+    [
+        (["我手机号一三九零七二六五四八三"], "13907265483"),
+        # Cut where the caller paused between groups: the window's segments read together.
+        (["我电话幺三五", "八八幺二", "零四九六"], "13588120496"),
+        # Ten digits (one lost): no number.
+        (["号码是一八六", "两两零", "四九六五"], None),
+        (["手机幺五零二二三三四四五五"], "15022334455"),
+        # No cue: digits the grammar made of other speech.
+        (["一三九零七二六五四八三"], None),
+        # 12 digits after the cue: something else was said too; no number.
+        (["电话一三九零七二六五四八三六"], None),
+        # Not a mainland mobile number.
+        (["电话一二九零七二六五四八三"], None),
+        # The last cue counts: the caller started over.
+        (["电话一三九零", "不是 手机一五八零二六三九七一四"], "15802639714"),
+        # Cue words between the digits (是, 我) are not digits.
+        (["我电话是一三九", "是零七二六", "五四八三"], "13907265483"),
+    ],
+)
+def test_a_number_after_a_cue(segments, number):
+    assert number_after_cue(segments) == number
+
+
+def test_the_grammar_is_the_digit_and_cue_words_only():
+    words = json.loads(grammar())
+    assert set(words) == set(TUNABLES.phone.digit_words) | set(TUNABLES.phone.cue_words)
+    assert "[unk]" not in words and len(words) == len(set(words))
+
+
+class FakeStream:
+    """Segments arriving as the digit recogniser's stream ends them (no model here;
+    the real one is in tests/integration/test_call_mode.py)."""
+
+    def __init__(self):
+        self.segments, self.seconds = [], 0.0
+
+    def feed_sync(self, pcm16):
+        self.seconds += len(pcm16) / 32000
+
+    def finish_sync(self):
+        return ""
+
+
+def test_the_listener_reports_a_number_once_and_forgets_old_segments():
+    stream = FakeStream()
+    listener = PhoneListener(stream)
+    stream.segments.append("我电话幺三五")
+    assert listener.feed_sync(b"\0\0" * 16000) is None
+    stream.segments.append("八八幺二零四九六")
+    assert listener.feed_sync(b"\0\0" * 16000) == "13588120496"
+    assert listener.feed_sync(b"\0\0" * 16000) is None  # nothing new
+    stream.segments.append("是")
+    assert listener.feed_sync(b"\0\0" * 16000) is None  # the same number again: not reported twice
+    # A cue whose digits come after the window (15 s) are not read with it.
+    stream.segments.append("手机一五八")
+    assert listener.feed_sync(b"\0\0" * 16000) is None
+    listener.feed_sync(b"\0\0" * 16000 * 20)
+    stream.segments.append("零二六三九七一四")
+    assert listener.feed_sync(b"\0\0" * 16000) is None
+
+
+def test_a_heard_number_is_marked_and_a_number_in_the_transcript_wins():
+    heard = build_draft(["我电话是 点选"], [], None, None, None, [], None, heard_phone="13907265483")
+    assert heard.phone == "13907265483" and heard.phone_heard is True
+    assert heard.shown()["phone_heard"] is True
+    read = build_draft(["手机 幺五零 二二三三 四四五五"], [], None, None, None, [], None, heard_phone="13907265483")
+    assert read.phone == "15022334455" and read.phone_heard is False
+    none = build_draft(["你好"], [], None, None, None, [], None)
+    assert none.phone is None and none.phone_heard is False
