@@ -213,9 +213,13 @@ def false_phones(asrs: Dict[str, Asr]) -> None:
         seconds += len(pcm) / 32000
         for name, asr in asrs.items():
             if name == LISTENER:
-                counts[name] += listen(asr, pcm)[1] is not None
+                text, found, _ = listen(asr, pcm)
             else:
-                counts[name] += find_phone([decode(asr, pcm)[0]]) is not None
+                text = decode(asr, pcm)[0]
+                found = find_phone([text])
+            counts[name] += found is not None
+            if found is not None:
+                print(f"  {name}: {row['file']} ({row['text']}) → {found}: {text}")
     print(f"\nReal recordings with no number said ({len(rows)} clips, {seconds:.0f} s): a phone number found anyway\n")
     print("| decoder | clips with a phone |")
     print("| --- | ---: |")

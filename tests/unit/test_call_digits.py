@@ -30,8 +30,12 @@ from assistant.services.callmode.draft import build_draft
         (["电话一二九零七二六五四八三"], None),
         # The last cue counts: the caller started over.
         (["电话一三九零", "不是 手机一五八零二六三九七一四"], "15802639714"),
-        # Cue words between the digits (是, 我) are not digits.
-        (["我电话是一三九", "是零七二六", "五四八三"], "13907265483"),
+        # 号码是 between the cue and the number.
+        (["我电话号码是", "一三九零七二六五四八三"], "13907265483"),
+        # Another word among the digits: other speech heard as digits (a Sichuanese
+        # recording with no number in it, bench/callmode_phone.py).
+        (["八手机一四三", "四七一三", "零三是六九"], None),
+        (["我电话是一三九", "是零七二六", "五四八三"], None),
     ],
 )
 def test_a_number_after_a_cue(segments, number):

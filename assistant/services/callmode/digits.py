@@ -9,7 +9,8 @@ speech into those words, so a number counts only when:
 
 * a cue (电话/手机/号码) was heard, and
 * exactly 11 digits follow it within ``window_s`` seconds, forming a mainland mobile
-  number (1[3-9]…), with nothing after them in that window.
+  number (1[3-9]…), with no other word among or after them in that window (a
+  Sichuanese recording with no number in it gave "手机一四三 四七一三 零三是六九").
 
 Its own end-of-utterance rules cut the number where the caller pauses between digit
 groups; the segments of the window are read together. The number goes into the
@@ -31,6 +32,8 @@ from assistant.services.callmode.draft import SPOKEN_DIGITS
 from voice.asr import Asr, AsrStream
 
 _MOBILE = re.compile(r"1[3-9]\d{9}")
+# Words between a cue and the number ("电话号码是…", "手机号是…").
+_LEAD_WORDS = "号码是"
 
 _asrs: Dict[str, Asr] = {}
 _asrs_lock = threading.Lock()
@@ -61,8 +64,10 @@ def number_after_cue(texts: Sequence[str], tunables: PhoneTunables = TUNABLES.ph
     last = max(((joined.rfind(cue), cue) for cue in tunables.cues), default=(-1, ""))
     if last[0] < 0:
         return None
-    after = joined[last[0] + len(last[1]) :]
-    digits = "".join(SPOKEN_DIGITS.get(c, c) for c in after if c in SPOKEN_DIGITS or c.isdigit())
+    after = joined[last[0] + len(last[1]) :].lstrip(_LEAD_WORDS)
+    if not after or any(c not in SPOKEN_DIGITS and not c.isdigit() for c in after):
+        return None  # another word among the digits: other speech heard as digits
+    digits = "".join(SPOKEN_DIGITS.get(c, c) for c in after)
     return digits if _MOBILE.fullmatch(digits) else None
 
 
