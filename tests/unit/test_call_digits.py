@@ -11,6 +11,7 @@ import pytest
 from assistant.services.callmode.config import TUNABLES
 from assistant.services.callmode.digits import PhoneListener, grammar, number_after_cue
 from assistant.services.callmode.draft import build_draft
+from assistant.services.callmode.session import CallSession, Phrase
 
 
 @pytest.mark.parametrize(
@@ -62,22 +63,66 @@ class FakeStream:
         return ""
 
 
-def test_the_listener_reports_a_number_once_and_forgets_old_segments():
+SECOND = b"\0\0" * 16000
+
+
+def test_the_listener_reports_a_settled_number_once_and_forgets_old_segments():
     stream = FakeStream()
     listener = PhoneListener(stream)
     stream.segments.append("我电话幺三五")
-    assert listener.feed_sync(b"\0\0" * 16000) is None
+    assert listener.feed_sync(SECOND) is None
     stream.segments.append("八八幺二零四九六")
-    assert listener.feed_sync(b"\0\0" * 16000) == "13588120496"
-    assert listener.feed_sync(b"\0\0" * 16000) is None  # nothing new
-    stream.segments.append("是")
-    assert listener.feed_sync(b"\0\0" * 16000) is None  # the same number again: not reported twice
-    # A cue whose digits come after the window (15 s) are not read with it.
+    assert listener.feed_sync(SECOND) is None  # heard, not settled yet
+    assert listener.feed_sync(SECOND) is None
+    assert listener.feed_sync(SECOND) == "13588120496"  # 2 s with nothing more
+    assert listener.feed_sync(SECOND * 3) is None  # nothing new
+    stream.segments.append("电话幺三五八八幺二零四九六")  # the same number again
+    listener.feed_sync(SECOND * 3)
+    assert listener.feed_sync(SECOND) is None and listener.last == "13588120496"
+    # A cue whose digits come after the window (15 s) is not read with them.
     stream.segments.append("手机一五八")
-    assert listener.feed_sync(b"\0\0" * 16000) is None
-    listener.feed_sync(b"\0\0" * 16000 * 20)
+    assert listener.feed_sync(SECOND) is None
+    listener.feed_sync(SECOND * 20)
     stream.segments.append("零二六三九七一四")
-    assert listener.feed_sync(b"\0\0" * 16000) is None
+    assert [listener.feed_sync(SECOND) for _ in range(4)] == [None] * 4
+
+
+def test_a_12th_digit_after_a_pause_withdraws_the_number():
+    """An ID number read in groups is no phone number, though its first 11 digits look like one."""
+    stream = FakeStream()
+    listener = PhoneListener(stream)
+    for group in ["号码是一三零", "一零二一", "九九零零"]:
+        stream.segments.append(group)
+        assert listener.feed_sync(SECOND) is None
+    stream.segments.append("三零七一")
+    assert [listener.feed_sync(SECOND) for _ in range(4)] == [None] * 4
+    assert listener.finish_sync() is None and listener.last is None
+
+
+def test_a_number_heard_as_the_call_ends_is_reported():
+    stream = FakeStream()
+    listener = PhoneListener(stream)
+    stream.segments.append("手机一五八零二六三九七一四")
+    assert listener.feed_sync(SECOND) is None
+    assert listener.finish_sync() == "15802639714"
+
+
+def test_a_heard_number_is_saved_only_once_read_back():
+    from knowledge.catalog import load_catalog
+
+    session = CallSession(load_catalog())
+    session.hear_phone("13907265483")
+    session.hear_phone("15802639714")
+    for form in ("13907265483", "139 0726 5483", "139-0726-5483", "+86 13907265483", "8613907265483", "15802639714"):
+        assert session.needs_read_back(form, checked=False), form
+        assert not session.needs_read_back(form, checked=True), form
+    # Another number the operator typed, or none: nothing to read back.
+    assert not session.needs_read_back("13800001111", checked=False)
+    assert not session.needs_read_back(None, checked=False)
+    # A heard number also read plainly in the transcript needs no read-back.
+    session.phrases.append(Phrase(0, "caller", "手机 幺五八 零二六三 九七幺四", 0.0))
+    assert not session.needs_read_back("15802639714", checked=False)
+    assert session.needs_read_back("13907265483", checked=False)
 
 
 def test_a_heard_number_is_marked_and_a_number_in_the_transcript_wins():

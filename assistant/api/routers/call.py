@@ -234,7 +234,7 @@ class Call:
             return
         draft = self.session.draft()
         phone = (body.phone or "").replace(" ", "") or None
-        if draft.phone_heard and phone == draft.phone and not body.phone_checked:
+        if self.session.needs_read_back(phone, body.phone_checked):
             await _send(self.websocket, {"type": "error", "code": "phone_unchecked", "message": PHONE_UNCHECKED})
             return
         name = body.caller_name

@@ -49,6 +49,7 @@ class PhoneTunables:
     cue_words: Tuple[str, ...]
     cues: Tuple[str, ...]
     window_s: float
+    settle_s: float
 
 
 @dataclass(frozen=True)

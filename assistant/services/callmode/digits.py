@@ -72,27 +72,36 @@ def number_after_cue(texts: Sequence[str], tunables: PhoneTunables = TUNABLES.ph
 
 
 class PhoneListener:
-    """The digit recogniser's stream on one caller input, and the numbers it heard."""
+    """The digit recogniser's stream on one caller input, and the numbers it heard.
+
+    A number is reported once it has stood for ``settle_s`` seconds of audio with no
+    further segment (or when the call ends): a 12th digit said after a pause (an ID
+    number read in groups, a misheard extra digit) withdraws it before it is shown.
+    """
 
     def __init__(self, stream: AsrStream, tunables: PhoneTunables = TUNABLES.phone) -> None:
         self.stream = stream
         self.tunables = tunables
         self._segments: List[Tuple[float, str]] = []  # (seconds into the call, text)
         self._done = 0
+        self._pending: Optional[Tuple[str, float]] = None  # (number, seconds when heard)
         self.last: Optional[str] = None
 
-    def _check(self) -> Optional[str]:
-        """A number newly heard since the last check (a segment ended), else None."""
+    def _check(self, finishing: bool = False) -> Optional[str]:
+        """A number newly heard and settled, else None."""
         segments = self.stream.segments
-        new = segments[self._done :]
+        new = [s for s in segments[self._done :] if s.strip()]
         self._done = len(segments)
-        if not any(s.strip() for s in new):
-            return None
         now = self.stream.seconds
-        self._segments.extend((now, s) for s in new if s.strip())
-        self._segments = [(at, s) for at, s in self._segments if at >= now - self.tunables.window_s]
-        number = number_after_cue([s for _, s in self._segments], self.tunables)
-        if number is None or number == self.last:
+        if new:
+            self._segments.extend((now, s) for s in new)
+            self._segments = [(at, s) for at, s in self._segments if at >= now - self.tunables.window_s]
+            number = number_after_cue([s for _, s in self._segments], self.tunables)
+            self._pending = (number, now) if number is not None else None
+        if self._pending is None or not (finishing or now - self._pending[1] >= self.tunables.settle_s):
+            return None
+        number, self._pending = self._pending[0], None
+        if number == self.last:
             return None
         self.last = number
         return number
@@ -103,7 +112,7 @@ class PhoneListener:
 
     def finish_sync(self) -> Optional[str]:
         self.stream.finish_sync()
-        return self._check()
+        return self._check(finishing=True)
 
     async def feed(self, pcm16: bytes) -> Optional[str]:
         return await asyncio.to_thread(self.feed_sync, pcm16)

@@ -57,6 +57,9 @@
 
   var call = null; // {ws, context, inputs: [{stream, source, node}], edited: {}, ended}
   var edited = {};
+  // Numbers heard from the call audio (digits -> true) and the number 已核对 was ticked for.
+  var heardPhones = {};
+  var checkedFor = null;
   var questionType = null;
   var lastSocket = null; // the ended call's socket, open for 保存工单
 
@@ -205,11 +208,22 @@
       el.fields[name].value = value === null || value === undefined ? "" : value;
     });
     // A number heard from the audio (not read in the transcript): read it back first.
-    if (!edited.phone) {
-      var heard = Boolean(draft.phone_heard && draft.phone);
-      if (heard && el.phoneCheck.hidden) el.phoneChecked.checked = false;
-      el.phoneCheck.hidden = !heard;
-    }
+    if (draft.phone_heard && draft.phone) heardPhones[draft.phone] = true;
+    updatePhoneCheck();
+  }
+
+  function phoneDigits(value) {
+    var digits = String(value || "").replace(/\D/g, "");
+    return digits.length === 13 && digits.indexOf("86") === 0 ? digits.slice(2) : digits;
+  }
+
+  /* The 已核对 row shows while the phone field holds a number heard from the audio;
+     a tick counts only for the number it was given for. */
+  function updatePhoneCheck() {
+    var digits = phoneDigits(el.fields.phone.value);
+    var heard = Boolean(digits && heardPhones[digits]);
+    if (!heard || checkedFor !== digits) el.phoneChecked.checked = false;
+    el.phoneCheck.hidden = !heard;
   }
 
   function onMessage(event) {
@@ -235,6 +249,7 @@
         el.save.disabled = false;
         break;
       case "error":
+        if (message.code === "phone_unchecked") el.phoneCheck.hidden = false;
         showError(message.message);
         el.save.disabled = false;
         break;
@@ -250,6 +265,8 @@
     showCard(null);
     edited = {};
     DRAFT_FIELDS.forEach(function (name) { if (name !== "category") el.fields[name].value = ""; });
+    heardPhones = {};
+    checkedFor = null;
     el.phoneCheck.hidden = true;
     el.phoneChecked.checked = false;
     el.fields.category.value = "咨询";
@@ -322,12 +339,17 @@
       ticket[name] = value || (name === "summary" || name === "answer" ? "" : null);
     });
     ticket.category = el.fields.category.value;
-    ticket.phone_checked = !el.phoneCheck.hidden && el.phoneChecked.checked;
+    ticket.phone_checked = !el.phoneCheck.hidden && el.phoneChecked.checked
+      && checkedFor === phoneDigits(el.fields.phone.value);
     showError("");
     el.save.disabled = true;
     ws.send(JSON.stringify({ type: "save", ticket: ticket }));
   }
 
+  el.fields.phone.addEventListener("input", updatePhoneCheck);
+  el.phoneChecked.addEventListener("change", function () {
+    checkedFor = el.phoneChecked.checked ? phoneDigits(el.fields.phone.value) : null;
+  });
   DRAFT_FIELDS.forEach(function (name) {
     el.fields[name].addEventListener("input", function () { edited[name] = true; });
     el.fields[name].addEventListener("change", function () { edited[name] = true; });
