@@ -127,7 +127,7 @@ def edit_distance(a: str, b: str) -> int:
 def recognisers(model_dir: Path, names: Sequence[str] = (*GRAMMARS, LISTENER)) -> Dict[str, Asr]:
     out = {}
     if LISTENER in names:
-        out[LISTENER] = digit_asr(model_dir)
+        out[LISTENER] = digit_asr(model_dir, Path(tempfile.mkdtemp(prefix="banshi-bench-views-")))
         out[LISTENER].warm_up()
     for name, words in GRAMMARS.items():
         if name not in names:

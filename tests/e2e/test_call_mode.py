@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.speech import FEMALE_VOICE, MANDARIN_VOICE, mandarin_wav, require_voice
+from tests.speech import FEMALE_VOICE, mandarin_wav, require_voice
 
 from .conftest import SHOTS
 
@@ -24,13 +24,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.model]
 
 USERNAME = "call.e2e"
 PASSWORD = "call-e2e-password-1"
+# One caller, one voice (the recogniser adapts to the speaker as the call goes on).
 PHRASES = [
-    ("我家孩子上个月刚出生 想给他上户口", MANDARIN_VOICE),
-    ("出生证明有了 还要带什么", MANDARIN_VOICE),
-    ("我的手机号是，一，三，九，零，七，二，六，五，四，八，三", FEMALE_VOICE),
+    "我家孩子上个月刚出生 想给他上户口",
+    "出生证明有了 还要带什么",
+    # Digit by digit, as a caller reading it out slowly (no 零: espeak-ng's 零 right
+    # after another digit is lost in about one call in four through the browser).
+    "我的手机号是，一，三，八，七，六，九，四，五，八，三，六",
 ]
 ITEM = "newborn_hukou"
-PHONE = "13907265483"
+PHONE = "13876945836"
 LIVE_MS = 60000
 
 
@@ -40,9 +43,9 @@ def fake_microphone_wav(tmp_path_factory, settings) -> Path:
     require_voice(settings)
     folder = tmp_path_factory.mktemp("call-e2e")
     frames, rate = [], None
-    for n, (text, voice) in enumerate(PHRASES):
+    for n, text in enumerate(PHRASES):
         path = folder / f"{n}.wav"
-        mandarin_wav(text, path, voice=voice)
+        mandarin_wav(text, path, voice=FEMALE_VOICE)
         with wave.open(str(path), "rb") as reader:
             rate = reader.getframerate()
             frames.append(reader.readframes(reader.getnframes()) + b"\x00\x00" * rate)
@@ -73,6 +76,9 @@ def test_a_call_is_transcribed_suggested_and_drafted(microphone_browser, live_se
     page.set_default_timeout(LIVE_MS)
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # What the gateway sent (finals and drafts), to say what went wrong when a wait times out.
+    heard: list = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: heard.append(frame) if '"final"' in str(frame) or '"draft"' in str(frame) else None))
     try:
         page.goto(live_server + "/desk")
         page.wait_for_selector("#login-form", state="visible")
@@ -116,5 +122,8 @@ def test_a_call_is_transcribed_suggested_and_drafted(microphone_browser, live_se
         page.eval_on_selector("#call-panel", "panel => { panel.scrollTop = 0; }")
         page.screenshot(path=str(SHOTS / "desk_call_mode.png"))
         assert not errors, errors
+    except Exception:
+        print("call messages:", *[str(m)[:300] for m in heard[-12:]], sep="\n  ")
+        raise
     finally:
         context.close()

@@ -72,7 +72,7 @@ def test_a_misheard_spoken_number_never_becomes_a_wrong_phone(asr, speak):
         assert draft.summary.endswith("未留回访电话。")
 
 
-def test_real_speech_without_a_number_gives_no_phone(asr):
+def test_real_speech_without_a_number_gives_no_phone(asr, tmp_path):
     said = {row["file"]: row["text"] for row in csv.DictReader((SPEECH / "clips.tsv").open(encoding="utf-8"), delimiter="\t")}
     for name in NO_NUMBER_CLIPS:
         assert find_phone([said[name]]) is None  # nothing in what was really said
@@ -80,7 +80,7 @@ def test_real_speech_without_a_number_gives_no_phone(asr):
         text = asr.transcribe_sync(pcm)
         assert text and find_phone([text]) is None, (name, text)
         # The digit recogniser turns any speech into digit and cue words: still no number.
-        listener = PhoneListener(digit_asr(VOSK_MODEL_DIR).stream())
+        listener = PhoneListener(digit_asr(VOSK_MODEL_DIR, tmp_path).stream())
         heard = [listener.feed_sync(pcm[at : at + 3200]) for at in range(0, len(pcm), 3200)]
         heard.append(listener.finish_sync())
         assert not any(heard), (name, listener.stream.segments)

@@ -34,10 +34,12 @@ import asyncio
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException, Path, Query, WebSocket
+from fastapi import APIRouter, HTTPException, Query, WebSocket
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field, StrictBool, StrictStr, ValidationError, validator
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
@@ -72,7 +74,9 @@ MAX_PHRASE_CHARS = 500
 MAX_FIELD_CHARS = 2000
 # Seconds a call may stay open beyond call_max_minutes (saving the ticket).
 SLACK_SECONDS = 600
-CallTicketId = Path(..., ge=1, le=MAX_ROW_ID)
+CallTicketId = PathParam(..., ge=1, le=MAX_ROW_ID)
+# Under the data directory: the digit recogniser's view of the Vosk model (callmode/digits.py).
+DIGIT_MODELS = "vosk-views"
 
 
 class CallError(Exception):
@@ -174,7 +178,7 @@ class Call:
             biased = self.biased if caller else None
             phones = None
             if caller and TUNABLES.phone.from_audio:
-                phones = await open_phone_listener(self.asr.model_dir)
+                phones = await open_phone_listener(self.asr.model_dir, Path(self.settings.data_dir) / DIGIT_MODELS)
             stream = self.streams[channel] = await open_phrase_stream(self.asr, SPEAKERS[channel], biased, phones)
         try:
             check_pcm16(pcm, max_seconds=self.max_seconds, already_seconds=stream.seconds)

@@ -50,6 +50,7 @@ class PhoneTunables:
     cues: Tuple[str, ...]
     window_s: float
     settle_s: float
+    endpoint_silence_s: float
 
 
 @dataclass(frozen=True)

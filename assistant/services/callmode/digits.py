@@ -12,8 +12,10 @@ speech into those words, so a number counts only when:
   number (1[3-9]…), with no other word among or after them in that window (a
   Sichuanese recording with no number in it gave "手机一四三 四七一三 零三是六九").
 
-Its own end-of-utterance rules cut the number where the caller pauses between digit
-groups; the segments of the window are read together. The number goes into the
+It ends an utterance only after ``endpoint_silence_s`` of silence (a view of the
+model with its own end-of-utterance rules, ``voice.endpointing``): with the model's
+0.5 s, a number read digit by digit was cut at a pause and the digit after the cut
+lost. Longer pauses still cut it; the segments of the window are read together. The number goes into the
 draft marked as heard (``TicketDraft.phone_heard``): it may be wrong, and the ticket
 is saved with it only after the operator has read it back to the caller.
 """
@@ -30,6 +32,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from assistant.services.callmode.config import TUNABLES, PhoneTunables
 from assistant.services.callmode.draft import SPOKEN_DIGITS
 from voice.asr import Asr, AsrStream
+from voice.endpointing import with_trailing_silence
 
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 # Words between a cue and the number ("电话号码是…", "手机号是…").
@@ -47,14 +50,18 @@ def grammar(tunables: PhoneTunables = TUNABLES.phone) -> str:
     return json.dumps(words, ensure_ascii=False)
 
 
-def digit_asr(model_dir: Path, tunables: PhoneTunables = TUNABLES.phone) -> Asr:
-    """The process-wide digit recogniser of ``model_dir`` (shares the loaded model)."""
-    key = str(Path(model_dir).resolve())
+def digit_asr(model_dir: Path, work_dir: Path, tunables: PhoneTunables = TUNABLES.phone) -> Asr:
+    """The process-wide digit recogniser of ``model_dir``: a view of it that waits
+    ``endpoint_silence_s`` before ending an utterance, built under ``work_dir`` (the
+    first call reads and may write files: call it off the event loop)."""
+    key = f"{Path(model_dir).resolve()}|{Path(work_dir).resolve()}"
     with _asrs_lock:
         asr = _asrs.get(key)
-        if asr is None:
-            asr = _asrs[key] = Asr(Path(model_dir), grammar=grammar(tunables))
-        return asr
+    if asr is None:
+        view = with_trailing_silence(Path(model_dir), Path(work_dir), tunables.endpoint_silence_s)
+        with _asrs_lock:
+            asr = _asrs.setdefault(key, Asr(view, grammar=grammar(tunables)))
+    return asr
 
 
 def number_after_cue(texts: Sequence[str], tunables: PhoneTunables = TUNABLES.phone) -> Optional[str]:
@@ -121,7 +128,7 @@ class PhoneListener:
         return await asyncio.to_thread(self.finish_sync)
 
 
-async def open_phone_listener(model_dir: Path, tunables: PhoneTunables = TUNABLES.phone) -> PhoneListener:
-    """A listener on a new stream of the digit recogniser (loads the model off the loop)."""
-    asr = digit_asr(model_dir, tunables)
+async def open_phone_listener(model_dir: Path, work_dir: Path, tunables: PhoneTunables = TUNABLES.phone) -> PhoneListener:
+    """A listener on a new stream of the digit recogniser (built and loaded off the loop)."""
+    asr = await asyncio.to_thread(digit_asr, model_dir, work_dir, tunables)
     return PhoneListener(await asr.open_stream(), tunables)

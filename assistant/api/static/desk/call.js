@@ -92,7 +92,12 @@
   }
 
   function openInput(context, deviceId, channel) {
-    var audio = { echoCancellation: channel === 1, noiseSuppression: true, autoGainControl: true, channelCount: 1 };
+    // The caller's line goes to the recogniser as it is: WebRTC's noise suppression and
+    // gain control are tuned for a listener's ear and smear quiet digits and consonants;
+    // the gateway levels the audio itself (voice/asr.py GainControl). The operator's
+    // own headset (channel 1) keeps them, with echo cancellation.
+    var own = channel === 1;
+    var audio = { echoCancellation: own, noiseSuppression: own, autoGainControl: own, channelCount: 1 };
     if (deviceId) audio.deviceId = { exact: deviceId };
     return navigator.mediaDevices.getUserMedia({ audio: audio }).then(function (stream) {
       var input = { stream: stream, source: context.createMediaStreamSource(stream) };
