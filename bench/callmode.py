@@ -101,6 +101,8 @@ def scores(calls: Sequence[Dict[str, Any]], results: Sequence[CallResult]) -> Di
         "item_first_1": share(lambda c, r: item_first(c, r.tops, 1)),
         "item_end": share(lambda c, r: bool(r.tops) and r.tops[-1] == c["item"]),
         "phone": share(lambda c, r: r.phone == c["phone"]),
+        # A number in the draft that is not the caller's (a callback to a stranger).
+        "phone_wrong": share(lambda c, r: bool(r.phone) and r.phone != c["phone"]),
         "item": share(lambda c, r: r.item == c["item"]),
         "both": share(lambda c, r: r.phone == c["phone"] and r.item == c["item"]),
     }
@@ -112,12 +114,12 @@ def pct(x: float) -> str:
 
 def print_scores(title: str, figures: Dict[str, float]) -> None:
     print(f"\n{title}\n")
-    print("| calls | item first within 2 | within 1 | first at end | draft phone right | draft item right | both |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| calls | item first within 2 | within 1 | first at end | draft phone right | draft phone WRONG | draft item right | both |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     f = figures
     print(
         f"| {f['n']} | {pct(f['item_first'])} | {pct(f['item_first_1'])} | {pct(f['item_end'])} "
-        f"| {pct(f['phone'])} | {pct(f['item'])} | {pct(f['both'])} |"
+        f"| {pct(f['phone'])} | {pct(f['phone_wrong'])} | {pct(f['item'])} | {pct(f['both'])} |"
     )
     print(
         f"\ntargets: item first ≥ {pct(TARGET_ITEM)}: {'met' if f['item_first'] >= TARGET_ITEM else 'MISSED'}; "

@@ -14,7 +14,12 @@ finds where the chain breaks and whether a recogniser restricted to digit words
    * ``free``: the call mode's recogniser (the model's own language model);
    * ``digits``: a grammar of the digit words only (零 一 幺 二 两 … 九);
    * ``digits+cues``: the digit words plus the cue words (电话 手机 号码 …) and
-     是/我, so the words around a number have a path of their own.
+     是/我, so the words around a number have a path of their own;
+   * ``listener``: what the call mode runs (``callmode/digits.py``): the digits+cues
+     recogniser streamed in 0.1-s frames, a number only when exactly 11 digits
+     follow a cue (its phone right / WRONG are the draft's).
+   Styles (``--styles``): ``groups`` (3-4-4, as the calls say it) and ``each`` (digit
+   by digit with a short pause after each, as a caller reading a number out slowly).
    Figures: digit error rate (edit distance between the digits heard and the 11 said,
    over the 11), phone right (``find_phone`` of the transcript is the number),
    phone WRONG (a number was found but not the one said: the harmful case, a
@@ -49,6 +54,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from assistant.services.callmode.digits import PhoneListener, digit_asr  # noqa: E402
 from assistant.services.callmode.draft import SPOKEN_DIGITS, find_phone  # noqa: E402
 from voice.asr import Asr  # noqa: E402
 from voice.audio import pcm16_from_wav  # noqa: E402
@@ -64,6 +70,8 @@ GRAMMARS: Dict[str, Optional[Tuple[str, ...]]] = {
     "digits": DIGIT_WORDS,
     "digits+cues": DIGIT_WORDS + CUE_WORDS,
 }
+LISTENER = "listener"
+STYLES = ("groups", "each")
 CUES = ("电话", "我电话是", "手机", "号码是", "我的手机号是", "你记一下 电话")
 HAN_DIGITS = "零一二三四五六七八九"
 SEED = 16
@@ -80,15 +88,20 @@ class Tally:
     examples: List[str] = field(default_factory=list)
 
 
-def phone_cases(n: int, seed: int = SEED) -> List[Tuple[str, str]]:
-    """(what the caller says, the number): a cue, then the number in 3-4-4 groups."""
+def phone_cases(n: int, seed: int = SEED, style: str = "groups") -> List[Tuple[str, str]]:
+    """(what the caller says, the number): a cue, then the number in 3-4-4 groups
+    (``groups``) or digit by digit with a pause after each (``each``)."""
     rng = random.Random(seed)
     cases = []
     for _ in range(n):
         number = "1" + rng.choice("3456789") + "".join(rng.choice("0123456789") for _ in range(9))
         yao = rng.random() < 0.5
         words = "".join("幺" if (c == "1" and yao) else HAN_DIGITS[int(c)] for c in number)
-        cases.append((f"{rng.choice(CUES)} {words[:3]} {words[3:7]} {words[7:]}", number))
+        cue = rng.choice(CUES)
+        if style == "each":
+            cases.append((f"{cue}，" + "，".join(words), number))
+        else:
+            cases.append((f"{cue} {words[:3]} {words[3:7]} {words[7:]}", number))
     return cases
 
 
@@ -111,9 +124,14 @@ def edit_distance(a: str, b: str) -> int:
     return row[-1]
 
 
-def recognisers(model_dir: Path) -> Dict[str, Asr]:
+def recognisers(model_dir: Path, names: Sequence[str] = (*GRAMMARS, LISTENER)) -> Dict[str, Asr]:
     out = {}
+    if LISTENER in names:
+        out[LISTENER] = digit_asr(model_dir, Path(tempfile.mkdtemp(prefix="banshi-bench-views-")))
+        out[LISTENER].warm_up()
     for name, words in GRAMMARS.items():
+        if name not in names:
+            continue
         grammar = json.dumps(list(words), ensure_ascii=False) if words else None
         asr = Asr(model_dir, grammar=grammar)
         asr.warm_up()
@@ -126,6 +144,15 @@ def decode(asr: Asr, pcm: bytes) -> Tuple[str, float]:
     stream.feed_sync(pcm)
     text = stream.finish_sync()
     return text, stream.busy_seconds
+
+
+def listen(asr: Asr, pcm: bytes) -> Tuple[str, Optional[str], float]:
+    """The call mode's listener on ``pcm`` in 0.1-s frames: (text, number, busy seconds)."""
+    listener = PhoneListener(asr.stream())
+    for start in range(0, len(pcm), 3200):
+        listener.feed_sync(pcm[start : start + 3200])
+    listener.finish_sync()
+    return " ".join(listener.stream.segments), listener.last, listener.stream.busy_seconds
 
 
 def confusions(asr: Asr, voice: str, workdir: Path) -> str:
@@ -141,14 +168,17 @@ def score(asrs: Dict[str, Asr], clips: Sequence[Tuple[bytes, str]]) -> Dict[str,
     tallies = {name: Tally() for name in asrs}
     for pcm, number in clips:
         for name, asr in asrs.items():
-            text, busy = decode(asr, pcm)
+            if name == LISTENER:
+                text, found, busy = listen(asr, pcm)
+            else:
+                text, busy = decode(asr, pcm)
+                found = find_phone([text])
             t = tallies[name]
             t.said += 1
             t.audio_s += len(pcm) / 32000
             t.busy_s += busy
             heard = digits_heard(text)
             t.digit_errors += min(edit_distance(heard, number), edit_distance(heard[-11:], number))
-            found = find_phone([text])
             if found == number:
                 t.right += 1
             elif found:
@@ -182,8 +212,14 @@ def false_phones(asrs: Dict[str, Asr]) -> None:
         pcm = pcm16_from_wav((SPEECH / "clips" / row["file"]).read_bytes(), max_bytes=50_000_000, max_seconds=120)
         seconds += len(pcm) / 32000
         for name, asr in asrs.items():
-            text, _ = decode(asr, pcm)
-            counts[name] += find_phone([text]) is not None
+            if name == LISTENER:
+                text, found, _ = listen(asr, pcm)
+            else:
+                text = decode(asr, pcm)[0]
+                found = find_phone([text])
+            counts[name] += found is not None
+            if found is not None:
+                print(f"  {name}: {row['file']} ({row['text']}) → {found}: {text}")
     print(f"\nReal recordings with no number said ({len(rows)} clips, {seconds:.0f} s): a phone number found anyway\n")
     print("| decoder | clips with a phone |")
     print("| --- | ---: |")
@@ -208,27 +244,32 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--wav-dir", type=Path, help="real recordings with numbers.tsv (file<TAB>number)")
     parser.add_argument("--vosk-model", type=Path, default=VOSK_MODEL)
     parser.add_argument("--examples", action="store_true", help="print a few transcripts per decoder")
+    parser.add_argument("--decoders", default=",".join((*GRAMMARS, LISTENER)), help="comma-separated")
+    parser.add_argument("--styles", default=",".join(STYLES), help="groups, each (comma-separated)")
+    parser.add_argument("--no-confusions", action="store_true", help="skip the isolated-digit table")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    asrs = recognisers(args.vosk_model)
+    asrs = recognisers(args.vosk_model, [d for d in args.decoders.split(",") if d])
     voices = [v for v in args.voices.split(",") if v]
-    cases = phone_cases(args.numbers)
     tallies: Dict[str, Dict[str, Tally]] = {}
     with tempfile.TemporaryDirectory(prefix="banshi-bench-phone-") as tmp:
         workdir = Path(tmp)
-        print("\nIsolated digits, digit grammar (said → heard)\n")
-        print("| voice | heard |")
-        print("| --- | --- |")
-        for voice in voices:
-            print(f"| {voice} | {confusions(asrs['digits'], voice, workdir)} |")
-        for voice in voices:
-            clips = [(espeak_pcm(text, voice, workdir), number) for text, number in cases]
-            tallies[f"espeak {voice}"] = score(asrs, clips)
+        if not args.no_confusions and "digits" in asrs:
+            print("\nIsolated digits, digit grammar (said → heard)\n")
+            print("| voice | heard |")
+            print("| --- | --- |")
+            for voice in voices:
+                print(f"| {voice} | {confusions(asrs['digits'], voice, workdir)} |")
+        for style in [s for s in args.styles.split(",") if s]:
+            cases = phone_cases(args.numbers, style=style)
+            for voice in voices:
+                clips = [(espeak_pcm(text, voice, workdir), number) for text, number in cases]
+                tallies[f"espeak {voice}, {style}"] = score(asrs, clips)
     false_phones(asrs)
     if args.wav_dir:
         tallies[f"recordings {args.wav_dir.name}"] = score(asrs, real_clips(args.wav_dir))
-    print_table(f"Phone numbers said after a cue, 3-4-4 groups (seed {SEED})", tallies)
+    print_table(f"Phone numbers said after a cue (seed {SEED})", tallies)
     if args.examples:
         for source, by_decoder in tallies.items():
             for name, t in by_decoder.items():

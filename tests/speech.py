@@ -19,6 +19,8 @@ from voice.metrics import char_error_rate, han  # noqa: F401 (re-exported for th
 ROOT = Path(__file__).resolve().parent.parent
 ESPEAK = shutil.which("espeak-ng")
 MANDARIN_VOICE = "cmn-latn-pinyin"
+# A female variant: the small model hears its digits said one by one (bench/callmode_phone.py).
+FEMALE_VOICE = "cmn-latn-pinyin+f3"
 # Questions the kiosk tests speak, with the item each must be answered about.
 QUESTION = "低保怎么申请"
 QUESTION_ITEM = "subsistence_allowance"
@@ -36,7 +38,8 @@ def require_voice(settings) -> None:
         pytest.fail(f"no Chinese Vosk model at {settings.vosk_model_dir} (tests/conftest.py installs it)")
 
 
-def mandarin_wav(text: str, path: Path, rate: int = 150) -> bytes:
-    """``text`` spoken by espeak-ng's Mandarin voice, as the WAV file espeak-ng writes."""
-    subprocess.run([ESPEAK, "-v", MANDARIN_VOICE, "-s", str(rate), "-w", str(path), text], check=True, timeout=30)
+def mandarin_wav(text: str, path: Path, rate: int = 150, voice: str = MANDARIN_VOICE) -> bytes:
+    """``text`` spoken by espeak-ng's Mandarin voice (or a variant of it, such as
+    ``FEMALE_VOICE``), as the WAV file espeak-ng writes."""
+    subprocess.run([ESPEAK, "-v", voice, "-s", str(rate), "-w", str(path), text], check=True, timeout=30)
     return path.read_bytes()

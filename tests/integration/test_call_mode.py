@@ -23,7 +23,7 @@ from assistant.storage.call_tables import CallTicket
 from assistant.storage.database import session_factory, utcnow
 from assistant.storage.tables import AuditRecord
 from tests.conftest import isolated_settings
-from tests.speech import mandarin_wav, require_voice
+from tests.speech import FEMALE_VOICE, mandarin_wav, require_voice
 
 CALL = "/api/v1/desk/call"
 PASSWORD = "call-desk-password-1"
@@ -322,3 +322,53 @@ async def test_two_inputs_label_the_speakers(live_server, settings, spoken_call)
     for n, message in enumerate(received[:-1]):
         if message["type"] == "final" and message["speaker"] == "operator":
             assert received[n + 1]["type"] != "assist"
+
+
+# ------------------------------------------------------------------ a number said on the call
+# Said digit by digit, as a caller reading it out slowly; espeak-ng's female variant,
+# whose digits the small model hears (bench/callmode_phone.py: its male voice's 三 is
+# heard as 八 even alone).
+PHONE_PHRASE = "我的手机号是，一，三，九，零，七，二，六，五，四，八，三"
+PHONE = "13907265483"
+
+
+@pytest.mark.model
+async def test_a_number_said_on_the_call_is_heard_and_saved_only_once_read_back(live_server, settings, tmp_path):
+    import websockets
+
+    from voice.audio import pcm16_from_wav
+
+    require_voice(settings)
+    cookie = await live_cookie(live_server, settings)
+    clip = pcm16_from_wav(mandarin_wav(PHONE_PHRASE, tmp_path / "phone.wav", voice=FEMALE_VOICE), max_bytes=50_000_000, max_seconds=60)
+    audio = clip + b"\x00\x00" * 16000
+    url = live_server.replace("http://", "ws://") + CALL
+    async with websockets.connect(url, extra_headers={"Cookie": cookie}) as ws:
+        assert json.loads(await ws.recv())["type"] == "ready"
+        for start in range(0, len(audio), 3200):
+            await ws.send(bytes([0]) + audio[start : start + 3200])
+            await asyncio.sleep(0.1)
+        await ws.send(json.dumps({"type": "end"}))
+        received = []
+        while not received or received[-1]["type"] != "ended":
+            received.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=60)))
+        drafts = [m["draft"] for m in received if m["type"] == "draft"]
+        # The free transcript writes the digits as other words; the digit recogniser hears them.
+        assert drafts and drafts[-1]["phone"] == PHONE and drafts[-1]["phone_heard"] is True, received
+        ticket = {"phone": PHONE, "category": "咨询", "summary": "", "answer": ""}
+        await ws.send(json.dumps({"type": "save", "ticket": ticket}))
+        refused = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
+        assert refused["type"] == "error" and refused["code"] == "phone_unchecked" and "复述核对" in refused["message"]
+        await ws.send(json.dumps({"type": "save", "ticket": {**ticket, "phone_checked": True}}))
+        saved = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
+        assert saved["type"] == "saved", saved
+    opened = store.open_ticket(settings, "call-live", saved["id"])
+    assert opened["phone"] == PHONE
+
+
+@pytest.mark.model
+async def test_speech_without_a_number_gives_the_draft_no_heard_phone(live_server, settings, spoken_call):
+    cookie = await live_cookie(live_server, settings)
+    received = await stream(live_server, cookie, [(0, clip) for clip in spoken_call[: len(CALLER_PHRASES)]])
+    drafts = [m["draft"] for m in received if m["type"] == "draft"]
+    assert drafts and all(d["phone"] is None and d["phone_heard"] is False for d in drafts)

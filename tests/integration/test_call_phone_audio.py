@@ -1,12 +1,14 @@
 """The call mode's phone number from audio (real espeak-ng speech, real recordings,
 the real Chinese Vosk model; no mocks).
 
-The small Chinese model does not hear espeak-ng's spoken digit strings (its 三 comes
-out as 八 even alone and with a grammar of digit words only; bench/callmode_phone.py
-measures it), so a phone number spoken by espeak-ng is not in the draft. What must
-hold whatever the recogniser hears: a misheard number never becomes a wrong phone
-number in the draft (the operator would call a stranger back), speech without a
-number never gives one, and a number the recogniser does write out is found.
+Free decoding by the small Chinese model does not write espeak-ng's spoken digit
+strings as digits (bench/callmode_phone.py measures it); the call mode's digit
+recogniser (``callmode/digits.py``) hears some of them, and its number is marked for
+the operator to read back (tests/integration/test_call_mode.py). What must hold
+whatever the recogniser hears: a misheard number in the transcript never becomes a
+wrong phone number in the draft (the operator would call a stranger back), speech
+without a number gives none (neither from the transcript nor from the digit
+recogniser), and a number the recogniser does write out is found.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from assistant.security.pii import mask_pii
+from assistant.services.callmode.digits import PhoneListener, digit_asr
 from assistant.services.callmode.draft import build_draft, digits_of, find_phone
 from tests.conftest import ROOT, VOSK_MODEL_DIR
 from tests.speech import ESPEAK, mandarin_wav
@@ -69,13 +72,18 @@ def test_a_misheard_spoken_number_never_becomes_a_wrong_phone(asr, speak):
         assert draft.summary.endswith("未留回访电话。")
 
 
-def test_real_speech_without_a_number_gives_no_phone(asr):
+def test_real_speech_without_a_number_gives_no_phone(asr, tmp_path):
     said = {row["file"]: row["text"] for row in csv.DictReader((SPEECH / "clips.tsv").open(encoding="utf-8"), delimiter="\t")}
     for name in NO_NUMBER_CLIPS:
         assert find_phone([said[name]]) is None  # nothing in what was really said
         pcm = pcm16_from_wav((SPEECH / "clips" / name).read_bytes(), max_bytes=50 << 20, max_seconds=120)
         text = asr.transcribe_sync(pcm)
         assert text and find_phone([text]) is None, (name, text)
+        # The digit recogniser turns any speech into digit and cue words: still no number.
+        listener = PhoneListener(digit_asr(VOSK_MODEL_DIR, tmp_path).stream())
+        heard = [listener.feed_sync(pcm[at : at + 3200]) for at in range(0, len(pcm), 3200)]
+        heard.append(listener.finish_sync())
+        assert not any(heard), (name, listener.stream.segments)
 
 
 def test_digits_the_recogniser_writes_out_are_read_as_digits(asr, speak):

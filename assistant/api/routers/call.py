@@ -15,7 +15,9 @@ knowledge card and a ticket draft (工单) that follow the conversation.
   The server sends ``{"type": "partial", "speaker", "text"}`` while a phrase is
   spoken, ``{"type": "final", "speaker", "text", "seq"}`` when it ends, then
   ``{"type": "assist", "suggestions", "card", "changed"}`` (after a caller's phrase)
-  and ``{"type": "draft", "draft"}`` (the caller's name masked). Errors:
+  and ``{"type": "draft", "draft"}`` (the caller's name masked; ``phone_heard``: the
+  number was heard by the digit recogniser, and a ticket keeping it is saved only with
+  ``"phone_checked": true``, after the operator has read it back to the caller). Errors:
   ``{"type": "error", "code", "message"}`` (Chinese), then close 1008 (not logged in,
   another site, bad message, too long), 1011 (failure).
 * ``GET /api/v1/desk/calls`` — saved call tickets, masked; ``GET
@@ -32,11 +34,13 @@ import asyncio
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException, Path, Query, WebSocket
-from pydantic import BaseModel, Field, StrictStr, ValidationError, validator
+from fastapi import APIRouter, HTTPException, Query, WebSocket
+from fastapi import Path as PathParam
+from pydantic import BaseModel, Field, StrictBool, StrictStr, ValidationError, validator
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from assistant.api.deps import MAX_ROW_ID, SettingsDep
@@ -46,6 +50,7 @@ from assistant.security.sessions import principal_from_request
 from assistant.services.assist import QUESTION_ORDER
 from assistant.services.callmode import store
 from assistant.services.callmode.config import TUNABLES
+from assistant.services.callmode.digits import open_phone_listener
 from assistant.services.callmode.draft import mask_name
 from assistant.services.callmode.phrases import CALLER, SPEAKERS, Final, PhraseStream, open_phrase_stream
 from assistant.services.callmode.session import CallSession
@@ -63,12 +68,15 @@ TOO_LONG = "通话时间过长，请保存工单后重新开始"
 FAILED = "通话服务暂时出了点问题，请稍后再试"
 CALL_ENDED = "通话已结束，不能再发送语音"
 NO_CALL_TICKET = "没有找到该通话工单"
+PHONE_UNCHECKED = "这个电话号码是从通话语音中识别的，可能有误。请向来电人复述核对后，勾选“已核对”再保存。"
 CATEGORIES = ("咨询", "求助", "投诉", "建议", "表扬", "其他")
 MAX_PHRASE_CHARS = 500
 MAX_FIELD_CHARS = 2000
 # Seconds a call may stay open beyond call_max_minutes (saving the ticket).
 SLACK_SECONDS = 600
-CallTicketId = Path(..., ge=1, le=MAX_ROW_ID)
+CallTicketId = PathParam(..., ge=1, le=MAX_ROW_ID)
+# Under the data directory: the digit recogniser's view of the Vosk model (callmode/digits.py).
+DIGIT_MODELS = "vosk-views"
 
 
 class CallError(Exception):
@@ -88,6 +96,8 @@ class TicketBody(BaseModel):
     category: StrictStr = Field("咨询", max_length=8)
     summary: StrictStr = Field("", max_length=MAX_FIELD_CHARS)
     answer: StrictStr = Field("", max_length=MAX_FIELD_CHARS)
+    # The operator read a heard phone number back to the caller (see the draft).
+    phone_checked: StrictBool = False
 
     class Config:
         extra = "forbid"
@@ -164,18 +174,27 @@ class Call:
         channel, pcm = data[0], data[1:]
         stream = self.streams.get(channel)
         if stream is None:
-            biased = self.biased if SPEAKERS[channel] == CALLER else None
-            stream = self.streams[channel] = await open_phrase_stream(self.asr, SPEAKERS[channel], biased)
+            caller = SPEAKERS[channel] == CALLER
+            biased = self.biased if caller else None
+            phones = None
+            if caller and TUNABLES.phone.from_audio:
+                phones = await open_phone_listener(self.asr.model_dir, Path(self.settings.data_dir) / DIGIT_MODELS)
+            stream = self.streams[channel] = await open_phrase_stream(self.asr, SPEAKERS[channel], biased, phones)
         try:
             check_pcm16(pcm, max_seconds=self.max_seconds, already_seconds=stream.seconds)
         except AudioError as exc:
             raise CallError("too_long" if exc.code == "too_long" else "bad_message", TOO_LONG if exc.code == "too_long" else BAD_MESSAGE) from exc
         heard = await stream.feed(pcm)
-        await self._heard(stream.speaker, heard.partial, heard.finals)
+        await self._heard(stream.speaker, heard.partial, heard.finals, heard.phone)
 
-    async def _heard(self, speaker: str, partial: Optional[str], finals: List[Final]) -> None:
+    async def _heard(
+        self, speaker: str, partial: Optional[str], finals: List[Final], phone: Optional[str] = None
+    ) -> None:
         for final in finals:
             await self.phrase(speaker, final.text, final.biased)
+        if phone is not None:
+            logger.info("desk.call.phone_heard")  # never the number
+            await _send(self.websocket, self.session.hear_phone(phone).draft_message())
         if partial is not None:
             await _send(self.websocket, {"type": "partial", "speaker": speaker, "text": partial})
 
@@ -203,7 +222,7 @@ class Call:
             self.ended = True
             for stream in list(self.streams.values()):
                 heard = await stream.finish()
-                await self._heard(stream.speaker, heard.partial, heard.finals)
+                await self._heard(stream.speaker, heard.partial, heard.finals, heard.phone)
         await _send(self.websocket, {"type": "ended", "phrases": len(self.session.phrases)})
 
     async def save(self, raw: Any) -> None:
@@ -218,12 +237,16 @@ class Call:
             await _send(self.websocket, {"type": "error", "code": "bad_ticket", "message": "事项不正确，请重新选择"})
             return
         draft = self.session.draft()
+        phone = (body.phone or "").replace(" ", "") or None
+        if self.session.needs_read_back(phone, body.phone_checked):
+            await _send(self.websocket, {"type": "error", "code": "phone_unchecked", "message": PHONE_UNCHECKED})
+            return
         name = body.caller_name
         if name and draft.caller_name and name == mask_name(draft.caller_name):
             name = draft.caller_name  # the masked name left as shown: the name heard
         ticket = store.SavedTicket(
             caller_name=name or None,
-            phone=(body.phone or "").replace(" ", "") or None,
+            phone=phone,
             address=body.address or None,
             item_id=body.item_id or None,
             question_type=body.question_type,

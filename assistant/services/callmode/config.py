@@ -43,10 +43,22 @@ class DraftTunables:
 
 
 @dataclass(frozen=True)
+class PhoneTunables:
+    from_audio: bool
+    digit_words: Tuple[str, ...]
+    cue_words: Tuple[str, ...]
+    cues: Tuple[str, ...]
+    window_s: float
+    settle_s: float
+    endpoint_silence_s: float
+
+
+@dataclass(frozen=True)
 class CallTunables:
     ranking: RankingTunables
     asr: AsrTunables
     draft: DraftTunables
+    phone: PhoneTunables
 
 
 @lru_cache(maxsize=None)
@@ -60,6 +72,7 @@ def load_tunables(path: Path = CONFIG_PATH) -> CallTunables:
         ranking=RankingTunables(**data["ranking"]),
         asr=AsrTunables(**data["asr"]),
         draft=DraftTunables(**draft),
+        phone=PhoneTunables(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["phone"].items()}),
     )
 
 

@@ -1,6 +1,8 @@
 """The ticket draft (工单) of a hotline call, filled by rules from what was said.
 
-* phone: spoken Chinese digits ("幺三八 幺二四五…", "一八六零…") become digits
+* phone: a number read plainly in the transcript, else the one the digit recogniser
+  heard in the audio (``digits.py``; ``phone_heard``: to be read back to the caller
+  before the ticket is saved). In the transcript, spoken Chinese digits ("幺三八 幺二四五…", "一八六零…") become digits
   (``voice.dictation.DIGITS``; a lone digit word such as 一个/两天 stays a word),
   groups said apart are joined, and the last mobile (or landline) number said wins, as
   a caller who corrects a number says the right one last; digits said again after it
@@ -73,6 +75,9 @@ class TicketDraft:
     category: str = TUNABLES.draft.default_category
     summary: str = ""
     answer: str = ""
+    # The phone number was heard by the digit recogniser, not read in the transcript:
+    # the operator reads it back to the caller before saving.
+    phone_heard: bool = False
 
     def shown(self) -> Dict[str, Any]:
         """The draft for the screen: the name masked (王**)."""
@@ -250,10 +255,14 @@ def build_draft(
     need_phrases: Sequence[str],
     suggested_answer: Optional[str],
     tunables: DraftTunables = TUNABLES.draft,
+    heard_phone: Optional[str] = None,
 ) -> TicketDraft:
     """The draft from everything said so far (the caller's words first; the operator
-    reading a number back counts when the caller's words hold none)."""
+    reading a number back counts when the caller's words hold none; ``heard_phone``, the
+    digit recogniser's number, when neither does)."""
     phone = find_phone(caller_phrases) or find_phone(operator_phrases)
+    phone_heard = phone is None and heard_phone is not None
+    phone = phone or heard_phone
     name = find_name(caller_phrases, tunables)
     address = find_address(caller_phrases, tunables)
     category = find_category(caller_phrases, tunables)
@@ -269,4 +278,5 @@ def build_draft(
         category=category,
         summary=summary_of(name, category, item_name, question_type, need_phrases, bool(phone), tunables),
         answer=answer[: tunables.answer_chars],
+        phone_heard=phone_heard,
     )

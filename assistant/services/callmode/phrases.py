@@ -11,6 +11,10 @@ loses. It ends its phrases when the free one does; each final phrase carries the
 biased transcript as an alternative (the gateway chooses what to rank with, as the
 kiosk does: ``assistant.services.speech.heard_text``). The free transcript is what the
 operator reads.
+
+A third recogniser, restricted to digit words (``digits.PhoneListener``), may hear the
+caller's phone number on the same audio; a number it heard comes with the phrases
+(``Heard.phone``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import List, Optional
 import numpy as np
 
 from assistant.services.callmode.config import TUNABLES, AsrTunables
+from assistant.services.callmode.digits import PhoneListener
 from voice.asr import AsrStream
 from voice.audio import SAMPLE_RATE
 
@@ -43,6 +48,7 @@ class Heard:
 
     partial: Optional[str] = None
     finals: List[Final] = field(default_factory=list)
+    phone: Optional[str] = None  # a phone number newly heard by the digit recogniser
 
 
 class PhraseStream:
@@ -50,11 +56,17 @@ class PhraseStream:
     feeding task per input)."""
 
     def __init__(
-        self, speaker: str, stream: AsrStream, biased: Optional[AsrStream] = None, tunables: AsrTunables = TUNABLES.asr
+        self,
+        speaker: str,
+        stream: AsrStream,
+        biased: Optional[AsrStream] = None,
+        tunables: AsrTunables = TUNABLES.asr,
+        phones: Optional[PhoneListener] = None,
     ) -> None:
         self.speaker = speaker
         self.stream = stream
         self.biased = biased
+        self.phones = phones
         self._biased_done = 0
         self.tunables = tunables
         self._done = 0
@@ -107,37 +119,48 @@ class PhraseStream:
         return heard
 
     def feed_sync(self, pcm16: bytes) -> Heard:
-        """Blocking :meth:`feed` (the two recognisers one after the other)."""
+        """Blocking :meth:`feed` (the recognisers one after the other)."""
         self.stream.feed_sync(pcm16)
         if self.biased is not None:
             self.biased.feed_sync(pcm16)
+        phone = self.phones.feed_sync(pcm16) if self.phones is not None else None
         if self._pause_ended(pcm16):
             self.stream.end_phrase_sync()
-        return self._heard()
+        heard = self._heard()
+        heard.phone = phone
+        return heard
 
     def finish_sync(self) -> Heard:
         self.stream.finish_sync()
         if self.biased is not None:
             self.biased.finish_sync()
-        return Heard(partial="" if self._last_partial else None, finals=self._new_finals(finishing=True))
+        phone = self.phones.finish_sync() if self.phones is not None else None
+        return Heard(partial="" if self._last_partial else None, finals=self._new_finals(finishing=True), phone=phone)
 
     async def feed(self, pcm16: bytes) -> Heard:
-        """Decode more audio: the free and the biased recogniser side by side (Vosk
-        releases the GIL), in worker threads."""
-        if self.biased is None:
+        """Decode more audio: the free, the biased and the digit recogniser side by side
+        (Vosk releases the GIL), in worker threads."""
+        if self.biased is None and self.phones is None:
             return await asyncio.to_thread(self.feed_sync, pcm16)
-        await asyncio.gather(
-            asyncio.to_thread(self.stream.feed_sync, pcm16), asyncio.to_thread(self.biased.feed_sync, pcm16)
+        others = [asyncio.to_thread(self.biased.feed_sync, pcm16)] if self.biased is not None else []
+        phone_task = asyncio.to_thread(self.phones.feed_sync, pcm16) if self.phones is not None else None
+        done = await asyncio.gather(
+            asyncio.to_thread(self.stream.feed_sync, pcm16), *others, *([phone_task] if phone_task else [])
         )
         if self._pause_ended(pcm16):
             await asyncio.to_thread(self.stream.end_phrase_sync)
-        return await asyncio.to_thread(self._heard)
+        heard = await asyncio.to_thread(self._heard)
+        heard.phone = done[-1] if phone_task is not None else None
+        return heard
 
     async def finish(self) -> Heard:
         return await asyncio.to_thread(self.finish_sync)
 
 
-async def open_phrase_stream(asr, speaker: str, biased=None) -> PhraseStream:
+async def open_phrase_stream(asr, speaker: str, biased=None, phones: Optional[PhoneListener] = None) -> PhraseStream:
     """A phrase stream on a new recogniser stream of ``asr`` (a ``voice.asr.Asr``) and,
-    with ``biased`` (the catalog-biased ``Asr``), one of that too."""
-    return PhraseStream(speaker, await asr.open_stream(), await biased.open_stream() if biased is not None else None)
+    with ``biased`` (the catalog-biased ``Asr``), one of that too; ``phones``: the
+    digit recogniser's listener on the same input."""
+    return PhraseStream(
+        speaker, await asr.open_stream(), await biased.open_stream() if biased is not None else None, phones=phones
+    )

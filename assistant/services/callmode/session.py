@@ -24,6 +24,7 @@ the one the operator saw and answered from.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -39,7 +40,7 @@ from assistant.services.assist import (
     question_distribution,
 )
 from assistant.services.callmode.config import TUNABLES, RankingTunables
-from assistant.services.callmode.draft import TicketDraft, build_draft
+from assistant.services.callmode.draft import TicketDraft, build_draft, find_phone
 from assistant.services.callmode.phrases import CALLER, OPERATOR
 from knowledge.answers import OVERVIEW
 from knowledge.catalog import Catalog
@@ -202,6 +203,10 @@ class CallSession:
         self.ranking = Ranking(bundles=bundles)
         self._top: Optional[Tuple[str, str]] = None
         self._answer: Optional[str] = None
+        # The last phone number the digit recogniser heard in the caller's audio, and
+        # every one it heard (a ticket keeps none of them unread: needs_read_back).
+        self.heard_phone: Optional[str] = None
+        self.heard_phones: set = set()
 
     def texts(self, speaker: str) -> List[str]:
         return [p.text for p in self.phrases if p.speaker == speaker]
@@ -219,6 +224,26 @@ class CallSession:
             if speaker == CALLER and runtime is not None and runtime.ready:
                 await self._rank(runtime)
         return self.update()
+
+    def hear_phone(self, number: str) -> CallUpdate:
+        """A phone number heard in the caller's audio (``digits.PhoneListener``)."""
+        self.heard_phone = number
+        self.heard_phones.add(number)
+        return self.update()
+
+    def needs_read_back(self, phone: Optional[str], checked: bool) -> bool:
+        """Whether a ticket's ``phone`` (as the operator left it) is a number heard only
+        by the digit recogniser and not yet read back to the caller (``checked``).
+        Compared as digits (spaces, dashes and a +86 do not make it another number);
+        a number also read plainly in the transcript needs no read-back."""
+        if checked or not phone or not self.heard_phones:
+            return False
+        digits = re.sub(r"\D", "", phone)
+        if len(digits) == 13 and digits.startswith("86"):
+            digits = digits[2:]
+        if digits not in self.heard_phones:
+            return False
+        return digits not in {find_phone(self.texts(CALLER)), find_phone(self.texts(OPERATOR))}
 
     async def _rank(self, runtime: Any) -> None:
         """Parse the caller's last phrase (and, when it speaks of the need, the phrase read
@@ -264,4 +289,5 @@ class CallSession:
             question,
             need,
             self._answer,
+            heard_phone=self.heard_phone,
         )

@@ -46,6 +46,7 @@
     suggestions: $("call-suggestions"), card: $("call-card"), cardTitle: $("call-card-title"),
     cardFields: $("call-card-fields"), draft: $("call-draft"), item: $("draft-item"),
     save: $("call-save"), saved: $("call-saved"),
+    phoneCheck: $("draft-phone-check"), phoneChecked: $("draft-phone-checked"),
     fields: {
       caller_name: $("draft-name"), phone: $("draft-phone"), address: $("draft-address"),
       item_id: $("draft-item"), category: $("draft-category"), summary: $("draft-summary"),
@@ -56,6 +57,9 @@
 
   var call = null; // {ws, context, inputs: [{stream, source, node}], edited: {}, ended}
   var edited = {};
+  // Numbers heard from the call audio (digits -> true) and the number 已核对 was ticked for.
+  var heardPhones = {};
+  var checkedFor = null;
   var questionType = null;
   var lastSocket = null; // the ended call's socket, open for 保存工单
 
@@ -88,7 +92,12 @@
   }
 
   function openInput(context, deviceId, channel) {
-    var audio = { echoCancellation: channel === 1, noiseSuppression: true, autoGainControl: true, channelCount: 1 };
+    // The caller's line goes to the recogniser as it is: WebRTC's noise suppression and
+    // gain control are tuned for a listener's ear and smear quiet digits and consonants;
+    // the gateway levels the audio itself (voice/asr.py GainControl). The operator's
+    // own headset (channel 1) keeps them, with echo cancellation.
+    var own = channel === 1;
+    var audio = { echoCancellation: own, noiseSuppression: own, autoGainControl: own, channelCount: 1 };
     if (deviceId) audio.deviceId = { exact: deviceId };
     return navigator.mediaDevices.getUserMedia({ audio: audio }).then(function (stream) {
       var input = { stream: stream, source: context.createMediaStreamSource(stream) };
@@ -203,6 +212,23 @@
       var value = draft[name];
       el.fields[name].value = value === null || value === undefined ? "" : value;
     });
+    // A number heard from the audio (not read in the transcript): read it back first.
+    if (draft.phone_heard && draft.phone) heardPhones[draft.phone] = true;
+    updatePhoneCheck();
+  }
+
+  function phoneDigits(value) {
+    var digits = String(value || "").replace(/\D/g, "");
+    return digits.length === 13 && digits.indexOf("86") === 0 ? digits.slice(2) : digits;
+  }
+
+  /* The 已核对 row shows while the phone field holds a number heard from the audio;
+     a tick counts only for the number it was given for. */
+  function updatePhoneCheck() {
+    var digits = phoneDigits(el.fields.phone.value);
+    var heard = Boolean(digits && heardPhones[digits]);
+    if (!heard || checkedFor !== digits) el.phoneChecked.checked = false;
+    el.phoneCheck.hidden = !heard;
   }
 
   function onMessage(event) {
@@ -228,6 +254,7 @@
         el.save.disabled = false;
         break;
       case "error":
+        if (message.code === "phone_unchecked") el.phoneCheck.hidden = false;
         showError(message.message);
         el.save.disabled = false;
         break;
@@ -243,6 +270,10 @@
     showCard(null);
     edited = {};
     DRAFT_FIELDS.forEach(function (name) { if (name !== "category") el.fields[name].value = ""; });
+    heardPhones = {};
+    checkedFor = null;
+    el.phoneCheck.hidden = true;
+    el.phoneChecked.checked = false;
     el.fields.category.value = "咨询";
     showError("");
   }
@@ -313,11 +344,17 @@
       ticket[name] = value || (name === "summary" || name === "answer" ? "" : null);
     });
     ticket.category = el.fields.category.value;
+    ticket.phone_checked = !el.phoneCheck.hidden && el.phoneChecked.checked
+      && checkedFor === phoneDigits(el.fields.phone.value);
     showError("");
     el.save.disabled = true;
     ws.send(JSON.stringify({ type: "save", ticket: ticket }));
   }
 
+  el.fields.phone.addEventListener("input", updatePhoneCheck);
+  el.phoneChecked.addEventListener("change", function () {
+    checkedFor = el.phoneChecked.checked ? phoneDigits(el.fields.phone.value) : null;
+  });
   DRAFT_FIELDS.forEach(function (name) {
     el.fields[name].addEventListener("input", function () { edited[name] = true; });
     el.fields[name].addEventListener("change", function () { edited[name] = true; });
