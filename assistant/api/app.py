@@ -197,7 +197,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         app.state.materials = Materials(settings)
         app.state.materials.start()
         if load_model:
-            app.state.model_watcher.load_at_start()  # the pinned or newest model, or a newer retrained one
+            await app.state.model_watcher.load_at_start()  # the pinned or newest model, or a newer retrained one
             app.state.model_watcher.start()  # models of later retraining runs, swapped in live
         yield
         await app.state.model_watcher.stop()

@@ -135,6 +135,8 @@ class HealthResponse(BaseModel):
     model_loaded: bool
     model: Optional[str]
     action_server_reachable: bool
+    # Seconds since that probe answered (one probe per BANSHI_HEALTH_PROBE_TTL_S, shared).
+    action_server_checked_s_ago: Optional[float] = None
     database_reachable: bool
     catalog_items: int
     # The processes `banshi run` supervises (absent when nothing supervises this gateway).

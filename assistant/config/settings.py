@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # use, e5, use+e5, onnx:<dir with model.onnx and tokenizer.json>, or none.
     embedding_model: str = "use"
     action_endpoint: str = "http://127.0.0.1:5055/webhook"
+    # Seconds a /healthz probe of the action server is reused (concurrent calls share one probe).
+    health_probe_ttl_s: float = Field(2.0, ge=0, le=60)
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -152,9 +152,8 @@ class ModelWatcher:
         logger.info("gateway.model.older_run_skipped run=%s model=%s", run.id, candidate.name)
         return None
 
-    def load_at_start(self) -> None:
-        """Load the start model (blocking, at startup): a restarted replica whose pinned
-        model is older than the last retraining's starts with the retrained one."""
+    def _load_start_model(self) -> None:
+        """Load the start model (blocking: a database read and seconds of model loading)."""
         candidate = self._start_candidate()
         if candidate is not None:
             try:
@@ -163,6 +162,12 @@ class ModelWatcher:
             except (Exception, SystemExit) as exc:  # the first poll reports it on the run
                 logger.warning("gateway.model.load_failed model=%s error=%s at start", candidate.name, type(exc).__name__)
         self.runtime.load()
+
+    async def load_at_start(self) -> None:
+        """Load the start model at startup, in a worker thread (the tasks already started,
+        such as the change feed and the catalog watcher, keep running): a restarted replica
+        whose pinned model is older than the last retraining's starts with the retrained one."""
+        await asyncio.to_thread(self._load_start_model)
 
     def start(self) -> None:
         """Follow the retraining runs (the first check at once: a run finished while this

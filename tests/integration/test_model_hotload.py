@@ -50,6 +50,25 @@ def record_run(url: str, model_path: Path) -> int:
     return run_id
 
 
+async def load_while_ticking(watcher: model_live.ModelWatcher) -> int:
+    """``watcher.load_at_start()`` with another task ticking on the event loop meanwhile;
+    the ticks counted (none if the database read or the model load blocked the loop)."""
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.02)
+            ticks += 1
+
+    ticker = asyncio.get_running_loop().create_task(tick())
+    try:
+        await watcher.load_at_start()
+    finally:
+        ticker.cancel()
+    return ticks
+
+
 def wait_for(client: httpx.Client, path: str, check, what: str) -> dict:
     deadline = time.monotonic() + TAKEN_UP_WITHIN_S
     while True:
@@ -177,14 +196,15 @@ def test_a_replica_restarted_with_an_older_pinned_model_starts_with_the_retraine
     run_id = record_run(own.db_url, retrained)
     runtime = AssistantRuntime(own)
     watcher = model_live.ModelWatcher(SimpleNamespace(state=SimpleNamespace(runtime=runtime)), own)
-    watcher.load_at_start()
+    assert asyncio.run(load_while_ticking(watcher)) >= 5  # the loop kept running while the model loaded
     assert runtime.model_path == retrained and runtime.ready
     assert asyncio.run(watcher.refresh()) is False  # already in use: reported, not loaded again
     assert model_tables.loads_of(own.db_url, run_id)[0]["status"] == model_tables.LOAD_LOADED
     # Not following: the pinned model, even if gone (the start fails as it always did).
     pinned = AssistantRuntime(own.copy(update={"model_follow_retrain": False}))
     with pytest.raises(ModelNotFound):
-        model_live.ModelWatcher(SimpleNamespace(state=SimpleNamespace(runtime=pinned)), pinned.settings).load_at_start()
+        asyncio.run(model_live.ModelWatcher(SimpleNamespace(state=SimpleNamespace(runtime=pinned)),
+                                            pinned.settings).load_at_start())
 
 
 def test_a_replica_started_with_a_newer_model_never_swaps_in_an_older_run(settings, trained_model, tmp_path):
@@ -199,7 +219,7 @@ def test_a_replica_started_with_a_newer_model_never_swaps_in_an_older_run(settin
     run_id = record_run(own.db_url, older)
     runtime = AssistantRuntime(own)
     watcher = model_live.ModelWatcher(SimpleNamespace(state=SimpleNamespace(runtime=runtime)), own)
-    watcher.load_at_start()
+    asyncio.run(watcher.load_at_start())
     assert runtime.model_path == newer and watcher.seen_run == run_id
     assert asyncio.run(watcher.refresh()) is False
     assert runtime.model_path == newer and runtime.swaps == 0
