@@ -20,6 +20,8 @@ import logging
 from typing import Optional
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import DBAPIError
+
 from assistant.config.settings import Settings
 from assistant.services.analytics.config import TUNABLES
 from assistant.services.analytics.rollup import RefreshResult, local_day, refresh
@@ -92,6 +94,8 @@ class RollupLoop:
                     self.passes += 1
                     if done.remaining:
                         delay = min(delay, TUNABLES.catch_up_seconds)
-            except Exception:  # the database or the tracker store is unreachable: next time
+            except DBAPIError as exc:  # the database or the tracker store is unreachable: next time
+                logger.warning("analytics.rollup.pass_failed error=%s", type(exc).__name__)
+            except Exception:
                 logger.exception("analytics.rollup.pass_failed")
             await asyncio.sleep(delay)

@@ -17,8 +17,9 @@ one channel and one catalog item, every table of the dashboard, aggregated in SQ
 Turns come from ``analytics_turns`` (kept up to date by the gateway's background
 rollup, ``background``; a request refreshes only today and days never computed, and
 says how fresh the turns are: ``range.rolled_up_at``); tickets, ratings and notices
-from their own tables. Days are local days of ``BANSHI_TIMEZONE``. The item filter applies to turns, tickets and ratings (a
-notice is about an application, not an item: notices are never filtered by item).
+from their own tables. Days are local days of ``BANSHI_TIMEZONE``. The item filter
+applies to turns, tickets and ratings (a notice is about an application, not an
+item: notices are never filtered by item).
 """
 
 from __future__ import annotations
