@@ -50,6 +50,7 @@ from assistant.security.headers import SecurityHeaders
 from assistant.security.pii import install_log_masking
 from assistant.services import speech
 from assistant.services.materials.runner import Materials
+from assistant.services.analytics.background import RollupLoop
 from assistant.services.catalog_live import CatalogWatcher
 from assistant.services.model_live import ModelWatcher
 from assistant.services.retrain import Retrainer
@@ -177,6 +178,9 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         from assistant.services import retention
 
         purger = asyncio.get_running_loop().create_task(retention.purge_periodically(settings), name="banshi-retention")
+        # Analytics: the turns rollup kept up to date in the background (one replica).
+        app.state.analytics_rollup = RollupLoop(settings)
+        app.state.analytics_rollup.start()
         if settings.kiosk_mode:  # a kiosk: speech model and voice ready before the first visitor
             app.state.voice_warm_up = speech.start_warm_up(app)
         # WeChat official account: deliveries by the customer-service API, desk relay.
@@ -207,6 +211,7 @@ def create_app(settings: Optional[Settings] = None, load_model: bool = True) -> 
         if getattr(app.state, "wechat", None) is not None:
             await app.state.wechat.stop()
         purger.cancel()
+        await app.state.analytics_rollup.stop()
         await app.state.materials.stop()
         if outbox_worker is not None:
             await outbox_worker.stop()

@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     # in one replica of the deployment at a time, by a lease in the database).
     notice_scheduler: bool = True
     notice_interval_seconds: float = Field(10.0, ge=0.5, le=600)
+    # Minutes between the gateway's analytics rollup passes (services/analytics/background.py,
+    # one replica at a time by a lease); 0: off, each dashboard request refreshes every stale day.
+    analytics_rollup_minutes: float = Field(5.0, ge=0, le=1440)
     # WeChat template message for notices outside the 48-hour customer-service window
     # (公众号后台 → 模板消息); its field names are in channels/wechat_notices.yml.
     wechat_notice_template_id: Optional[str] = Field(None, max_length=64, regex=r"^[A-Za-z0-9_-]+$")

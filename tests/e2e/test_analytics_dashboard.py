@@ -40,7 +40,9 @@ CHART_DATA = """ids => ids.map(id => {
 
 @pytest.fixture(scope="module")
 def server(settings, tmp_path_factory):
-    config = isolated_settings(settings, tmp_path_factory.mktemp("dashboard"), timezone="Asia/Shanghai")
+    # No background rollup: the week is seeded in the past after the server started.
+    config = isolated_settings(settings, tmp_path_factory.mktemp("dashboard"), timezone="Asia/Shanghai",
+                               analytics_rollup_minutes=0)
     app = create_app(config, load_model=False)
     with serve_in_thread(app) as url:
         seed_week(config)
@@ -119,6 +121,8 @@ def test_the_dashboard_draws_the_seeded_week(watched, server):
     assert rows.count() == len(report["tables"]["not_covered"]["rows"]) > 0
     listed = page.locator("#not-covered").inner_text()
     assert "我叫张* 电话138****5678" in listed and "13812345678" not in listed
+    # How fresh the turns are (the report's rolled_up_at), in small text under the status.
+    assert report["range"]["rolled_up_at"] and page.text_content("#freshness").startswith("对话数据统计于 20")
     # CSV links carry the filters.
     href = page.get_attribute("a.csv[data-table='top_items']", "href")
     assert href == f"/api/v1/admin/analytics/export/top_items.csv?{WEEK}"

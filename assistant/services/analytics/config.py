@@ -19,6 +19,9 @@ class AnalyticsTunables:
     settle_minutes: float
     reply_grace_seconds: float
     topic_chars: int
+    window_days: int
+    days_per_pass: int
+    catch_up_seconds: float
 
     @classmethod
     def load(cls, path: Path = CONFIG_PATH) -> "AnalyticsTunables":
@@ -31,6 +34,9 @@ class AnalyticsTunables:
             settle_minutes=float(data["rollup"]["settle_minutes"]),
             reply_grace_seconds=float(data["rollup"]["reply_grace_seconds"]),
             topic_chars=int(data["rollup"]["topic_chars"]),
+            window_days=int(data["background"]["window_days"]),
+            days_per_pass=int(data["background"]["days_per_pass"]),
+            catch_up_seconds=float(data["background"]["catch_up_seconds"]),
         )
 
 

@@ -14,10 +14,12 @@ one channel and one catalog item, every table of the dashboard, aggregated in SQ
   percentiles per channel (the database counts each distinct millisecond value);
 - ``notifications``: status notices and WeChat customer-service messages by state.
 
-Turns come from ``analytics_turns`` (refreshed from the tracker store first, see
-``rollup``); tickets, ratings and notices from their own tables. Days are local days
-of ``BANSHI_TIMEZONE``. The item filter applies to turns, tickets and ratings (a
-notice is about an application, not an item: notices are never filtered by item).
+Turns come from ``analytics_turns`` (kept up to date by the gateway's background
+rollup, ``background``; a request refreshes only today and days never computed, and
+says how fresh the turns are: ``range.rolled_up_at``); tickets, ratings and notices
+from their own tables. Days are local days of ``BANSHI_TIMEZONE``. The item filter
+applies to turns, tickets and ratings (a notice is about an application, not an
+item: notices are never filtered by item).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from sqlalchemy.sql import ColumnElement
 
 from assistant.config.settings import Settings
 from assistant.services.analytics import labels
+from assistant.services.analytics.background import runs_in_background
 from assistant.services.analytics.config import TUNABLES
-from assistant.services.analytics.rollup import day_bounds, local_day, refresh
+from assistant.services.analytics.rollup import computed_days, day_bounds, local_day, refresh
 from assistant.storage.database import session_factory, utcnow
 from assistant.storage.analytics_tables import AnalyticsTurn
 from assistant.storage.tables import HandoffTicket, ProgressNotice, WeChatOutgoing
@@ -387,7 +390,10 @@ def build_report(
     """The whole report (blocking: the rollup may read the tracker store first; call it
     in a worker thread)."""
     filters.check(catalog)
-    refreshed = refresh(settings, filters.start, filters.end, now=now)
+    # With the background rollup on, the request only reads what is cheap: today's
+    # partial day and days never computed; the rest is read as the last pass left it.
+    refreshed = refresh(settings, filters.start, filters.end, now=now,
+                        cheap_only=runs_in_background(settings))
     report = Report(settings, catalog, filters)
     with session_factory(settings.db_url)() as db:
         body = report.run(db)
@@ -400,8 +406,19 @@ def build_report(
         "timezone": settings.timezone,
         "generated_at": (now or utcnow()).replace(tzinfo=dt.timezone.utc).isoformat(),
         "refreshed_days": len(refreshed.days),
+        "rolled_up_at": rolled_up_at(settings, filters),
     }
     return body
+
+
+def rolled_up_at(settings: Settings, filters: Filters) -> Optional[str]:
+    """How fresh the range's turns are (ISO UTC): the oldest computation of a day not
+    yet complete, else the newest of a complete day; None when no day was computed."""
+    known = computed_days(settings.db_url, filters.start, filters.end)
+    open_days = [at for at, complete in known.values() if not complete]
+    moments = open_days or [at for at, _ in known.values()]
+    moment = min(moments) if open_days else max(moments, default=None)
+    return moment.replace(tzinfo=dt.timezone.utc).isoformat() if moment is not None else None
 
 
 def default_filters(settings: Settings, days: int = 7, now: Optional[dt.datetime] = None) -> Filters:

@@ -9,8 +9,10 @@ and reduced to one row per turn: channel, intent, item, kind of reply, understoo
 not, time to the first reply, and for a turn not understood its masked text.
 
 A day is *complete* once it is computed ``settle_minutes`` after it ended: it is
-never read again. Today (and any day not complete) is recomputed when a report asks
-for it and its rows are older than ``fresh_seconds``; the day's rows are replaced in
+never read again. Today (and any day not complete) is recomputed when its rows are
+older than ``fresh_seconds`` — by the gateway's background pass (``background.py``,
+one replica at a time) and, for today and days never computed, by a report asking
+for it; the day's rows are replaced in
 one transaction, the day's row locked (``FOR UPDATE`` on PostgreSQL), so that two
 gateway replicas refreshing the same day at once leave one copy.
 
@@ -296,26 +298,49 @@ def store_day(db_url: str, day: dt.date, turns: List[Dict[str, Any]], computed_a
 class RefreshResult:
     days: List[dt.date] = field(default_factory=list)
     turns: int = 0
+    remaining: int = 0  # stale days left for a later pass (``limit``)
 
 
-def refresh(settings: Settings, first: dt.date, last: dt.date, now: Optional[dt.datetime] = None) -> RefreshResult:
-    """Bring ``analytics_turns`` up to date for the local days ``first``..``last``
-    (days after today are skipped). Blocking: call it in a worker thread."""
-    zone = ZoneInfo(settings.timezone)
-    now = now or utcnow()
-    last = min(last, local_day(now, zone))
-    done = RefreshResult()
-    if first > last or settings.tracker_store != "sql":
-        return done
-    with session_factory(settings.db_url)() as db:
-        known = {
+def computed_days(db_url: str, first: dt.date, last: dt.date) -> Dict[dt.date, Tuple[dt.datetime, bool]]:
+    """The bookkeeping of the days ``first``..``last``: day → (computed_at, complete)."""
+    with session_factory(db_url)() as db:
+        return {
             row.day: (row.computed_at, row.complete)
             for row in db.execute(
                 select(AnalyticsDay).where(AnalyticsDay.day >= first, AnalyticsDay.day <= last)
             ).scalars()
         }
+
+
+def refresh(
+    settings: Settings,
+    first: dt.date,
+    last: dt.date,
+    now: Optional[dt.datetime] = None,
+    *,
+    cheap_only: bool = False,
+    limit: Optional[int] = None,
+) -> RefreshResult:
+    """Bring ``analytics_turns`` up to date for the local days ``first``..``last``
+    (days after today are skipped). ``cheap_only`` (a dashboard request while the
+    background rollup runs): only today and days never computed — a past day computed
+    before it ended is left to the background pass. ``limit``: at most that many days,
+    newest first (a background pass). Blocking: call it in a worker thread."""
+    zone = ZoneInfo(settings.timezone)
+    now = now or utcnow()
+    today = local_day(now, zone)
+    last = min(last, today)
+    done = RefreshResult()
+    if first > last or settings.tracker_store != "sql":
+        return done
+    known = computed_days(settings.db_url, first, last)
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
     stale = [day for day in days if _needs_refresh(known.get(day), now)]
+    if cheap_only:
+        stale = [day for day in stale if day == today or day not in known]
+    if limit is not None:
+        stale.sort(reverse=True)
+        stale, done.remaining = stale[:limit], max(0, len(stale) - limit)
     if not stale:
         return done
     engine = tracker_engine(settings.trackers_url)
@@ -330,5 +355,5 @@ def refresh(settings: Settings, first: dt.date, last: dt.date, now: Optional[dt.
         if store_day(settings.db_url, day, turns, now, complete):
             done.days.append(day)
             done.turns += len(turns)
-    logger.info("analytics.rollup.refreshed days=%d turns=%d", len(done.days), done.turns)
+    logger.info("analytics.rollup.refreshed days=%d turns=%d remaining=%d", len(done.days), done.turns, done.remaining)
     return done

@@ -52,6 +52,16 @@
 
   function setStatus(message) { $("status").textContent = message; }
 
+  /* When the conversation turns were last counted (the report's rolled_up_at, UTC). */
+  function freshness(rolledUpAt) {
+    if (!rolledUpAt) return "";
+    var at = new Date(rolledUpAt);
+    if (isNaN(at.getTime())) return "";
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    return "对话数据统计于 " + at.getFullYear() + "-" + two(at.getMonth() + 1) + "-" + two(at.getDate()) +
+      " " + two(at.getHours()) + ":" + two(at.getMinutes()) + "。";
+  }
+
   /* ------------------------------------------------------------ filters */
   function readForm() {
     var params = new URLSearchParams();
@@ -365,6 +375,7 @@
       setStatus(range.start + " 至 " + range.end + "，共 " + range.days + " 天" +
         (range.channel ? "，渠道：" + $("channel").selectedOptions[0].textContent : "") +
         (range.item ? "，事项：" + $("item").selectedOptions[0].textContent : "") + "。");
+      $("freshness").textContent = freshness(range.rolled_up_at);
       document.body.setAttribute("data-loaded", "1");
     }, function (error) {
       showError(error.message || NETWORK_ERROR);
