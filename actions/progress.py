@@ -34,7 +34,7 @@ from actions.followup import offer_events
 from assistant.config.settings import get_settings
 from assistant.security.audit import citizen_actor, record_audit
 from assistant.security.client_limits import hit_progress_limit, progress_retry_after
-from assistant.security.pii import is_receipt_number
+from assistant.security.pii import MOBILE, is_receipt_number
 from assistant.services.prefill.central import STATE_RECEIVED, ReceiptView, find_receipt
 from assistant.services.prefill.receipts import normalize_receipt
 from assistant.services.progress import grants
@@ -103,7 +103,8 @@ FORGOT_RE = re.compile(
     r"(忘|不记得|记不得|记不清|找不到|不知道|没有|丢).{0,6}(编号|号码|受理号|办件号|回执|单号)"
     r"|(编号|号码|受理号|办件号).{0,6}(忘|不记得|找不到|不知道|在哪|哪里)"
 )
-TAIL_RE = re.compile(r"(?<!\d)(\d{4}|1[3-9]\d{9})(?!\d)")
+# The last four digits of the phone number, or the whole mobile number (pii.MOBILE).
+TAIL_RE = re.compile(rf"(?<!\d)(?P<last4>\d{{4}})(?!\d)|{MOBILE}")
 
 WHERE_NUMBER_TEXT = (
     "办件编号以 ZW 开头，后面是 11 位数字。您可以在这些地方找到：\n"
@@ -258,7 +259,7 @@ class ValidateProgressForm(FormValidationAction):
         text = _text(tracker)
         match = TAIL_RE.search(re.sub(r"[\s-]", "", text))
         if match:
-            return {SLOT_PHONE: match.group(1)[-4:]}
+            return {SLOT_PHONE: match.group("last4") or match.group("tail")}
         if intent_of(tracker) in CAPTURE_INTENTS or re.search(r"\d", text):
             dispatcher.utter_message(text=BAD_TAIL_TEXT)
             return {SLOT_PHONE: None}

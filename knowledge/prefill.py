@@ -55,6 +55,9 @@ EARLIEST_DATE = dt.date(1900, 1, 1)
 LATEST_DATE = dt.date(2100, 12, 31)
 
 _NAME_RE = re.compile(r"^[\u3400-\u9fffA-Za-z][\u3400-\u9fffA-Za-z·. ]{0,18}[\u3400-\u9fffA-Za-z]$")
+# Whole form values, normalised first, stricter than assistant/security/pii.py's ID_NUMBER,
+# MOBILE and LANDLINE (18-digit IDs only, check character below); knowledge may not import
+# assistant.security (same layer). tests/unit/test_pii_families.py checks they agree.
 _ID_RE = re.compile(r"^[1-9]\d{16}[\dX]$")
 _MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
 _LANDLINE_RE = re.compile(r"^0\d{2,3}\d{7,8}$")

@@ -63,6 +63,8 @@ _URL_RE = re.compile(
     rf"(?![a-z0-9])(?:/{_URL_CHARS}*)?",
     re.IGNORECASE,
 )
+# An address to read out (an office's mailbox), not pii.EMAIL: it must end in a letter
+# domain, so "v1.2@3.4" is not spelled as one.
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
 # A list marker: "1. xx" / "1.xx" (not "1.5"), "1、", "（1）", "①".

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from sqlalchemy import select
 
-from assistant.security.pii import hash_id, is_application_number, is_receipt_number, mask_pii
+from assistant.security.pii import hash_id, mask_pii
 from assistant.storage import spool
 from assistant.storage.database import session_factory
 from assistant.storage.tables import AuditRecord
@@ -44,11 +44,8 @@ def operator_actor(username: str) -> str:
 def _holds_pii(name: str, value: str) -> bool:
     if name == "actor" and _CITIZEN_ACTOR_RE.fullmatch(value):
         return False
-    if name == "subject":
-        # Application numbers (ZW + 11 digits) and kiosk receipt numbers are not
-        # personal data, even when their digits happen to look like a mobile number.
-        if is_application_number(value) or is_receipt_number(value):
-            return False
+    # mask_pii keeps application and kiosk receipt numbers (no personal data, even when
+    # their digits look like a mobile number).
     return mask_pii(value) != value
 
 

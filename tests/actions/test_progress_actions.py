@@ -60,7 +60,8 @@ async def test_number_extraction(dispatcher):
 
 async def test_phone_tail_extraction(dispatcher):
     form = ValidateProgressForm()
-    for text, tail in [("1234", "1234"), ("尾号是 5678", "5678"), ("13800003003", "3003"), ("１２３４", "1234")]:
+    for text, tail in [("1234", "1234"), ("尾号是 5678", "5678"), ("13800003003", "3003"), ("１２３４", "1234"),
+                       ("+86 138-0000-3003", "3003")]:
         t = form_tracker(text, requested="phone_tail")
         assert await form.extract_phone_tail(dispatcher, t, DOMAIN) == {"phone_tail": tail}, text
     t = form_tracker("123", requested="phone_tail")

@@ -182,6 +182,8 @@ BAD_ROWS = [
     ({"promised_date": "明天"}, "promised_date"),
     ({"phone": "1391234567"}, "phone"),
     ({"phone": "1391234567a"}, "phone"),
+    ({"phone": "12912345678"}, "phone"),  # no mobile number (pii.MOBILE): it would go unmasked in logs
+    ({"id_number": "110105-19880512-003X"}, "id_number"),
     ({"id_number": "1101051988051200"}, "id_number"),
     ({"status": "需补正", "missing_materials": ""}, "missing_materials"),
     ({"status": "受理", "missing_materials": "护照"}, "missing_materials"),

@@ -70,6 +70,7 @@ EVENTS = sa.table(
 )
 
 _PUNCTUATION = re.compile(r"[\s\u3000，。！？、；：,.!?;:~～…\"'“”‘’()（）【】\[\]<>《》]+")
+# No personal datum (mask_pii has masked those): any other number, folded so topics group.
 _LONG_DIGITS = re.compile(r"\d{5,}")
 
 

@@ -20,7 +20,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from assistant.security.pii import MOBILE_RE, mask_pii, mobile_number
+from assistant.security.pii import LANDLINE_RE, MOBILE_RE, landline_number, mask_pii, mobile_number
 from assistant.services.callmode.config import TUNABLES, DraftTunables
 from knowledge.answers import QUESTION_LABELS
 from voice.dictation import DIGITS
@@ -30,7 +30,6 @@ _HAN = "\u4e00-\u9fff"
 _DIGIT_WORD_RUN = re.compile("[" + "".join(SPOKEN_DIGITS) + "]+")
 _MEASURE_WORDS = set("个天年月次遍份位块岁趟下点")
 _GROUP_GAP = re.compile(r"(?<=\d)[\s\-－—,，、.。]+(?=\d)")
-_LANDLINE = re.compile(r"(?<!\d)0\d{9,11}(?!\d)")
 # Digits said again after a number, to correct it: after 不对/错了/应该是…, or 尾号/最后
 # (the end of the number). Not a whole number: that one is found as a number itself.
 _CORRECTION = re.compile(
@@ -41,7 +40,10 @@ _CORRECTION = re.compile(
     r"(?!\s*(?:年|月|日|号|元|块|天|次|个|岁|点|分|小时|周|万|千|百|多|左右))"
 )
 MIN_CORRECTION_DIGITS = 4  # a group of 4 (3-4-4); shorter ones only with 尾号…
+# A local number (no area code) only after a cue: a bare 7-8 digit run in a call is as
+# often a date, an amount or an application number (pii.py has no such datum).
 _LOCAL = re.compile(r"(?:电话|号码|手机|联系|打)[^\d]{0,6}(?<!\d)([2-9]\d{6,7})(?!\d)")
+# Wider than pii.NAME_CUE on purpose: these find the name to fill a ticket in, not to mask it.
 _NAME_CUE = re.compile(rf"(?:我叫|我的名字叫|名字叫|名字是|姓名是|姓名|叫我)\s*([{_HAN}]{{2,4}})")
 _I_AM = re.compile(rf"我是\s*([{_HAN}]{{2,4}})")
 _SURNAME_CUE = re.compile(rf"(?:我姓|姓)\s*([{_HAN}]{{1,2}})")
@@ -115,7 +117,7 @@ def find_phone(texts: Sequence[str]) -> Optional[str]:
     digits said after it applied ("不对 是七七四六", "尾号是幺六")."""
     joined = digits_of(" ".join(texts))
     found: List[tuple] = [(m.end("number"), mobile_number(m)) for m in MOBILE_RE.finditer(joined)]
-    found.extend((m.end(), m.group(0)) for m in _LANDLINE.finditer(joined))
+    found.extend((m.end(), landline_number(m)) for m in LANDLINE_RE.finditer(joined))
     found.extend((m.end(1), m.group(1)) for m in _LOCAL.finditer(joined))
     if not found:
         return None

@@ -70,8 +70,11 @@ MIN_READABLE_SCORE = 0.7  # mean recogniser confidence below this: not readable
 NAME_MIN_SCORE = 0.95  # a name mismatch is claimed only for names read at least this surely
 
 # Identity numbers as OCR reads them: 17 digits + digit/X, maybe with spaces inside.
+# Wider than pii.ID_NUMBER on purpose: OCR puts a space anywhere, and a document's number
+# keeps only its first 6 and last character (mask_pii runs after this, for the rest).
 _ID_LIKE_RE = re.compile(r"(?<![0-9])[0-9](?:[ ]?[0-9]){16}[ ]?[0-9Xx](?![0-9])")
 # Any other long run of digits (certificate numbers, bank cards): keep the ends only.
+# Not pii.BANK_CARD: on a document any 12+ digit number is someone's, whatever its kind.
 _LONG_DIGITS_RE = re.compile(r"(?<![0-9A-Za-z])([0-9]{3})[0-9]{7,}([0-9]{2})(?![0-9])")
 
 

@@ -21,7 +21,8 @@ MAX_TEXT_CHARS = 4000  # a photo question is a short text; longer OCR output is 
 
 _DASHES = "\\-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc_"
 _SEP = f"[\\s{_DASHES}.:]*"
-# ZW as OCR reads it (Z may come out as 2 or z, W as VV), then 11 digits, O/o/I/l tolerated.
+# ZW as OCR reads it (Z may come out as 2 or z, W as VV), then 11 digits, O/o/I/l tolerated;
+# looser than pii.APPLICATION_NUMBER, which the canonical result is checked against.
 _DIGIT = "[0-9OoIl|]"
 _NUMBER_RE = re.compile(rf"(?<![A-Za-z0-9])(?:ZW|2W|ZVV|2VV){_SEP}((?:{_DIGIT}{_SEP}){{10}}{_DIGIT})(?![0-9])", re.IGNORECASE)
 _DIGIT_FIX = str.maketrans({"O": "0", "o": "0", "I": "1", "l": "1", "|": "1"})

@@ -17,7 +17,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from sqlalchemy import delete, select
 
-from assistant.security.pii import is_application_number, mask_pii
+from assistant.security.pii import is_application_number, is_id_number, is_mobile_number, mask_pii
 from assistant.services.progress.records import CST, DASHES, mask_name, parse_status, pii_hash
 from assistant.storage.database import session_factory
 from assistant.storage.tables import STATUS_SUPPLEMENT, Application, ApplicationEvent
@@ -125,12 +125,12 @@ def _check_row(
     phone = re.sub(r"[\s\-()]", "", _cell(row, "phone"))
     if phone.startswith("+86"):
         phone = phone[3:]
-    if phone and not re.fullmatch(r"1\d{10}", phone):
+    if phone and not is_mobile_number(phone):
         problem("phone", "应为 11 位手机号码")  # never echo the value
     values["phone"] = phone
 
     id_number = re.sub(r"\s", "", _cell(row, "id_number")).upper()
-    if id_number and not re.fullmatch(r"\d{17}[\dX]|\d{15}", id_number):
+    if id_number and not is_id_number(id_number):
         problem("id_number", "应为 18 位或 15 位身份证号码")
     values["id_number"] = id_number
 

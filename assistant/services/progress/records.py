@@ -27,7 +27,8 @@ CST = dt.timezone(dt.timedelta(hours=8))
 # ------------------------------------------------------------------ numbers
 DASHES = "\\-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff70_"
 _SEP = f"[\\s{DASHES}]*"
-# ZW + 11 digits, separators allowed inside, not glued to other letters or digits.
+# ZW + 11 digits, separators allowed inside, not glued to other letters or digits: a number
+# as people type it, normalised to pii.APPLICATION_NUMBER (the canonical form) below.
 _NUMBER_RE = re.compile(
     rf"(?<![A-Za-z0-9])ZW{_SEP}((?:[0-9]{_SEP}){{10}}[0-9])(?![0-9])", re.IGNORECASE
 )
