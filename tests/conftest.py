@@ -79,6 +79,10 @@ os.environ.update(
         "BANSHI_METRICS_TOKEN": METRICS_TOKEN,
         # Retraining from the admin page runs this short script, never a real training.
         "BANSHI_RETRAIN_COMMAND": f"{sys.executable} {ROOT / 'tests' / 'retrain_script.py'}",
+        # No background analytics rollup in the apps tests start (it would write rollup
+        # rows beside every test's own writes); tests/integration/test_analytics_rollup.py
+        # turns it on for its own apps.
+        "BANSHI_ANALYTICS_ROLLUP_MINUTES": "0",
         **WECHAT,
     }
 )
