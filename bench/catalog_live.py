@@ -23,7 +23,6 @@ import argparse
 import datetime as dt
 import os
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -35,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant.cli.cluster import ReplicaCluster  # noqa: E402
-from assistant.cli.instances import PostgresInstance, RedisInstance  # noqa: E402
+from local_servers import bench_model, local_servers  # noqa: E402
 
 ITEM = "passport"
 FEE_QUESTION = "办护照要多少钱"
@@ -122,19 +121,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args(argv)
-    from assistant.config.settings import get_settings
-    from assistant.dialogue.runtime import newest_model
     from assistant.security import accounts
 
-    model = args.model or newest_model(get_settings())
-    work = Path(tempfile.mkdtemp(prefix="banshi-catalog-live-"))
-    os.chmod(work, 0o711)
-    postgres, redis = PostgresInstance(work / "postgres"), RedisInstance(work / "redis")
-    postgres.start()
-    redis.start()
+    model = bench_model(args.model)
     print(f"model {model.name}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}", flush=True)
     results: Dict[str, Dict[int, List[float]]] = {kind: {i: [] for i in range(1, REPLICAS + 1)} for kind in KINDS}
-    try:
+    with local_servers("banshi-catalog-live-") as (work, postgres, redis):
         database = postgres.create_database(f"catalog_{uuid.uuid4().hex[:8]}")
         env = {"BANSHI_LOGIN_RATE_LIMIT": "100000/minute", "BANSHI_SERVICE_HOURS": "always", "BANSHI_LOG_LEVEL": "WARNING"}
         with ReplicaCluster(work / "cluster", database, redis.url, model, REPLICAS, REPLICAS, env=env) as cluster:
@@ -150,9 +142,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                 for kind, per_replica in one_round(cluster, admin, n, today).items():
                     for index, seconds in per_replica.items():
                         results[kind][index].append(seconds)
-    finally:
-        redis.stop()
-        postgres.stop()
     print(f"\nA change published on gateway 1 → seen by each gateway ({args.rounds} rounds, "
           f"2 gateways + 2 action servers, PostgreSQL + Redis)\n")
     print("| change | gateway | rounds | p50 s | max s | within 5 s |")

@@ -24,7 +24,6 @@ import random
 import signal
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -42,6 +41,7 @@ from assistant.api.serving import free_port, serve_in_thread  # noqa: E402
 from assistant.channels.wechat_sim import FakeWeChatApi, WeChatSimulator  # noqa: E402
 from assistant.cli.cluster import ReplicaCluster  # noqa: E402
 from assistant.cli.instances import PostgresInstance, RedisInstance  # noqa: E402
+from local_servers import bench_model, local_servers  # noqa: E402
 
 QUESTIONS = [
     "办护照要带什么材料", "那要交多少钱", "在哪里办", "社保卡丢了怎么补办", "要多久能拿到",
@@ -329,22 +329,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--runs", nargs="+", default=["one", "two", "faults"], choices=["one", "two", "faults"])
     parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args(argv)
-    from assistant.config.settings import get_settings
-    from assistant.dialogue.runtime import newest_model
-
-    model = args.model or newest_model(get_settings())
-    work = Path(tempfile.mkdtemp(prefix="banshi-scale-"))
-    os.chmod(work, 0o711)
-    postgres, redis = PostgresInstance(work / "postgres"), RedisInstance(work / "redis")
-    postgres.start()
-    redis.start()
-    api = FakeWeChatApi(WECHAT_APP_ID, WECHAT_SECRET)
-    port = free_port()
-    args.wechat_api = f"http://127.0.0.1:{port}"
-    print(f"model {model.name}; PostgreSQL {postgres.port}, Redis {redis.port}; {os.cpu_count()} CPUs; "
-          f"load average {os.getloadavg()[0]:.2f}", flush=True)
-    runs = []
-    try:
+    model = bench_model(args.model)
+    with local_servers("banshi-scale-") as (work, postgres, redis):
+        api = FakeWeChatApi(WECHAT_APP_ID, WECHAT_SECRET)
+        port = free_port()
+        args.wechat_api = f"http://127.0.0.1:{port}"
+        print(f"model {model.name}; PostgreSQL {postgres.port}, Redis {redis.port}; {os.cpu_count()} CPUs; "
+              f"load average {os.getloadavg()[0]:.2f}", flush=True)
+        runs = []
         with serve_in_thread(api.app, port=port):
             if "one" in args.runs:
                 runs.append(run_setup("1 gateway + 1 action server", 1, 1, args, postgres, redis, model, work))
@@ -354,12 +346,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             if "faults" in args.runs:
                 fault_run = run_setup("2 + 2, with faults", 2, 2, args, postgres, redis, model, work, faults=True)
                 runs.append(fault_run)
-        print_runs(runs, args.users)
-        if fault_run:
-            print_faults(fault_run)
-    finally:
-        redis.stop()
-        postgres.stop()
+    print_runs(runs, args.users)
+    if fault_run:
+        print_faults(fault_run)
     return 0
 
 
